@@ -1,1 +1,28 @@
-//! stub
+//! # postern-gateway
+//!
+//! The outside half of Postern. It keeps every user's calendars, address books and
+//! mailboxes in PostgreSQL and coordinates every write a connector makes:
+//!
+//! - [`store`]: PostgreSQL, the one source of truth (tenants, users, connectors,
+//!   collections, items, the journal, leases, conflicts). Stateless replicas share it.
+//! - [`link`]: the gRPC `ConnectorLink` service. A connector inside the firewall dials
+//!   out and keeps one stream open; over it the gateway assigns collections, grants
+//!   leases with fencing tokens, hands out the journal and commits change packets.
+//! - [`auth`]: connector tokens (JWT, revocable) and app passwords (argon2id).
+//! - [`nudge`]: LISTEN/NOTIFY, so a change on any replica wakes the right connector.
+//! - [`http`]: health and readiness (the CalDAV/CardDAV endpoint lands here next).
+//! - [`admin`]: the operator's CLI, against the same database.
+//! - [`serve`]: wiring: migrations, listeners, shutdown.
+//!
+//! Data flow of a round: the connector leases a collection, pulls the index and the
+//! pending gateway changes, plans with `postern-core`, writes the back end, and pushes
+//! one change packet that the gateway commits atomically after checking the fencing
+//! token and the StaleBase rule (see [`store::packet`]).
+
+pub mod admin;
+pub mod auth;
+pub mod http;
+pub mod link;
+pub mod nudge;
+pub mod serve;
+pub mod store;

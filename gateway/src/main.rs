@@ -1,1 +1,133 @@
-fn main() {}
+//! `postern-gateway`: `serve` runs the gateway; `admin ...` manages it (see DESIGN.md,
+//! "Contract").
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use postern_gateway::{admin, serve};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "postern-gateway",
+    version,
+    about = "Postern gateway: sync calendars, contacts and mail through an outbound-only connector"
+)]
+struct Cli {
+    /// PostgreSQL URL.
+    #[arg(long, env = "POSTERN_DATABASE_URL", global = true)]
+    database_url: Option<String>,
+    /// Log format: text or json.
+    #[arg(
+        long,
+        env = "POSTERN_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run migrations, then serve the connector gRPC API and HTTP.
+    Serve {
+        /// Address for the connector gRPC API.
+        #[arg(long, env = "POSTERN_GRPC_LISTEN", default_value = "0.0.0.0:7443")]
+        grpc_listen: SocketAddr,
+        /// Address for HTTP (health, readiness, CalDAV/CardDAV).
+        #[arg(long, env = "POSTERN_HTTP_LISTEN", default_value = "0.0.0.0:8080")]
+        http_listen: SocketAddr,
+        /// File with the connector-token signing key (32+ bytes). Without it, a key is
+        /// generated on first start and kept in the database for every replica.
+        #[arg(long, env = "POSTERN_SIGNING_KEY_FILE")]
+        signing_key_file: Option<PathBuf>,
+        /// How long a connector's lease on a collection lasts unless renewed.
+        #[arg(long, env = "POSTERN_LEASE_TTL", default_value = "60s", value_parser = humantime::parse_duration)]
+        lease_ttl: Duration,
+        /// Database connections per gateway process.
+        #[arg(long, env = "POSTERN_DATABASE_POOL", default_value_t = 16)]
+        database_pool: usize,
+    },
+    /// Manage tenants, users, connectors and collections; inspect status and conflicts.
+    Admin(admin::AdminArgs),
+}
+
+fn init_logs(format: &str) {
+    let filter = EnvFilter::try_from_env("POSTERN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Some(database_url) = cli.database_url else {
+        eprintln!(
+            "error: set --database-url or POSTERN_DATABASE_URL (postgres://user@host:5432/postern)"
+        );
+        return ExitCode::from(2);
+    };
+    let result = match cli.command {
+        Command::Serve {
+            grpc_listen,
+            http_listen,
+            signing_key_file,
+            lease_ttl,
+            database_pool,
+        } => {
+            init_logs(&cli.log_format);
+            serve_until_signal(
+                serve::ServeConfig {
+                    database_url,
+                    signing_key_file,
+                    lease_ttl,
+                    pool_size: database_pool,
+                },
+                grpc_listen,
+                http_listen,
+            )
+            .await
+        }
+        Command::Admin(args) => admin::run(&database_url, args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve_until_signal(
+    config: serve::ServeConfig,
+    grpc: SocketAddr,
+    http: SocketAddr,
+) -> anyhow::Result<()> {
+    let grpc = tokio::net::TcpListener::bind(grpc)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {grpc}: {e}"))?;
+    let http = tokio::net::TcpListener::bind(http)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {http}: {e}"))?;
+    let shutdown = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+        }
+    };
+    serve::run(config, grpc, http, shutdown).await
+}

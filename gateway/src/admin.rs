@@ -1,0 +1,364 @@
+//! The operator's CLI: `postern-gateway admin <noun> <verb>`. Every command accepts
+//! `--json`; where a command creates a secret (an app password, a connector token),
+//! the secret is the last line of standard output.
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use postern_core::model::{ConflictPolicy, Mode};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::auth::{self, TokenKeys};
+use crate::store::{Store, parse_id};
+
+/// `admin` and its global options.
+#[derive(Args, Debug)]
+pub struct AdminArgs {
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Token-signing key file (as for `serve`), for `connector enroll`.
+    #[arg(long, env = "POSTERN_SIGNING_KEY_FILE", global = true)]
+    signing_key_file: Option<std::path::PathBuf>,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Tenants (organisations).
+    #[command(subcommand)]
+    Tenant(TenantCmd),
+    /// Users and their app passwords.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Connectors: enrol, revoke, list.
+    #[command(subcommand)]
+    Connector(ConnectorCmd),
+    /// Collections: list, pause, resume, set mode and policy.
+    #[command(subcommand)]
+    Collection(CollectionCmd),
+    /// Per collection: last round, its outcome, items, pending changes, open conflicts.
+    Status {
+        /// Only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Versions that lost a conflict and are kept.
+    Conflicts {
+        /// Only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TenantCmd {
+    /// Add a tenant.
+    Add { name: String },
+    /// List tenants.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCmd {
+    /// Add a user; prints its app password on the last line.
+    Add {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+    },
+    /// List a tenant's users.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConnectorCmd {
+    /// Enrol (or re-enrol) a connector; prints its token on the last line.
+    Enroll {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+        /// Token lifetime.
+        #[arg(long, default_value = "365d", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+    },
+    /// Revoke a connector's token at once.
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+    },
+    /// List a tenant's connectors with last-seen, version and address.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CollectionCmd {
+    /// List collections.
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Pause a collection (no rounds until resumed).
+    Pause {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[arg(long, default_value = "paused by operator")]
+        reason: String,
+    },
+    /// Resume a paused collection (e.g. after the mass-deletion guard tripped).
+    Resume {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+    },
+    /// Set a collection's mode and/or conflict policy.
+    Set {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[arg(long)]
+        mode: Option<Mode>,
+        #[arg(long)]
+        conflict: Option<ConflictPolicy>,
+    },
+}
+
+fn out<T: Serialize>(json: bool, value: &T, text: impl FnOnce(&T) -> String) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        print!("{}", text(value));
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Secret<'a> {
+    tenant: &'a str,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+    secret: String,
+}
+
+/// Runs one admin command against the database.
+pub async fn run(database_url: &str, args: AdminArgs) -> anyhow::Result<()> {
+    let store = Store::connect(database_url, 2)?;
+    store.migrate().await?;
+    let json = args.json;
+    let tenant_id = |name: Option<String>| {
+        let store = store.clone();
+        async move {
+            match name {
+                Some(n) => Ok::<Option<Uuid>, anyhow::Error>(Some(store.tenant_id(&n).await?)),
+                None => Ok(None),
+            }
+        }
+    };
+    match args.command {
+        AdminCommand::Tenant(TenantCmd::Add { name }) => {
+            let t = store.add_tenant(&name).await?;
+            out(json, &t, |t| {
+                format!("tenant {} added ({})\n", t.name, t.id)
+            })
+        }
+        AdminCommand::Tenant(TenantCmd::List) => out(json, &store.list_tenants().await?, |ts| {
+            ts.iter()
+                .map(|t| format!("{}\t{}\n", t.name, t.id))
+                .collect()
+        }),
+        AdminCommand::User(UserCmd::Add { tenant, name }) => {
+            let tid = store.tenant_id(&tenant).await?;
+            let password = auth::new_app_password();
+            store
+                .add_user(tid, &name, &auth::hash_password(&password)?)
+                .await?;
+            let s = Secret {
+                tenant: &tenant,
+                name: &name,
+                expires_at: None,
+                secret: password,
+            };
+            out(json, &s, |s| {
+                format!(
+                    "user {}@{} added; log in with this app password (shown once):\n{}\n",
+                    s.name, s.tenant, s.secret
+                )
+            })
+        }
+        AdminCommand::User(UserCmd::List { tenant }) => {
+            let tid = store.tenant_id(&tenant).await?;
+            out(json, &store.list_users(tid).await?, |us| {
+                us.iter()
+                    .map(|u| {
+                        format!(
+                            "{}@{}\t{} app password(s)\n",
+                            u.name, tenant, u.app_passwords
+                        )
+                    })
+                    .collect()
+            })
+        }
+        AdminCommand::Connector(ConnectorCmd::Enroll { tenant, name, ttl }) => {
+            let keys = TokenKeys::load(&store, args.signing_key_file.as_deref()).await?;
+            let (token, expires) =
+                auth::enroll_connector(&keys, &store, &tenant, &name, ttl).await?;
+            let s = Secret {
+                tenant: &tenant,
+                name: &name,
+                expires_at: Some(expires.to_rfc3339()),
+                secret: token,
+            };
+            out(json, &s, |s| {
+                format!(
+                    "connector {} enrolled in {} (token expires {}); its token (shown once):\n{}\n",
+                    s.name,
+                    s.tenant,
+                    s.expires_at.as_deref().unwrap_or(""),
+                    s.secret
+                )
+            })
+        }
+        AdminCommand::Connector(ConnectorCmd::Revoke { tenant, name }) => {
+            let tid = store.tenant_id(&tenant).await?;
+            store.revoke_connector(tid, &name).await?;
+            out(
+                json,
+                &serde_json::json!({"tenant": tenant, "connector": name, "revoked": true}),
+                |_| format!("connector {name} revoked; its token no longer works\n"),
+            )
+        }
+        AdminCommand::Connector(ConnectorCmd::List { tenant }) => {
+            let tid = store.tenant_id(&tenant).await?;
+            out(json, &store.list_connectors(tid).await?, |cs| {
+                cs.iter()
+                    .map(|c| {
+                        format!(
+                            "{}\t{}\tlast seen {}\tversion {}\tfrom {}\n",
+                            c.name,
+                            if c.revoked_at.is_some() {
+                                "revoked"
+                            } else {
+                                "active"
+                            },
+                            c.last_seen_at.map_or("never".into(), |t| t.to_rfc3339()),
+                            if c.version.is_empty() {
+                                "-"
+                            } else {
+                                &c.version
+                            },
+                            if c.address.is_empty() {
+                                "-"
+                            } else {
+                                &c.address
+                            },
+                        )
+                    })
+                    .collect()
+            })
+        }
+        AdminCommand::Collection(CollectionCmd::List { tenant })
+        | AdminCommand::Status { tenant } => {
+            let cs = store.list_collections(tenant_id(tenant).await?).await?;
+            out(json, &cs, |cs| {
+                if cs.is_empty() {
+                    return "no collections yet: is a connector running?\n".to_string();
+                }
+                cs.iter()
+                    .map(|c| {
+                        format!(
+                            "{}\t{}\t{} {}\t{}\t{}/{}\titems {}\tpending {}\tconflicts {}\tlast round {} {}{}\n",
+                            c.id,
+                            c.user,
+                            c.kind,
+                            c.backend_href,
+                            c.display_name,
+                            c.mode,
+                            c.conflict,
+                            c.items,
+                            c.pending,
+                            c.open_conflicts,
+                            c.last_round_at.map_or("never".into(), |t| t.to_rfc3339()),
+                            c.last_outcome,
+                            c.paused_reason.as_ref().map_or(String::new(), |r| format!("\tPAUSED: {r}")),
+                        )
+                    })
+                    .collect()
+            })
+        }
+        AdminCommand::Collection(CollectionCmd::Pause { tenant, id, reason }) => {
+            let tid = store.tenant_id(&tenant).await?;
+            store
+                .set_paused(tid, parse_id("collection", &id)?, Some(&reason))
+                .await?;
+            out(
+                json,
+                &serde_json::json!({"collection": id, "paused": true}),
+                |_| format!("collection {id} paused\n"),
+            )
+        }
+        AdminCommand::Collection(CollectionCmd::Resume { tenant, id }) => {
+            let tid = store.tenant_id(&tenant).await?;
+            store
+                .set_paused(tid, parse_id("collection", &id)?, None)
+                .await?;
+            out(
+                json,
+                &serde_json::json!({"collection": id, "paused": false}),
+                |_| format!("collection {id} resumed\n"),
+            )
+        }
+        AdminCommand::Collection(CollectionCmd::Set {
+            tenant,
+            id,
+            mode,
+            conflict,
+        }) => {
+            let tid = store.tenant_id(&tenant).await?;
+            store
+                .set_collection_policy(tid, parse_id("collection", &id)?, mode, conflict)
+                .await?;
+            out(
+                json,
+                &serde_json::json!({"collection": id, "mode": mode, "conflict": conflict}),
+                |_| format!("collection {id} updated\n"),
+            )
+        }
+        AdminCommand::Conflicts { tenant } => {
+            let cs = store.list_conflicts(tenant_id(tenant).await?).await?;
+            out(json, &cs, |cs| {
+                if cs.is_empty() {
+                    return "no open conflicts\n".to_string();
+                }
+                cs.iter()
+                    .map(|c| {
+                        format!(
+                            "{}\tcollection {}\tuid {}\tlost: {} version ({})\t{}\t{}\n",
+                            c.id,
+                            c.collection_id,
+                            c.uid,
+                            c.loser_side,
+                            if c.loser_content.is_some() {
+                                "edit"
+                            } else {
+                                "deletion"
+                            },
+                            c.policy,
+                            c.created_at.to_rfc3339()
+                        )
+                    })
+                    .collect()
+            })
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! The HTTP side: `/healthz` (the process is alive) and `/readyz` (the database
+//! answers and the schema is current). The CalDAV/CardDAV endpoint joins this router.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+
+use crate::store::Store;
+
+/// The HTTP router.
+pub fn router(store: Store) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .with_state(store)
+}
+
+async fn ready(State(store): State<Store>) -> (StatusCode, &'static str) {
+    if store.migrated().await {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database unreachable or schema not migrated\n",
+        )
+    }
+}

@@ -1,0 +1,166 @@
+//! The connector link: the gRPC `ConnectorLink` service. A thin adapter: it verifies
+//! the connector's token, then moves messages between the stream and a
+//! [`session::Session`], and forwards nudges for the session's collections.
+
+pub mod convert;
+pub mod session;
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use postern_proto as pb;
+use tokio::sync::{Semaphore, broadcast, mpsc};
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::auth::{self, AuthError, TokenKeys};
+use crate::store::Store;
+use session::{LinkSettings, Session};
+
+/// A gateway-side change in a collection: (tenant, collection).
+pub type Nudge = (Uuid, Uuid);
+
+/// The `ConnectorLink` service.
+#[derive(Clone)]
+pub struct LinkService {
+    store: Store,
+    keys: TokenKeys,
+    settings: LinkSettings,
+    nudges: broadcast::Sender<Nudge>,
+}
+
+impl std::fmt::Debug for LinkService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LinkService")
+    }
+}
+
+impl LinkService {
+    /// A service over `store`; `nudges` carries gateway-side changes heard on any replica.
+    pub fn new(
+        store: Store,
+        keys: TokenKeys,
+        settings: LinkSettings,
+        nudges: broadcast::Sender<Nudge>,
+    ) -> Self {
+        LinkService {
+            store,
+            keys,
+            settings,
+            nudges,
+        }
+    }
+
+    /// The tonic server for this service, with compression and large messages allowed
+    /// (a batch of contacts with photos can be several megabytes).
+    pub fn into_server(self) -> pb::connector_link_server::ConnectorLinkServer<Self> {
+        pb::connector_link_server::ConnectorLinkServer::new(self)
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+            .send_compressed(tonic::codec::CompressionEncoding::Gzip)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20)
+    }
+}
+
+fn bearer<T>(req: &Request<T>) -> Result<String, AuthError> {
+    let value = req
+        .metadata()
+        .get("authorization")
+        .ok_or(AuthError::Missing)?;
+    let value = value.to_str().map_err(|_| AuthError::Missing)?;
+    value
+        .strip_prefix("Bearer ")
+        .map(str::to_string)
+        .ok_or(AuthError::Missing)
+}
+
+type Outbound = Pin<Box<dyn Stream<Item = Result<pb::GatewayMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::connector_link_server::ConnectorLink for LinkService {
+    type LinkStream = Outbound;
+
+    async fn link(
+        &self,
+        req: Request<Streaming<pb::ConnectorMessage>>,
+    ) -> Result<Response<Outbound>, Status> {
+        let address = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+        let token = bearer(&req).map_err(|e| Status::unauthenticated(e.to_string()))?;
+        let claims = match auth::verify_connector(&self.keys, &self.store, &token).await {
+            Ok(c) => c,
+            Err(AuthError::Store(e)) => return Err(Status::unavailable(e.to_string())),
+            Err(e) => {
+                warn!(address = %address, error = %e, "connector refused");
+                return Err(Status::unauthenticated(e.to_string()));
+            }
+        };
+        let tenant_name = self
+            .store
+            .tenant_name(claims.tid)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        info!(connector = %claims.name, tenant = %tenant_name, address = %address, "connector stream opened");
+        let session = Session::new(
+            self.store.clone(),
+            self.settings.clone(),
+            claims,
+            tenant_name,
+        );
+        let mut inbound = req.into_inner();
+        let (tx, rx) = mpsc::channel::<Result<pb::GatewayMessage, Status>>(64);
+        let mut nudges = self.nudges.subscribe();
+        // Requests are served concurrently, a bounded number at a time.
+        let permits = Arc::new(Semaphore::new(16));
+
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    next = inbound.next() => {
+                        let m = match next {
+                            Some(Ok(m)) => m,
+                            Some(Err(e)) => { info!(connector = %session.claims.name, error = %e, "connector stream broke"); break; }
+                            None => break,
+                        };
+                        let ordered = matches!(
+                            m.body,
+                            Some(pb::connector_message::Body::Hello(_)) | Some(pb::connector_message::Body::CollectionsFound(_))
+                        );
+                        let (s, tx, address) = (session.clone(), tx.clone(), address.clone());
+                        let serve = async move {
+                            for out in s.handle(m, &address).await {
+                                if tx.send(Ok(out)).await.is_err() { break; }
+                            }
+                        };
+                        if ordered {
+                            serve.await;
+                        } else {
+                            let Ok(permit) = permits.clone().acquire_owned().await else { break };
+                            tokio::spawn(async move { serve.await; drop(permit); });
+                        }
+                    }
+                    nudge = nudges.recv() => match nudge {
+                        Ok((tenant, coll)) if tenant == session.claims.tid && session.watches(coll).await => {
+                            let m = pb::GatewayMessage {
+                                request_id: 0,
+                                body: Some(pb::gateway_message::Body::Nudge(pb::Nudge { collection_id: coll.to_string() })),
+                            };
+                            if tx.send(Ok(m)).await.is_err() { break; }
+                        }
+                        Ok(_) => {}
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    },
+                }
+            }
+            session.close().await;
+            info!(connector = %session.claims.name, "connector stream closed");
+        });
+
+        let out: Outbound = Box::pin(ReceiverStream::new(rx));
+        Ok(Response::new(out))
+    }
+}

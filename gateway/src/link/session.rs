@@ -1,0 +1,548 @@
+//! One connector stream: what it may touch, and the answer to each of its messages.
+//!
+//! [`Session::handle`] is plain async Rust over the store, so tests can drive it
+//! without gRPC; the tonic service in [`super`] only moves messages in and out.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pb::connector_message::Body as In;
+use pb::gateway_message::Body as Out;
+use postern_core::model::{CollectionKind, ConflictPolicy, Mode};
+use postern_proto as pb;
+use tokio::sync::RwLock;
+use tracing::{debug, info, warn};
+use uuid::Uuid;
+
+use super::convert::{index_to_pb, pending_to_pb};
+use crate::auth::Claims;
+use crate::store::collections::{Collection, FoundCollection, SourceSpec};
+use crate::store::leases::LeaseOutcome;
+use crate::store::packet::{Packet, PacketOutcome};
+use crate::store::{Store, StoreError};
+
+/// Settings that shape every session.
+#[derive(Debug, Clone)]
+pub struct LinkSettings {
+    /// How long a granted lease lasts unless renewed.
+    pub lease_ttl: Duration,
+    /// Largest number of changes in one JournalBatch.
+    pub batch_changes: usize,
+    /// Largest content bytes in one JournalBatch.
+    pub batch_bytes: usize,
+}
+
+impl Default for LinkSettings {
+    fn default() -> Self {
+        LinkSettings {
+            lease_ttl: Duration::from_secs(60),
+            batch_changes: 500,
+            batch_bytes: 4 << 20,
+        }
+    }
+}
+
+/// A source of this session: its id and owner.
+#[derive(Debug, Clone)]
+struct SourceRef {
+    id: Uuid,
+}
+
+/// The state of one stream. Cheap to clone: requests are served concurrently.
+#[derive(Clone)]
+pub struct Session {
+    store: Store,
+    settings: LinkSettings,
+    /// Who is on the other end (from the verified token).
+    pub claims: Claims,
+    /// The connector's name for the tenant, for logs and `Welcome`.
+    tenant_name: String,
+    /// The process instance (from Hello); leases are held by it.
+    instance: Arc<RwLock<String>>,
+    /// Sources announced in Hello, by name.
+    sources: Arc<RwLock<HashMap<String, SourceRef>>>,
+    /// Collections assigned on this stream: the only ones it may lease, pull or write.
+    collections: Arc<RwLock<HashSet<Uuid>>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("connector", &self.claims.name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn msg(request_id: u64, body: Out) -> pb::GatewayMessage {
+    pb::GatewayMessage {
+        request_id,
+        body: Some(body),
+    }
+}
+
+fn failure(request_id: u64, message: impl Into<String>) -> pb::GatewayMessage {
+    msg(
+        request_id,
+        Out::Failure(pb::Failure {
+            message: message.into(),
+        }),
+    )
+}
+
+fn assigned(c: &Collection) -> pb::AssignedCollection {
+    pb::AssignedCollection {
+        collection_id: c.id.to_string(),
+        backend_href: c.backend_href.clone(),
+        kind: c.kind.clone(),
+        mode: c.mode.clone(),
+        conflict: c.conflict.clone(),
+        paused: c.paused_reason.is_some(),
+        backend_state: c.backend_state.clone(),
+        cursor: c.cursor.max(0) as u64,
+    }
+}
+
+impl Session {
+    /// A session for a verified connector.
+    pub fn new(store: Store, settings: LinkSettings, claims: Claims, tenant_name: String) -> Self {
+        Session {
+            store,
+            settings,
+            claims,
+            tenant_name,
+            instance: Arc::new(RwLock::new(String::new())),
+            sources: Arc::default(),
+            collections: Arc::default(),
+        }
+    }
+
+    /// True when `collection` is assigned on this stream (nudges are forwarded only then).
+    pub async fn watches(&self, collection: Uuid) -> bool {
+        self.collections.read().await.contains(&collection)
+    }
+
+    /// The instance id from Hello.
+    pub async fn instance(&self) -> String {
+        self.instance.read().await.clone()
+    }
+
+    fn tenant(&self) -> Uuid {
+        self.claims.tid
+    }
+
+    /// Answers one message. Errors of the store become `Failure` answers: the stream
+    /// stays up and the connector retries its round later.
+    pub async fn handle(&self, m: pb::ConnectorMessage, address: &str) -> Vec<pb::GatewayMessage> {
+        let rid = m.request_id;
+        let Some(body) = m.body else {
+            return vec![failure(rid, "empty message")];
+        };
+        let result = match body {
+            In::Hello(h) => self.hello(rid, h, address).await,
+            In::CollectionsFound(f) => self.collections_found(rid, f).await,
+            In::Lease(l) => self.lease(rid, l).await,
+            In::IndexPull(p) => self.index(rid, p).await,
+            In::JournalPull(p) => self.journal(rid, p).await,
+            In::ChangePacket(p) => self.packet(rid, p).await,
+            In::Heartbeat(_) => {
+                let _ = self
+                    .store
+                    .touch_connector(self.tenant(), self.claims.sub, "", address)
+                    .await;
+                Ok(vec![msg(
+                    rid,
+                    Out::Heartbeat(pb::Heartbeat {
+                        sent_at_ms: chrono::Utc::now().timestamp_millis(),
+                    }),
+                )])
+            }
+            In::RoundReport(r) => self.round_report(r).await.map(|()| vec![]),
+        };
+        match result {
+            Ok(out) => out,
+            Err(e) => {
+                warn!(connector = %self.claims.name, error = %e, "request failed");
+                vec![failure(rid, e.to_string())]
+            }
+        }
+    }
+
+    async fn hello(
+        &self,
+        rid: u64,
+        h: pb::Hello,
+        address: &str,
+    ) -> Result<Vec<pb::GatewayMessage>, StoreError> {
+        if h.instance_id.is_empty() {
+            return Ok(vec![failure(rid, "hello needs an instance_id")]);
+        }
+        *self.instance.write().await = h.instance_id.clone();
+        let tenant = self.tenant();
+        self.store
+            .touch_connector(tenant, self.claims.sub, &h.version, address)
+            .await?;
+        let mut out = Vec::new();
+        let mut sources = self.sources.write().await;
+        for s in &h.sources {
+            let (user, user_tenant) = match s.user.split_once('@') {
+                Some((u, t)) => (u, Some(t)),
+                None => (s.user.as_str(), None),
+            };
+            if user_tenant.is_some_and(|t| t != self.tenant_name) {
+                out.push(failure(
+                    0,
+                    format!(
+                        "source {}: user {} is not in tenant {}",
+                        s.name, s.user, self.tenant_name
+                    ),
+                ));
+                continue;
+            }
+            let parsed = (s.mode.parse::<Mode>(), s.conflict.parse::<ConflictPolicy>());
+            let (mode, conflict) = match parsed {
+                (Ok(m), Ok(c)) => (m, c),
+                (Err(e), _) | (_, Err(e)) => {
+                    out.push(failure(0, format!("source {}: {e}", s.name)));
+                    continue;
+                }
+            };
+            if !matches!(s.kind.as_str(), "caldav" | "carddav" | "imap") {
+                out.push(failure(
+                    0,
+                    format!("source {}: unknown kind {:?}", s.name, s.kind),
+                ));
+                continue;
+            }
+            let user_id = match self.store.user_id(tenant, user).await {
+                Ok(id) => id,
+                Err(StoreError::NotFound(_)) => {
+                    out.push(failure(
+                        0,
+                        format!(
+                            "source {}: no user {user:?} in tenant {}; add it with `postern-gateway admin user add --tenant {} {user}`",
+                            s.name, self.tenant_name, self.tenant_name
+                        ),
+                    ));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let spec = SourceSpec {
+                name: s.name.clone(),
+                kind: s.kind.clone(),
+                user_id,
+                mode,
+                conflict,
+            };
+            let id = self
+                .store
+                .upsert_source(tenant, self.claims.sub, &spec)
+                .await?;
+            sources.insert(s.name.clone(), SourceRef { id });
+        }
+        info!(connector = %self.claims.name, tenant = %self.tenant_name, version = %h.version, sources = sources.len(), "connector said hello");
+        out.insert(
+            0,
+            msg(
+                rid,
+                Out::Welcome(pb::Welcome {
+                    version: env!("CARGO_PKG_VERSION").to_string(),
+                    connector: self.claims.name.clone(),
+                    tenant: self.tenant_name.clone(),
+                    lease_ttl_ms: self.settings.lease_ttl.as_millis() as u64,
+                    max_packet_ops: 2000,
+                }),
+            ),
+        );
+        Ok(out)
+    }
+
+    async fn collections_found(
+        &self,
+        rid: u64,
+        f: pb::CollectionsFound,
+    ) -> Result<Vec<pb::GatewayMessage>, StoreError> {
+        let Some(source) = self.sources.read().await.get(&f.source).cloned() else {
+            return Ok(vec![failure(
+                rid,
+                format!("unknown source {:?} (not in hello, or refused)", f.source),
+            )]);
+        };
+        let mut found = Vec::new();
+        for c in &f.collections {
+            let Ok(kind) = c.kind.parse::<CollectionKind>() else {
+                return Ok(vec![failure(
+                    rid,
+                    format!("unknown collection kind {:?}", c.kind),
+                )]);
+            };
+            if !c.backend_href.starts_with('/') {
+                return Ok(vec![failure(
+                    rid,
+                    format!("backend href {:?} must be absolute", c.backend_href),
+                )]);
+            }
+            found.push(FoundCollection {
+                backend_href: c.backend_href.clone(),
+                kind,
+                display_name: c.display_name.clone(),
+                color: c.color.clone(),
+            });
+        }
+        let collections = self
+            .store
+            .upsert_collections(self.tenant(), source.id, &found)
+            .await?;
+        self.collections
+            .write()
+            .await
+            .extend(collections.iter().map(|c| c.id));
+        debug!(connector = %self.claims.name, source = %f.source, collections = collections.len(), "assigned");
+        Ok(vec![msg(
+            rid,
+            Out::Assignment(pb::Assignment {
+                source: f.source,
+                collections: collections.iter().map(assigned).collect(),
+            }),
+        )])
+    }
+
+    /// The collection a request names, if it is assigned to this stream.
+    async fn own(&self, rid: u64, id: &str) -> Result<Uuid, pb::GatewayMessage> {
+        match Uuid::parse_str(id) {
+            Ok(id) if self.watches(id).await => Ok(id),
+            _ => Err(failure(
+                rid,
+                format!("collection {id:?} is not assigned to this connector"),
+            )),
+        }
+    }
+
+    async fn lease(
+        &self,
+        rid: u64,
+        l: pb::LeaseRequest,
+    ) -> Result<Vec<pb::GatewayMessage>, StoreError> {
+        let coll = match self.own(rid, &l.collection_id).await {
+            Ok(c) => c,
+            Err(f) => return Ok(vec![f]),
+        };
+        let holder = self.instance().await;
+        let tenant = self.tenant();
+        let ttl = self.settings.lease_ttl;
+        let deny = |reason: &str, retry: Duration| {
+            msg(
+                rid,
+                Out::LeaseDeny(pb::LeaseDeny {
+                    collection_id: l.collection_id.clone(),
+                    reason: reason.into(),
+                    retry_after_ms: retry.as_millis() as u64,
+                }),
+            )
+        };
+        let grant = |token: u64, ttl: Duration| {
+            msg(
+                rid,
+                Out::LeaseGrant(pb::LeaseGrant {
+                    collection_id: l.collection_id.clone(),
+                    fencing_token: token,
+                    ttl_ms: ttl.as_millis() as u64,
+                }),
+            )
+        };
+        let outcome = match pb::lease_request::Action::try_from(l.action) {
+            Ok(pb::lease_request::Action::Acquire) => {
+                if !self
+                    .store
+                    .connector_token_valid(tenant, self.claims.sub, self.claims.jti)
+                    .await?
+                {
+                    return Ok(vec![deny("revoked", Duration::from_secs(3600))]);
+                }
+                self.store
+                    .acquire_lease(tenant, coll, self.claims.sub, &holder, ttl)
+                    .await?
+            }
+            Ok(pb::lease_request::Action::Renew) => {
+                self.store
+                    .renew_lease(tenant, coll, &holder, l.fencing_token, ttl)
+                    .await?
+            }
+            Ok(pb::lease_request::Action::Release) => {
+                self.store
+                    .release_lease(tenant, coll, &holder, l.fencing_token)
+                    .await?;
+                return Ok(vec![grant(l.fencing_token, Duration::ZERO)]);
+            }
+            _ => {
+                return Ok(vec![failure(
+                    rid,
+                    format!("unknown lease action {}", l.action),
+                )]);
+            }
+        };
+        Ok(vec![match outcome {
+            LeaseOutcome::Granted(token) => grant(token, ttl),
+            LeaseOutcome::Held(left) => deny("held", left.max(Duration::from_millis(200))),
+            LeaseOutcome::Paused => deny("paused", ttl),
+            LeaseOutcome::Unknown => deny("unknown-collection", ttl),
+        }])
+    }
+
+    async fn index(
+        &self,
+        rid: u64,
+        p: pb::IndexPull,
+    ) -> Result<Vec<pb::GatewayMessage>, StoreError> {
+        let coll = match self.own(rid, &p.collection_id).await {
+            Ok(c) => c,
+            Err(f) => return Ok(vec![f]),
+        };
+        let (entries, head) = self.store.index(self.tenant(), coll).await?;
+        Ok(vec![msg(
+            rid,
+            Out::IndexBatch(pb::IndexBatch {
+                collection_id: p.collection_id,
+                entries: entries.iter().map(index_to_pb).collect(),
+                as_of: head.max(0) as u64,
+            }),
+        )])
+    }
+
+    async fn journal(
+        &self,
+        rid: u64,
+        p: pb::JournalPull,
+    ) -> Result<Vec<pb::GatewayMessage>, StoreError> {
+        let coll = match self.own(rid, &p.collection_id).await {
+            Ok(c) => c,
+            Err(f) => return Ok(vec![f]),
+        };
+        let (pending, head) = self.store.pending_changes(self.tenant(), coll).await?;
+        let limit = match p.limit as usize {
+            0 => self.settings.batch_changes,
+            n => n.min(self.settings.batch_changes),
+        };
+        // Batches of bounded size; every batch names the same head, the last says so.
+        let mut batches: Vec<Vec<pb::Change>> = vec![Vec::new()];
+        let mut bytes = 0;
+        for change in pending.iter().map(pending_to_pb) {
+            let current = batches.last().map_or(0, Vec::len);
+            if current >= limit
+                || (current > 0 && bytes + change.content.len() > self.settings.batch_bytes)
+            {
+                batches.push(Vec::new());
+                bytes = 0;
+            }
+            bytes += change.content.len();
+            if let Some(b) = batches.last_mut() {
+                b.push(change);
+            }
+        }
+        let n = batches.len();
+        Ok(batches
+            .into_iter()
+            .enumerate()
+            .map(|(i, changes)| {
+                msg(
+                    rid,
+                    Out::JournalBatch(pb::JournalBatch {
+                        collection_id: p.collection_id.clone(),
+                        changes,
+                        head: head.max(0) as u64,
+                        more: i + 1 < n,
+                    }),
+                )
+            })
+            .collect())
+    }
+
+    async fn packet(
+        &self,
+        rid: u64,
+        p: pb::ChangePacket,
+    ) -> Result<Vec<pb::GatewayMessage>, StoreError> {
+        if let Err(f) = self.own(rid, &p.collection_id).await {
+            return Ok(vec![f]);
+        }
+        let rejected = |reason: pb::rejected::Reason, detail: String| {
+            msg(
+                rid,
+                Out::Verdict(pb::Verdict {
+                    collection_id: p.collection_id.clone(),
+                    outcome: Some(pb::verdict::Outcome::Rejected(pb::Rejected {
+                        reason: reason as i32,
+                        detail,
+                    })),
+                }),
+            )
+        };
+        let packet = match Packet::try_from(&p) {
+            Ok(packet) => packet,
+            Err(e) => return Ok(vec![rejected(pb::rejected::Reason::Invalid, e.to_string())]),
+        };
+        let outcome = match self.store.apply_packet(self.tenant(), &packet).await {
+            Ok(o) => o,
+            Err(StoreError::Invalid(why)) => PacketOutcome::Invalid(why),
+            Err(e) => return Err(e),
+        };
+        Ok(vec![match outcome {
+            PacketOutcome::Accepted { cursor, item_ids } => {
+                debug!(collection = %packet.collection, changes = packet.changes.len(), cursor, "packet accepted");
+                msg(
+                    rid,
+                    Out::Verdict(pb::Verdict {
+                        collection_id: p.collection_id.clone(),
+                        outcome: Some(pb::verdict::Outcome::Accepted(pb::Accepted {
+                            cursor: cursor.max(0) as u64,
+                            item_ids: item_ids
+                                .iter()
+                                .map(|i| i.map(|u| u.to_string()).unwrap_or_default())
+                                .collect(),
+                        })),
+                    }),
+                )
+            }
+            PacketOutcome::StaleBase(d) => {
+                info!(collection = %packet.collection, detail = %d, "stale base");
+                rejected(pb::rejected::Reason::StaleBase, d)
+            }
+            PacketOutcome::StaleFence(d) => {
+                warn!(collection = %packet.collection, detail = %d, "stale fence");
+                rejected(pb::rejected::Reason::StaleFence, d)
+            }
+            PacketOutcome::Invalid(d) => rejected(pb::rejected::Reason::Invalid, d),
+        }])
+    }
+
+    async fn round_report(&self, r: pb::RoundReport) -> Result<(), StoreError> {
+        let Ok(coll) = Uuid::parse_str(&r.collection_id) else {
+            return Ok(());
+        };
+        if !self.watches(coll).await {
+            return Ok(());
+        }
+        let detail = if r.detail.is_empty() {
+            format!(
+                "{} to gateway, {} to back end, {} conflicts",
+                r.to_gateway, r.to_backend, r.conflicts
+            )
+        } else {
+            r.detail
+        };
+        self.store
+            .record_round(self.tenant(), coll, &r.outcome, &detail)
+            .await
+    }
+
+    /// Releases every lease this stream's instance holds (the stream ended).
+    pub async fn close(&self) {
+        let holder = self.instance().await;
+        if !holder.is_empty() {
+            if let Err(e) = self.store.release_all_leases(self.tenant(), &holder).await {
+                warn!(error = %e, "could not release leases of a closed stream");
+            }
+        }
+    }
+}

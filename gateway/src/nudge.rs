@@ -1,0 +1,70 @@
+//! Cross-replica wake-ups. Every gateway-side change runs `pg_notify` in its own
+//! transaction; each replica LISTENs on one dedicated (unpooled) connection and
+//! broadcasts what it hears to its connector streams, so a write on replica B reaches
+//! the connector attached to replica A at once.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::broadcast;
+use tokio_postgres::AsyncMessage;
+use tracing::{debug, warn};
+use uuid::Uuid;
+
+use crate::link::Nudge;
+use crate::store::CHANGES_CHANNEL;
+
+/// Listens forever (reconnecting with backoff) and sends every change heard to `tx`.
+pub async fn listen(database_url: String, tx: broadcast::Sender<Nudge>) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match listen_once(&database_url, &tx).await {
+            Ok(()) => backoff = Duration::from_millis(200),
+            Err(e) => {
+                warn!(error = %e, retry_in = ?backoff, "change listener lost its connection");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+async fn listen_once(
+    url: &str,
+    tx: &broadcast::Sender<Nudge>,
+) -> Result<(), tokio_postgres::Error> {
+    let (client, mut connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    let (msg_tx, mut msg_rx) = tokio::sync::mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let mut stream = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(m) = stream.next().await {
+            match m {
+                Ok(m) => {
+                    if msg_tx.send(m).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    });
+    client
+        .batch_execute(&format!("LISTEN {CHANGES_CHANNEL}"))
+        .await?;
+    while let Some(m) = msg_rx.recv().await {
+        if let AsyncMessage::Notification(n) = m {
+            if let Some((t, c)) = n.payload().split_once(':') {
+                if let (Ok(t), Ok(c)) = (Uuid::parse_str(t), Uuid::parse_str(c)) {
+                    debug!(collection = %c, "change heard");
+                    let _ = tx.send((t, c));
+                }
+            }
+        }
+    }
+    drop(client);
+    match driver.await {
+        Ok(r) => r,
+        Err(_) => Ok(()),
+    }
+}

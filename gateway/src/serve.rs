@@ -1,0 +1,80 @@
+//! Wiring of `postern-gateway serve`: migrate, then serve gRPC and HTTP on bound
+//! listeners until the shutdown future resolves. Tests bind port 0 and run several
+//! gateways side by side.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::info;
+
+use crate::auth::TokenKeys;
+use crate::link::LinkService;
+use crate::link::session::LinkSettings;
+use crate::store::Store;
+
+/// What `serve` needs beyond its listeners.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// PostgreSQL URL.
+    pub database_url: String,
+    /// Token-signing key file; `None` to use the key kept in the database.
+    pub signing_key_file: Option<PathBuf>,
+    /// Lease time-to-live.
+    pub lease_ttl: Duration,
+    /// Database pool size.
+    pub pool_size: usize,
+}
+
+/// Runs the gateway until `shutdown` resolves.
+pub async fn run(
+    config: ServeConfig,
+    grpc: TcpListener,
+    http: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = Store::connect(&config.database_url, config.pool_size)?;
+    let ran = store.migrate().await?;
+    info!(applied = ran, "schema up to date");
+    let keys = TokenKeys::load(&store, config.signing_key_file.as_deref()).await?;
+
+    let (nudge_tx, _) = broadcast::channel(1024);
+    tokio::spawn(crate::nudge::listen(
+        config.database_url.clone(),
+        nudge_tx.clone(),
+    ));
+
+    let settings = LinkSettings {
+        lease_ttl: config.lease_ttl,
+        ..LinkSettings::default()
+    };
+    let link = LinkService::new(store.clone(), keys, settings, nudge_tx).into_server();
+
+    let (stop_tx, _) = broadcast::channel::<()>(1);
+    let mut stop_grpc = stop_tx.subscribe();
+    let mut stop_http = stop_tx.subscribe();
+    info!(grpc = %grpc.local_addr()?, http = %http.local_addr()?, "gateway serving");
+
+    let grpc_server = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .add_service(link)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async move {
+            let _ = stop_grpc.recv().await;
+        });
+    let http_server = axum::serve(http, crate::http::router(store.clone()).into_make_service())
+        .with_graceful_shutdown(async move {
+            let _ = stop_http.recv().await;
+        });
+    tokio::spawn(async move {
+        shutdown.await;
+        info!("shutting down");
+        let _ = stop_tx.send(());
+    });
+    let (g, h) = tokio::join!(grpc_server, http_server);
+    g?;
+    h?;
+    Ok(())
+}

@@ -1,0 +1,260 @@
+//! Sources and collections: what each connector syncs, in which mode, and where it
+//! stands (back-end state, cursor, last round).
+
+use chrono::{DateTime, Utc};
+use postern_core::model::{CollectionKind, ConflictPolicy, Mode};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{Result, Store, StoreError};
+
+/// A source announced by a connector.
+#[derive(Debug, Clone)]
+pub struct SourceSpec {
+    /// Name from the connector's config.
+    pub name: String,
+    /// "caldav", "carddav", "imap".
+    pub kind: String,
+    /// Owning user (already resolved within the connector's tenant).
+    pub user_id: Uuid,
+    /// Default mode.
+    pub mode: Mode,
+    /// Default conflict policy.
+    pub conflict: ConflictPolicy,
+}
+
+/// A back-end collection reported by discovery.
+#[derive(Debug, Clone)]
+pub struct FoundCollection {
+    /// Its path on the back end.
+    pub backend_href: String,
+    /// What it holds.
+    pub kind: CollectionKind,
+    /// Its display name.
+    pub display_name: String,
+    /// Its colour.
+    pub color: String,
+}
+
+/// A collection as assigned to a connector and shown by `admin status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Collection {
+    /// Gateway id.
+    pub id: Uuid,
+    /// Source name.
+    pub source: String,
+    /// Owning user name.
+    pub user: String,
+    /// What it holds.
+    pub kind: String,
+    /// Path on the back end.
+    pub backend_href: String,
+    /// Display name.
+    pub display_name: String,
+    /// Sync mode.
+    pub mode: String,
+    /// Conflict policy.
+    pub conflict: String,
+    /// Why it is paused, if it is.
+    pub paused_reason: Option<String>,
+    /// Back-end resume point.
+    pub backend_state: String,
+    /// Journal sequence the connector has seen.
+    pub cursor: i64,
+    /// Last journal sequence.
+    pub journal_head: i64,
+    /// When the last round ended.
+    pub last_round_at: Option<DateTime<Utc>>,
+    /// How it ended.
+    pub last_outcome: String,
+    /// Details of the last round.
+    pub last_detail: String,
+    /// Live items.
+    pub items: i64,
+    /// Gateway changes waiting for the back end.
+    pub pending: i64,
+    /// Conflicts not yet resolved.
+    pub open_conflicts: i64,
+}
+
+const COLLECTION_SELECT: &str = "
+    SELECT c.id, s.name, u.name, c.kind, c.backend_href, c.display_name, c.mode, c.conflict,
+           c.paused_reason, c.backend_state, c.cursor, c.journal_head, c.last_round_at,
+           c.last_outcome, c.last_detail,
+           (SELECT count(*) FROM items i WHERE i.tenant_id = c.tenant_id AND i.collection_id = c.id AND NOT i.deleted),
+           (SELECT count(*) FROM items i WHERE i.tenant_id = c.tenant_id AND i.collection_id = c.id AND i.pending_seq IS NOT NULL),
+           (SELECT count(*) FROM conflicts f WHERE f.tenant_id = c.tenant_id AND f.collection_id = c.id AND f.resolved_at IS NULL)
+    FROM collections c
+    JOIN sources s ON s.tenant_id = c.tenant_id AND s.id = c.source_id
+    JOIN users u ON u.tenant_id = c.tenant_id AND u.id = c.user_id";
+
+fn collection_from_row(r: &tokio_postgres::Row) -> Collection {
+    Collection {
+        id: r.get(0),
+        source: r.get(1),
+        user: r.get(2),
+        kind: r.get(3),
+        backend_href: r.get(4),
+        display_name: r.get(5),
+        mode: r.get(6),
+        conflict: r.get(7),
+        paused_reason: r.get(8),
+        backend_state: r.get(9),
+        cursor: r.get(10),
+        journal_head: r.get(11),
+        last_round_at: r.get(12),
+        last_outcome: r.get(13),
+        last_detail: r.get(14),
+        items: r.get(15),
+        pending: r.get(16),
+        open_conflicts: r.get(17),
+    }
+}
+
+impl Store {
+    /// Records (or updates) a connector's source; returns its id.
+    pub async fn upsert_source(
+        &self,
+        tenant: Uuid,
+        connector: Uuid,
+        spec: &SourceSpec,
+    ) -> Result<Uuid> {
+        let c = self.client().await?;
+        let row = c
+            .query_one(
+                "INSERT INTO sources (tenant_id, id, connector_id, name, kind, user_id, mode, conflict)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (tenant_id, connector_id, name) DO UPDATE
+                   SET kind = EXCLUDED.kind, user_id = EXCLUDED.user_id, mode = EXCLUDED.mode, conflict = EXCLUDED.conflict
+                 RETURNING id",
+                &[
+                    &tenant,
+                    &Uuid::new_v4(),
+                    &connector,
+                    &spec.name,
+                    &spec.kind,
+                    &spec.user_id,
+                    &spec.mode.as_str(),
+                    &spec.conflict.as_str(),
+                ],
+            )
+            .await?;
+        let id: Uuid = row.get(0);
+        // Collections follow their source's defaults unless an operator overrode them.
+        c.execute(
+            "UPDATE collections SET mode = $3, conflict = $4
+             WHERE tenant_id = $1 AND source_id = $2 AND NOT mode_override",
+            &[&tenant, &id, &spec.mode.as_str(), &spec.conflict.as_str()],
+        )
+        .await?;
+        Ok(id)
+    }
+
+    /// Records what discovery found for a source, creating collections it has not
+    /// seen before. Returns the source's collections.
+    pub async fn upsert_collections(
+        &self,
+        tenant: Uuid,
+        source: Uuid,
+        found: &[FoundCollection],
+    ) -> Result<Vec<Collection>> {
+        let c = self.client().await?;
+        for f in found {
+            c.execute(
+                "INSERT INTO collections (tenant_id, id, user_id, source_id, kind, backend_href, display_name, color, mode, conflict)
+                 SELECT $1, $2, s.user_id, s.id, $4, $5, $6, $7, s.mode, s.conflict
+                 FROM sources s WHERE s.tenant_id = $1 AND s.id = $3
+                 ON CONFLICT (tenant_id, source_id, backend_href) DO UPDATE
+                   SET display_name = EXCLUDED.display_name, color = EXCLUDED.color",
+                &[&tenant, &Uuid::new_v4(), &source, &f.kind.as_str(), &f.backend_href, &f.display_name, &f.color],
+            )
+            .await?;
+        }
+        self.source_collections(tenant, source).await
+    }
+
+    /// The collections of a source.
+    pub async fn source_collections(&self, tenant: Uuid, source: Uuid) -> Result<Vec<Collection>> {
+        let c = self.client().await?;
+        let sql = format!(
+            "{COLLECTION_SELECT} WHERE c.tenant_id = $1 AND c.source_id = $2 ORDER BY c.backend_href"
+        );
+        let rows = c.query(&sql, &[&tenant, &source]).await?;
+        Ok(rows.iter().map(collection_from_row).collect())
+    }
+
+    /// Every collection of a tenant (or of all tenants with `None`), for `admin status`.
+    pub async fn list_collections(&self, tenant: Option<Uuid>) -> Result<Vec<Collection>> {
+        let c = self.client().await?;
+        let sql = format!(
+            "{COLLECTION_SELECT} WHERE ($1::uuid IS NULL OR c.tenant_id = $1) ORDER BY u.name, c.backend_href"
+        );
+        let rows = c.query(&sql, &[&tenant]).await?;
+        Ok(rows.iter().map(collection_from_row).collect())
+    }
+
+    /// One collection of a tenant.
+    pub async fn collection(&self, tenant: Uuid, id: Uuid) -> Result<Collection> {
+        let c = self.client().await?;
+        let sql = format!("{COLLECTION_SELECT} WHERE c.tenant_id = $1 AND c.id = $2");
+        c.query_opt(&sql, &[&tenant, &id])
+            .await?
+            .map(|r| collection_from_row(&r))
+            .ok_or_else(|| StoreError::NotFound(format!("collection {id}")))
+    }
+
+    /// Pauses a collection (`Some(reason)`) or resumes it (`None`).
+    pub async fn set_paused(&self, tenant: Uuid, id: Uuid, reason: Option<&str>) -> Result<()> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "UPDATE collections SET paused_reason = $3 WHERE tenant_id = $1 AND id = $2",
+                &[&tenant, &id, &reason],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("collection {id}")));
+        }
+        Ok(())
+    }
+
+    /// Sets a collection's mode and/or policy, overriding its source's defaults.
+    pub async fn set_collection_policy(
+        &self,
+        tenant: Uuid,
+        id: Uuid,
+        mode: Option<Mode>,
+        conflict: Option<ConflictPolicy>,
+    ) -> Result<()> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "UPDATE collections SET mode = COALESCE($3, mode), conflict = COALESCE($4, conflict), mode_override = true
+                 WHERE tenant_id = $1 AND id = $2",
+                &[&tenant, &id, &mode.map(Mode::as_str), &conflict.map(ConflictPolicy::as_str)],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("collection {id}")));
+        }
+        Ok(())
+    }
+
+    /// Records how a round ended.
+    pub async fn record_round(
+        &self,
+        tenant: Uuid,
+        id: Uuid,
+        outcome: &str,
+        detail: &str,
+    ) -> Result<()> {
+        let c = self.client().await?;
+        c.execute(
+            "UPDATE collections SET last_round_at = now(), last_outcome = $3, last_detail = $4
+             WHERE tenant_id = $1 AND id = $2",
+            &[&tenant, &id, &outcome, &detail],
+        )
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,338 @@
+//! Items: what the connector pulls (the index and the pending gateway changes), and
+//! the store API through which gateway-side edits enter (remote clients, tests).
+
+use postern_core::content;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{CHANGES_CHANNEL, Result, Store, StoreError};
+
+/// One entry of the index: an item the back end has, as the gateway knows it.
+#[derive(Debug, Clone)]
+pub struct IndexEntry {
+    /// Gateway item id.
+    pub item_id: Uuid,
+    /// Its href on the back end.
+    pub backend_href: String,
+    /// Back-end version last seen.
+    pub backend_version: String,
+}
+
+/// The latest state of an item with a gateway-side change not yet on the back end.
+#[derive(Debug, Clone)]
+pub struct PendingChange {
+    /// Gateway item id.
+    pub item_id: Uuid,
+    /// Journal sequence of its latest change.
+    pub seq: i64,
+    /// Its UID.
+    pub uid: String,
+    /// Its back-end href, if it has one.
+    pub backend_href: Option<String>,
+    /// Back-end version last seen.
+    pub backend_version: Option<String>,
+    /// New content; `None` for a deletion.
+    pub content: Option<Vec<u8>>,
+    /// MIME type.
+    pub content_type: String,
+    /// When it changed, Unix milliseconds.
+    pub changed_at_ms: i64,
+    /// IMAP flags.
+    pub flags: Vec<String>,
+}
+
+/// A live item, as tests and the DAV layer read it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    /// Gateway item id.
+    pub id: Uuid,
+    /// Resource name within the collection.
+    pub name: String,
+    /// UID.
+    pub uid: String,
+    /// Content as stored.
+    #[serde(skip)]
+    pub content: Vec<u8>,
+    /// Strong ETag of the content.
+    pub etag: String,
+    /// Back-end href.
+    pub backend_href: Option<String>,
+    /// Waiting for the back end.
+    pub pending: bool,
+}
+
+/// Reserves `n` journal sequence numbers in a collection; returns the first. Locks the
+/// collection row until the transaction ends, so sequences are gap-free and ordered.
+pub(crate) async fn reserve_seqs(
+    tx: &tokio_postgres::Transaction<'_>,
+    tenant: Uuid,
+    collection: Uuid,
+    n: i64,
+) -> Result<i64> {
+    let row = tx
+        .query_opt(
+            "UPDATE collections SET journal_head = journal_head + $3 WHERE tenant_id = $1 AND id = $2 RETURNING journal_head",
+            &[&tenant, &collection, &n],
+        )
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))?;
+    Ok(row.get::<_, i64>(0) - n + 1)
+}
+
+/// Announces gateway-side changes so the replica holding the connector nudges it.
+pub(crate) async fn notify(
+    tx: &tokio_postgres::Transaction<'_>,
+    tenant: Uuid,
+    collection: Uuid,
+) -> Result<()> {
+    tx.execute(
+        "SELECT pg_notify($1, $2)",
+        &[&CHANGES_CHANNEL, &format!("{tenant}:{collection}")],
+    )
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// The index of a collection and the journal head it reflects.
+    pub async fn index(&self, tenant: Uuid, collection: Uuid) -> Result<(Vec<IndexEntry>, i64)> {
+        let mut c = self.client().await?;
+        let tx = c
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .start()
+            .await?;
+        let head = tx
+            .query_opt(
+                "SELECT journal_head FROM collections WHERE tenant_id = $1 AND id = $2",
+                &[&tenant, &collection],
+            )
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))?
+            .get(0);
+        let rows = tx
+            .query(
+                "SELECT id, backend_href, COALESCE(backend_version, '') FROM items
+                 WHERE tenant_id = $1 AND collection_id = $2 AND backend_href IS NOT NULL",
+                &[&tenant, &collection],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok((
+            rows.iter()
+                .map(|r| IndexEntry {
+                    item_id: r.get(0),
+                    backend_href: r.get(1),
+                    backend_version: r.get(2),
+                })
+                .collect(),
+            head,
+        ))
+    }
+
+    /// The gateway-side changes waiting for the back end, and the journal head: the
+    /// latest state of every item whose change is not yet acknowledged. Several journal
+    /// entries of one item arrive as one change.
+    pub async fn pending_changes(
+        &self,
+        tenant: Uuid,
+        collection: Uuid,
+    ) -> Result<(Vec<PendingChange>, i64)> {
+        let mut c = self.client().await?;
+        let tx = c
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .start()
+            .await?;
+        let head: i64 = tx
+            .query_opt(
+                "SELECT journal_head FROM collections WHERE tenant_id = $1 AND id = $2",
+                &[&tenant, &collection],
+            )
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))?
+            .get(0);
+        let rows = tx
+            .query(
+                "SELECT id, pending_seq, uid, backend_href, backend_version, content, content_type, deleted,
+                        (EXTRACT(EPOCH FROM changed_at) * 1000)::bigint, flags
+                 FROM items WHERE tenant_id = $1 AND collection_id = $2 AND pending_seq IS NOT NULL
+                 ORDER BY pending_seq",
+                &[&tenant, &collection],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok((
+            rows.iter()
+                .map(|r| {
+                    let deleted: bool = r.get(7);
+                    PendingChange {
+                        item_id: r.get(0),
+                        seq: r.get(1),
+                        uid: r.get(2),
+                        backend_href: r.get(3),
+                        backend_version: r.get(4),
+                        content: if deleted { None } else { r.get(5) },
+                        content_type: r.get(6),
+                        changed_at_ms: r.get(8),
+                        flags: r.get(9),
+                    }
+                })
+                .collect(),
+            head,
+        ))
+    }
+
+    /// Store API: creates or replaces item `name` with the client's bytes (kept as
+    /// sent), records it in the journal as a gateway-side change and wakes the
+    /// connector. `if_match`: the ETag the caller expects (a stale one is a conflict).
+    pub async fn put_item(
+        &self,
+        tenant: Uuid,
+        collection: Uuid,
+        name: &str,
+        data: &[u8],
+        content_type: &str,
+        if_match: Option<&str>,
+    ) -> Result<Item> {
+        if name.is_empty() || name.contains('/') {
+            return Err(StoreError::Invalid(format!(
+                "item name {name:?} must be one path segment"
+            )));
+        }
+        let uid = content::uid(data).unwrap_or_default();
+        let etag = content::etag_of(data);
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let seq = reserve_seqs(&tx, tenant, collection, 1).await?;
+        let existing = tx
+            .query_opt(
+                "SELECT id, etag FROM items WHERE tenant_id = $1 AND collection_id = $2 AND name = $3 AND NOT deleted FOR UPDATE",
+                &[&tenant, &collection, &name],
+            )
+            .await?;
+        if let Some(expected) = if_match {
+            match &existing {
+                Some(row) if row.get::<_, String>(1) == expected => {}
+                _ => {
+                    return Err(StoreError::Conflict(format!(
+                        "item {name:?} does not match {expected}"
+                    )));
+                }
+            }
+        }
+        let id: Uuid = match existing {
+            Some(row) => {
+                let id: Uuid = row.get(0);
+                tx.execute(
+                    "UPDATE items SET content = $4, content_type = $5, etag = $6, uid = $7, pending_seq = $8,
+                            last_seq = $8, changed_at = now()
+                     WHERE tenant_id = $1 AND collection_id = $2 AND id = $3",
+                    &[&tenant, &collection, &id, &data, &content_type, &etag, &uid, &seq],
+                )
+                .await?;
+                id
+            }
+            None => {
+                let id = Uuid::new_v4();
+                tx.execute(
+                    "INSERT INTO items (tenant_id, collection_id, id, uid, name, content, content_type, etag, pending_seq, last_seq)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+                    &[&tenant, &collection, &id, &uid, &name, &data, &content_type, &etag, &seq],
+                )
+                .await?;
+                id
+            }
+        };
+        tx.execute(
+            "INSERT INTO journal (tenant_id, collection_id, seq, item_id, op, origin) VALUES ($1, $2, $3, $4, 'upsert', 'gateway')",
+            &[&tenant, &collection, &seq, &id],
+        )
+        .await?;
+        notify(&tx, tenant, collection).await?;
+        let row = tx
+            .query_one("SELECT backend_href FROM items WHERE tenant_id = $1 AND collection_id = $2 AND id = $3", &[
+                &tenant,
+                &collection,
+                &id,
+            ])
+            .await?;
+        tx.commit().await?;
+        Ok(Item {
+            id,
+            name: name.to_string(),
+            uid,
+            content: data.to_vec(),
+            etag,
+            backend_href: row.get(0),
+            pending: true,
+        })
+    }
+
+    /// Store API: deletes item `name` on the gateway side; the deletion reaches the back
+    /// end through the connector.
+    pub async fn delete_item(
+        &self,
+        tenant: Uuid,
+        collection: Uuid,
+        name: &str,
+        if_match: Option<&str>,
+    ) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let seq = reserve_seqs(&tx, tenant, collection, 1).await?;
+        let row = tx
+            .query_opt(
+                "SELECT id, etag FROM items WHERE tenant_id = $1 AND collection_id = $2 AND name = $3 AND NOT deleted FOR UPDATE",
+                &[&tenant, &collection, &name],
+            )
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("item {name:?}")))?;
+        if let Some(expected) = if_match {
+            if row.get::<_, String>(1) != expected {
+                return Err(StoreError::Conflict(format!(
+                    "item {name:?} does not match {expected}"
+                )));
+            }
+        }
+        let id: Uuid = row.get(0);
+        tx.execute(
+            "UPDATE items SET deleted = true, content = NULL, pending_seq = $4, last_seq = $4, changed_at = now()
+             WHERE tenant_id = $1 AND collection_id = $2 AND id = $3",
+            &[&tenant, &collection, &id, &seq],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO journal (tenant_id, collection_id, seq, item_id, op, origin) VALUES ($1, $2, $3, $4, 'delete', 'gateway')",
+            &[&tenant, &collection, &seq, &id],
+        )
+        .await?;
+        notify(&tx, tenant, collection).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The live items of a collection, by name.
+    pub async fn list_items(&self, tenant: Uuid, collection: Uuid) -> Result<Vec<Item>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT id, name, uid, content, etag, backend_href, pending_seq IS NOT NULL FROM items
+                 WHERE tenant_id = $1 AND collection_id = $2 AND NOT deleted ORDER BY name",
+                &[&tenant, &collection],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Item {
+                id: r.get(0),
+                name: r.get(1),
+                uid: r.get(2),
+                content: r.get::<_, Option<Vec<u8>>>(3).unwrap_or_default(),
+                etag: r.get(4),
+                backend_href: r.get(5),
+                pending: r.get(6),
+            })
+            .collect())
+    }
+}

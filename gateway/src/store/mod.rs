@@ -1,0 +1,111 @@
+//! The store: every fact of the gateway lives in PostgreSQL, so any number of gateway
+//! replicas can serve the same data. One file per concern:
+//!
+//! - [`migrations`]: the schema, applied at start, safe when replicas start at once.
+//! - [`tenants`]: tenants, users, app passwords, connectors.
+//! - [`collections`]: sources and collections, their modes and saved sync state.
+//! - [`items`]: the index, journal pulls, and the store API for gateway-side edits.
+//! - [`packet`]: committing a connector's change packet (fencing and StaleBase checks).
+//! - [`leases`]: leases with fencing tokens, kept in rows.
+//! - [`conflicts`]: losing versions kept for the operator.
+//!
+//! Every query names its tenant: there is no way to read or write across tenants.
+
+pub mod collections;
+pub mod conflicts;
+pub mod items;
+pub mod leases;
+pub mod migrations;
+pub mod packet;
+pub mod tenants;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use uuid::Uuid;
+
+/// The channel gateway-side changes are announced on (payload `tenant:collection`), so
+/// the replica holding the connector's stream can nudge it.
+pub const CHANGES_CHANNEL: &str = "postern_changes";
+
+/// Errors of the store, each with a meaning callers map to gRPC or HTTP statuses.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or failed.
+    #[error("database: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    /// No connection could be taken from the pool.
+    #[error("database pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// The named thing does not exist (in this tenant).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request conflicts with what exists (a duplicate name).
+    #[error("{0}")]
+    Conflict(String),
+    /// The request is malformed.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Result alias for the store.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    url: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Connects a pool to `url` (`postgres://user@host:port/db`). Does not touch the
+    /// database until first use.
+    pub fn connect(url: &str, max_connections: usize) -> Result<Self> {
+        let config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
+            StoreError::Invalid(format!("database url: {e}"))
+        })?;
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(max_connections)
+            .build()
+            .map_err(|e| StoreError::Invalid(format!("database pool: {e}")))?;
+        Ok(Store {
+            pool,
+            url: url.to_string(),
+        })
+    }
+
+    /// A pooled connection.
+    pub async fn client(&self) -> Result<deadpool_postgres::Object> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// The database URL (for the LISTEN connection, which must not be pooled).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// True when the database answers.
+    pub async fn ping(&self) -> bool {
+        match self.client().await {
+            Ok(c) => c.simple_query("SELECT 1").await.is_ok(),
+            Err(_) => false,
+        }
+    }
+}
+
+/// Parses a textual UUID from a request, as an `Invalid` error when malformed.
+pub fn parse_id(what: &str, s: &str) -> Result<Uuid> {
+    Uuid::parse_str(s).map_err(|_| StoreError::Invalid(format!("{what} {s:?} is not a valid id")))
+}

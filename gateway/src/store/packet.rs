@@ -1,0 +1,521 @@
+//! Committing a connector's change packet: all of it, or nothing.
+//!
+//! In one transaction the gateway
+//! 1. locks the collection's lease row and refuses a fencing token that is not the
+//!    current one (`StaleFence`): a holder paused past its expiry cannot write;
+//! 2. refuses the packet if its base lacks a journal entry already recorded for an
+//!    item whose content it writes (`StaleBase`): the connector must pull, re-plan
+//!    and resend, so a change it never saw is never overwritten;
+//! 3. applies the changes, appending a journal entry (origin `backend`) for every
+//!    content change, keeps the conflict losers, and saves the connector's resume
+//!    point (back-end state, cursor).
+
+use std::collections::{HashMap, HashSet};
+
+use postern_core::content;
+use uuid::Uuid;
+
+use super::items::reserve_seqs;
+use super::{Result, Store, StoreError};
+
+/// One change of a packet, validated.
+#[derive(Debug, Clone)]
+pub enum PacketChange {
+    /// Back-end content for a new item (`item_id: None`) or an existing one.
+    Import {
+        /// The item, if the gateway knows it.
+        item_id: Option<Uuid>,
+        /// Where it lives on the back end.
+        backend_href: String,
+        /// Its back-end version.
+        backend_version: String,
+        /// Its bytes.
+        content: Vec<u8>,
+        /// MIME type.
+        content_type: String,
+        /// The gateway change this settles.
+        settles: Option<i64>,
+        /// IMAP flags.
+        flags: Vec<String>,
+    },
+    /// Where the item is on the back end now (`None` detaches it).
+    Record {
+        /// The item.
+        item_id: Uuid,
+        /// Its back-end href and version, or `None` to detach.
+        backend: Option<(String, String)>,
+        /// The gateway change this settles.
+        settles: Option<i64>,
+    },
+    /// The back end deleted the item, or a gateway deletion is done on the back end.
+    Delete {
+        /// The item.
+        item_id: Uuid,
+        /// The gateway change this settles.
+        settles: Option<i64>,
+    },
+    /// Settles a gateway change without other effect.
+    Ack {
+        /// The item.
+        item_id: Uuid,
+        /// The change.
+        settles: i64,
+    },
+}
+
+/// A version that lost a conflict.
+#[derive(Debug, Clone)]
+pub struct LoserIn {
+    /// The item, if known.
+    pub item_id: Option<Uuid>,
+    /// UID.
+    pub uid: String,
+    /// "backend" or "gateway".
+    pub side: String,
+    /// The losing bytes, `None` for a deletion.
+    pub content: Option<Vec<u8>>,
+    /// The policy that decided.
+    pub policy: String,
+    /// Back-end href.
+    pub backend_href: String,
+}
+
+/// A validated change packet.
+#[derive(Debug, Clone)]
+pub struct Packet {
+    /// The collection.
+    pub collection: Uuid,
+    /// The journal sequence the connector planned against.
+    pub base_seq: i64,
+    /// Its fencing token.
+    pub fencing_token: u64,
+    /// The changes.
+    pub changes: Vec<PacketChange>,
+    /// Losing versions to keep.
+    pub conflicts: Vec<LoserIn>,
+    /// New back-end resume point, if any.
+    pub backend_state: Option<String>,
+    /// Pause the collection with this reason.
+    pub pause_reason: Option<String>,
+    /// Last packet of a round: the cursor moves to the base.
+    pub is_final: bool,
+}
+
+/// What became of a packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PacketOutcome {
+    /// Committed. The new cursor, and the ids of new items in change order.
+    Accepted {
+        /// The connector's new cursor.
+        cursor: i64,
+        /// New item ids, `None` for changes that created nothing.
+        item_ids: Vec<Option<Uuid>>,
+    },
+    /// The base lacks entries for touched items.
+    StaleBase(String),
+    /// The fencing token is not current.
+    StaleFence(String),
+    /// The packet is malformed.
+    Invalid(String),
+}
+
+/// The last path segment of an href, used as the item's name on the gateway.
+fn name_of(href: &str) -> String {
+    let seg = href.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    if seg.is_empty() {
+        Uuid::new_v4().to_string()
+    } else {
+        seg.to_string()
+    }
+}
+
+impl Store {
+    /// Commits a packet atomically (see the module documentation).
+    pub async fn apply_packet(&self, tenant: Uuid, packet: &Packet) -> Result<PacketOutcome> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let coll = packet.collection;
+
+        let lease = tx
+            .query_opt(
+                "SELECT fencing_token FROM leases WHERE tenant_id = $1 AND collection_id = $2 FOR UPDATE",
+                &[&tenant, &coll],
+            )
+            .await?;
+        let current = lease.map(|r| r.get::<_, i64>(0) as u64);
+        if current != Some(packet.fencing_token) {
+            return Ok(PacketOutcome::StaleFence(format!(
+                "fencing token {} is not the current one ({})",
+                packet.fencing_token,
+                current.map_or("none".to_string(), |t| t.to_string())
+            )));
+        }
+
+        // StaleBase: only changes that write content are checked.
+        let touched: Vec<Uuid> = packet
+            .changes
+            .iter()
+            .filter_map(|c| match c {
+                PacketChange::Import {
+                    item_id: Some(id), ..
+                }
+                | PacketChange::Delete { item_id: id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        let mut seen = HashSet::new();
+        for change in &packet.changes {
+            let id = match change {
+                PacketChange::Import {
+                    item_id: Some(id), ..
+                }
+                | PacketChange::Record { item_id: id, .. }
+                | PacketChange::Delete { item_id: id, .. }
+                | PacketChange::Ack { item_id: id, .. } => *id,
+                PacketChange::Import { item_id: None, .. } => continue,
+            };
+            if !seen.insert(id) {
+                return Ok(PacketOutcome::Invalid(format!(
+                    "item {id} appears twice in one packet"
+                )));
+            }
+        }
+        if !touched.is_empty() {
+            let stale = tx
+                .query_opt(
+                    "SELECT item_id, seq FROM journal
+                     WHERE tenant_id = $1 AND collection_id = $2 AND seq > $3 AND item_id = ANY($4) LIMIT 1",
+                    &[&tenant, &coll, &packet.base_seq, &touched],
+                )
+                .await?;
+            if let Some(row) = stale {
+                let (item, seq): (Uuid, i64) = (row.get(0), row.get(1));
+                return Ok(PacketOutcome::StaleBase(format!(
+                    "item {item} changed at seq {seq}, after the packet's base {}",
+                    packet.base_seq
+                )));
+            }
+        }
+
+        let writes = packet
+            .changes
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c,
+                    PacketChange::Import { .. } | PacketChange::Delete { settles: None, .. }
+                )
+            })
+            .count() as i64;
+        let mut next_seq = if writes > 0 {
+            reserve_seqs(&tx, tenant, coll, writes).await?
+        } else {
+            0
+        };
+        let mut item_ids = Vec::with_capacity(packet.changes.len());
+        let token = packet.fencing_token as i64;
+
+        // New items go in with one statement each for items and journal.
+        let new: Vec<&PacketChange> = packet
+            .changes
+            .iter()
+            .filter(|c| matches!(c, PacketChange::Import { item_id: None, .. }))
+            .collect();
+        let mut new_ids: HashMap<usize, Uuid> = HashMap::new();
+        if !new.is_empty() {
+            let hrefs: Vec<&str> = new
+                .iter()
+                .filter_map(|c| match c {
+                    PacketChange::Import { backend_href, .. } => Some(backend_href.as_str()),
+                    _ => None,
+                })
+                .collect();
+            let clash = tx
+                .query_opt(
+                    "SELECT backend_href FROM items WHERE tenant_id = $1 AND collection_id = $2 AND backend_href = ANY($3) LIMIT 1",
+                    &[&tenant, &coll, &hrefs],
+                )
+                .await?;
+            if let Some(row) = clash {
+                return Ok(PacketOutcome::StaleBase(format!(
+                    "{} is already known to the gateway; pull the index again",
+                    row.get::<_, String>(0)
+                )));
+            }
+            let mut names: Vec<String> = hrefs.iter().map(|h| name_of(h)).collect();
+            let taken: HashSet<String> = tx
+                .query(
+                    "SELECT name FROM items WHERE tenant_id = $1 AND collection_id = $2 AND NOT deleted AND name = ANY($3)",
+                    &[&tenant, &coll, &names],
+                )
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            for n in names.iter_mut() {
+                if taken.contains(n) {
+                    *n = format!("{}-{}", Uuid::new_v4().simple(), n);
+                }
+            }
+            let (
+                mut ids,
+                mut uids,
+                mut contents,
+                mut types,
+                mut etags,
+                mut versions,
+                mut seqs,
+                mut flags,
+            ) = (
+                vec![],
+                vec![],
+                vec![],
+                vec![],
+                vec![],
+                vec![],
+                vec![],
+                vec![],
+            );
+            for (i, change) in new.iter().enumerate() {
+                if let PacketChange::Import {
+                    backend_version,
+                    content,
+                    content_type,
+                    flags: f,
+                    ..
+                } = change
+                {
+                    let id = Uuid::new_v4();
+                    new_ids.insert(i, id);
+                    ids.push(id);
+                    uids.push(content::uid(content).unwrap_or_default());
+                    contents.push(content.clone());
+                    types.push(content_type.clone());
+                    etags.push(content::etag_of(content));
+                    versions.push(backend_version.clone());
+                    seqs.push(next_seq);
+                    flags.push(f.join(" "));
+                    next_seq += 1;
+                }
+            }
+            tx.execute(
+                "INSERT INTO items (tenant_id, collection_id, id, uid, name, content, content_type, etag,
+                                    backend_href, backend_version, last_seq, flags)
+                 SELECT $1, $2, u.id, u.uid, u.name, u.content, u.ctype, u.etag, u.href, u.version, u.seq,
+                        string_to_array(NULLIF(u.flags, ''), ' ')
+                 FROM UNNEST($3::uuid[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::text[], $9::text[],
+                             $10::text[], $11::bigint[], $12::text[])
+                      AS u(id, uid, name, content, ctype, etag, href, version, seq, flags)",
+                &[&tenant, &coll, &ids, &uids, &names, &contents, &types, &etags, &hrefs, &versions, &seqs, &flags],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO journal (tenant_id, collection_id, seq, item_id, op, origin, fencing_token)
+                 SELECT $1, $2, u.seq, u.id, 'upsert', 'backend', $5
+                 FROM UNNEST($3::bigint[], $4::uuid[]) AS u(seq, id)",
+                &[&tenant, &coll, &seqs, &ids, &token],
+            )
+            .await?;
+        }
+
+        let mut new_index = 0;
+        for change in &packet.changes {
+            match change {
+                PacketChange::Import { item_id: None, .. } => {
+                    item_ids.push(new_ids.get(&new_index).copied());
+                    new_index += 1;
+                }
+                PacketChange::Import {
+                    item_id: Some(id),
+                    backend_href,
+                    backend_version,
+                    content: data,
+                    content_type,
+                    settles,
+                    flags,
+                } => {
+                    let n = tx
+                        .execute(
+                            "UPDATE items SET content = $4, content_type = $5, etag = $6, uid = $7, deleted = false,
+                                    backend_href = $8, backend_version = $9, last_seq = $10, changed_at = now(), flags = $11,
+                                    pending_seq = CASE WHEN pending_seq = $12 THEN NULL ELSE pending_seq END
+                             WHERE tenant_id = $1 AND collection_id = $2 AND id = $3",
+                            &[
+                                &tenant,
+                                &coll,
+                                id,
+                                data,
+                                content_type,
+                                &content::etag_of(data),
+                                &content::uid(data).unwrap_or_default(),
+                                backend_href,
+                                backend_version,
+                                &next_seq,
+                                flags,
+                                settles,
+                            ],
+                        )
+                        .await
+                        .map_err(|e| unique_to_invalid(e, "an item with this name or href already exists"))?;
+                    if n == 0 {
+                        return Ok(PacketOutcome::Invalid(format!("unknown item {id}")));
+                    }
+                    journal(&tx, tenant, coll, next_seq, *id, "upsert", token).await?;
+                    next_seq += 1;
+                    item_ids.push(None);
+                }
+                PacketChange::Record {
+                    item_id,
+                    backend,
+                    settles,
+                } => {
+                    let (href, version) = match backend {
+                        Some((h, v)) => (Some(h.as_str()), Some(v.as_str())),
+                        None => (None, None),
+                    };
+                    tx.execute(
+                        "UPDATE items SET backend_href = $4, backend_version = $5,
+                                pending_seq = CASE WHEN pending_seq = $6 THEN NULL ELSE pending_seq END
+                         WHERE tenant_id = $1 AND collection_id = $2 AND id = $3",
+                        &[&tenant, &coll, item_id, &href, &version, settles],
+                    )
+                    .await
+                    .map_err(|e| unique_to_invalid(e, "another item already has this back-end href"))?;
+                    item_ids.push(None);
+                }
+                PacketChange::Delete {
+                    item_id,
+                    settles: None,
+                } => {
+                    tx.execute(
+                        "UPDATE items SET deleted = true, content = NULL, backend_href = NULL, backend_version = NULL,
+                                last_seq = $4, changed_at = now()
+                         WHERE tenant_id = $1 AND collection_id = $2 AND id = $3",
+                        &[&tenant, &coll, item_id, &next_seq],
+                    )
+                    .await?;
+                    journal(&tx, tenant, coll, next_seq, *item_id, "delete", token).await?;
+                    next_seq += 1;
+                    item_ids.push(None);
+                }
+                PacketChange::Delete {
+                    item_id,
+                    settles: Some(seq),
+                } => {
+                    // Either the gateway deletion is now done on the back end, or the
+                    // back end's deletion won over a gateway edit.
+                    let row = tx
+                        .query_opt(
+                            "SELECT deleted FROM items WHERE tenant_id = $1 AND collection_id = $2 AND id = $3",
+                            &[&tenant, &coll, item_id],
+                        )
+                        .await?;
+                    let was_live = row.is_some_and(|r| !r.get::<_, bool>(0));
+                    tx.execute(
+                        "UPDATE items SET deleted = true, content = NULL, backend_href = NULL, backend_version = NULL,
+                                pending_seq = CASE WHEN pending_seq = $4 THEN NULL ELSE pending_seq END
+                         WHERE tenant_id = $1 AND collection_id = $2 AND id = $3",
+                        &[&tenant, &coll, item_id, seq],
+                    )
+                    .await?;
+                    if was_live {
+                        let s = reserve_seqs(&tx, tenant, coll, 1).await?;
+                        journal(&tx, tenant, coll, s, *item_id, "delete", token).await?;
+                    }
+                    item_ids.push(None);
+                }
+                PacketChange::Ack { item_id, settles } => {
+                    tx.execute(
+                        "UPDATE items SET pending_seq = NULL
+                         WHERE tenant_id = $1 AND collection_id = $2 AND id = $3 AND pending_seq = $4",
+                        &[&tenant, &coll, item_id, settles],
+                    )
+                    .await?;
+                    tx.execute(
+                        "UPDATE items SET backend_href = NULL, backend_version = NULL
+                         WHERE tenant_id = $1 AND collection_id = $2 AND id = $3 AND deleted AND pending_seq IS NULL",
+                        &[&tenant, &coll, item_id],
+                    )
+                    .await?;
+                    item_ids.push(None);
+                }
+            }
+        }
+
+        for l in &packet.conflicts {
+            tx.execute(
+                "INSERT INTO conflicts (tenant_id, id, collection_id, item_id, uid, loser_side, loser_content, policy, backend_href)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                &[&tenant, &Uuid::new_v4(), &coll, &l.item_id, &l.uid, &l.side, &l.content, &l.policy, &l.backend_href],
+            )
+            .await
+            .map_err(|e| {
+                if e.code() == Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION) {
+                    StoreError::Invalid(format!("conflict side {:?} must be backend or gateway", l.side))
+                } else {
+                    StoreError::Db(e)
+                }
+            })?;
+        }
+
+        let row = tx
+            .query_one(
+                "UPDATE collections SET
+                    backend_state = COALESCE($3, backend_state),
+                    cursor = CASE WHEN $4 THEN GREATEST(cursor, $5) ELSE cursor END,
+                    paused_reason = COALESCE($6, paused_reason)
+                 WHERE tenant_id = $1 AND id = $2 RETURNING cursor",
+                &[
+                    &tenant,
+                    &coll,
+                    &packet.backend_state,
+                    &packet.is_final,
+                    &packet.base_seq,
+                    &packet.pause_reason,
+                ],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(PacketOutcome::Accepted {
+            cursor: row.get(0),
+            item_ids,
+        })
+    }
+}
+
+async fn journal(
+    tx: &tokio_postgres::Transaction<'_>,
+    tenant: Uuid,
+    coll: Uuid,
+    seq: i64,
+    item: Uuid,
+    op: &str,
+    token: i64,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO journal (tenant_id, collection_id, seq, item_id, op, origin, fencing_token)
+         VALUES ($1, $2, $3, $4, $5, 'backend', $6)",
+        &[&tenant, &coll, &seq, &item, &op, &token],
+    )
+    .await?;
+    Ok(())
+}
+
+fn unique_to_invalid(e: tokio_postgres::Error, what: &str) -> StoreError {
+    if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+        StoreError::Invalid(what.to_string())
+    } else {
+        StoreError::Db(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_of;
+
+    #[test]
+    fn names_come_from_the_last_segment() {
+        assert_eq!(name_of("/alice/work/ev1.ics"), "ev1.ics");
+        assert!(!name_of("/").is_empty());
+    }
+}
