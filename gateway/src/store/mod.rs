@@ -30,7 +30,7 @@ pub const CHANGES_CHANNEL: &str = "postern_changes";
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database could not be reached or failed.
-    #[error("database: {0}")]
+    #[error("database: {}", db_message(.0))]
     Db(#[from] tokio_postgres::Error),
     /// No connection could be taken from the pool.
     #[error("database pool: {0}")]
@@ -44,6 +44,14 @@ pub enum StoreError {
     /// The request is malformed.
     #[error("{0}")]
     Invalid(String),
+}
+
+/// The server's message for a database error (the plain `Display` says only "db error").
+fn db_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => format!("{}: {}", d.code().code(), d.message()),
+        None => e.to_string(),
+    }
 }
 
 /// Result alias for the store.

@@ -302,7 +302,7 @@ impl Store {
                 "INSERT INTO items (tenant_id, collection_id, id, uid, name, content, content_type, etag,
                                     backend_href, backend_version, last_seq, flags)
                  SELECT $1, $2, u.id, u.uid, u.name, u.content, u.ctype, u.etag, u.href, u.version, u.seq,
-                        string_to_array(NULLIF(u.flags, ''), ' ')
+                        COALESCE(string_to_array(NULLIF(u.flags, ''), ' '), '{}')
                  FROM UNNEST($3::uuid[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::text[], $9::text[],
                              $10::text[], $11::bigint[], $12::text[])
                       AS u(id, uid, name, content, ctype, etag, href, version, seq, flags)",

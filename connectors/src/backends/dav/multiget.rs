@@ -1,0 +1,102 @@
+//! `calendar-multiget` / `addressbook-multiget`: fetch many items in one request.
+
+use postern_core::ids::Href;
+use postern_core::plan::BackendCopy;
+
+use super::xml::{DAV, escape};
+use super::{DavClient, DavError, DavKind, DavRequest, expect, href, multistatus};
+
+/// Items per request: large enough to amortise the round trip, small enough to keep
+/// each answer a few megabytes.
+pub const BATCH: usize = 250;
+
+/// The REPORT for a batch of hrefs.
+pub fn request(kind: DavKind, collection: &str, hrefs: &[Href]) -> DavRequest {
+    let mut body = format!(
+        r#"<?xml version="1.0" encoding="utf-8"?><x:{} xmlns="DAV:" xmlns:x="{}"><prop><getetag/><x:{}/></prop>"#,
+        kind.multiget(),
+        kind.ns(),
+        kind.data_prop()
+    );
+    for h in hrefs {
+        body.push_str("<href>");
+        body.push_str(&escape(h.as_str()));
+        body.push_str("</href>");
+    }
+    body.push_str(&format!("</x:{}>", kind.multiget()));
+    DavRequest::xml("REPORT", collection, Some("1"), body)
+}
+
+/// The items found, and the hrefs the server says are gone.
+pub fn parse(kind: DavKind, body: &[u8]) -> Result<(Vec<BackendCopy>, Vec<Href>), DavError> {
+    let (responses, _) = multistatus(body)?;
+    let mut found = Vec::new();
+    let mut gone = Vec::new();
+    for r in responses {
+        let h = href(&r.href)?;
+        match r.prop(kind.ns(), kind.data_prop()) {
+            Some(data) if r.status != Some(404) => found.push(BackendCopy {
+                href: h,
+                version: r
+                    .prop(DAV, "getetag")
+                    .map(|e| e.trimmed().to_string())
+                    .unwrap_or_default(),
+                content: data.text.clone().into_bytes(),
+            }),
+            _ => gone.push(h),
+        }
+    }
+    Ok((found, gone))
+}
+
+/// Fetches `hrefs` in batches; `progress` is told how many are done after each batch.
+pub async fn fetch(
+    client: &DavClient,
+    kind: DavKind,
+    collection: &str,
+    hrefs: &[Href],
+    mut progress: impl FnMut(usize),
+) -> Result<(Vec<BackendCopy>, Vec<Href>), DavError> {
+    let mut found = Vec::with_capacity(hrefs.len());
+    let mut gone = Vec::new();
+    for chunk in hrefs.chunks(BATCH) {
+        let req = request(kind, collection, chunk);
+        let resp = client.send(&req).await?;
+        expect(&resp, &req, &[207])?;
+        let (f, g) = parse(kind, &resp.body)?;
+        // A member the server did not mention at all is as good as gone.
+        let mentioned = f.len() + g.len();
+        found.extend(f);
+        gone.extend(g);
+        if mentioned < chunk.len() {
+            for h in chunk {
+                if !found.iter().any(|c| &c.href == h) && !gone.contains(h) {
+                    gone.push(h.clone());
+                }
+            }
+        }
+        progress(found.len() + gone.len());
+    }
+    Ok((found, gone))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_and_parses() {
+        let r = request(DavKind::CardDav, "/c/", &[href("/c/a.vcf").unwrap()]);
+        let body = String::from_utf8(r.body.unwrap().0).unwrap();
+        assert!(body.contains("addressbook-multiget") && body.contains("<href>/c/a.vcf</href>"));
+        let answer = br#"<multistatus xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:carddav">
+<response><href>/c/a.vcf</href><propstat><prop><getetag>"9"</getetag><C:address-data>BEGIN:VCARD&#13;
+END:VCARD&#13;
+</C:address-data></prop><status>HTTP/1.1 200 OK</status></propstat></response>
+<response><href>/c/b.vcf</href><status>HTTP/1.1 404 Not Found</status></response></multistatus>"#;
+        let (found, gone) = parse(DavKind::CardDav, answer).unwrap();
+        assert_eq!(found[0].content, b"BEGIN:VCARD\r\nEND:VCARD\r\n");
+        assert_eq!(found[0].version, "\"9\"");
+        assert_eq!(gone, vec![href("/c/b.vcf").unwrap()]);
+    }
+}

@@ -1,0 +1,329 @@
+//! `connector.toml`: where the gateway is, the connector's token, and the sources.
+//! Back-end credentials stay here, inside the firewall; they are never sent to the
+//! gateway.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use postern_core::model::{ConflictPolicy, Mode};
+use serde::Deserialize;
+
+/// A config that cannot be used, with what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// Which file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has unknown keys.
+    #[error("{path}: {message}")]
+    Parse {
+        /// Which file.
+        path: PathBuf,
+        /// What the parser said.
+        message: String,
+    },
+    /// A value is not acceptable.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    gateway: String,
+    token: Option<String>,
+    token_file: Option<PathBuf>,
+    #[serde(default, rename = "source")]
+    sources: Vec<RawSource>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    name: String,
+    kind: String,
+    url: String,
+    #[serde(default)]
+    username: String,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
+    user: String,
+    #[serde(default = "default_mode")]
+    mode: String,
+    #[serde(default = "default_conflict")]
+    conflict: String,
+    #[serde(default = "default_interval")]
+    interval: String,
+    #[serde(default)]
+    exclude: Vec<String>,
+}
+
+fn default_mode() -> String {
+    "two-way".into()
+}
+fn default_conflict() -> String {
+    "backend-wins".into()
+}
+fn default_interval() -> String {
+    "30s".into()
+}
+
+/// What kind of back end a source is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// CalDAV calendars.
+    CalDav,
+    /// CardDAV address books.
+    CardDav,
+    /// IMAP mailboxes (a later release).
+    Imap,
+}
+
+impl SourceKind {
+    /// The word used in the config and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::CalDav => "caldav",
+            SourceKind::CardDav => "carddav",
+            SourceKind::Imap => "imap",
+        }
+    }
+}
+
+/// A validated source.
+#[derive(Clone)]
+pub struct Source {
+    /// Unique name.
+    pub name: String,
+    /// Back-end kind.
+    pub kind: SourceKind,
+    /// Back-end URL.
+    pub url: String,
+    /// Back-end username.
+    pub username: String,
+    /// Back-end password (never logged, never sent to the gateway).
+    pub password: String,
+    /// Owning gateway user ("alice@acme" or "alice").
+    pub user: String,
+    /// Default mode.
+    pub mode: Mode,
+    /// Default conflict policy.
+    pub conflict: ConflictPolicy,
+    /// Time between rounds.
+    pub interval: Duration,
+    /// Back-end collection hrefs or display names not to sync.
+    pub exclude: Vec<String>,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A validated connector config.
+#[derive(Clone)]
+pub struct Config {
+    /// Gateway gRPC URL.
+    pub gateway: String,
+    /// Enrolment token.
+    pub token: String,
+    /// Sources.
+    pub sources: Vec<Source>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("gateway", &self.gateway)
+            .field("sources", &self.sources)
+            .finish_non_exhaustive()
+    }
+}
+
+fn secret(
+    inline: Option<String>,
+    file: Option<PathBuf>,
+    what: &str,
+    base: &Path,
+) -> Result<String, ConfigError> {
+    match (inline, file) {
+        (Some(s), None) => Ok(s),
+        (None, Some(f)) => {
+            let path = if f.is_absolute() { f } else { base.join(f) };
+            std::fs::read_to_string(&path)
+                .map(|s| s.trim().to_string())
+                .map_err(|source| ConfigError::Read { path, source })
+        }
+        (Some(_), Some(_)) => Err(ConfigError::Invalid(format!(
+            "give {what} or {what}_file, not both"
+        ))),
+        (None, None) => Err(ConfigError::Invalid(format!(
+            "{what} or {what}_file is required"
+        ))),
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file. Relative `*_file` paths are relative to it.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::parse(&text, path.parent().unwrap_or(Path::new("."))).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.into(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses config text; `base` resolves relative file paths.
+    pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.to_string(),
+        })?;
+        if !(raw.gateway.starts_with("http://") || raw.gateway.starts_with("https://")) {
+            return Err(ConfigError::Invalid(format!(
+                "gateway {:?} must start with http:// or https://",
+                raw.gateway
+            )));
+        }
+        let token = secret(raw.token, raw.token_file, "token", base)?;
+        if raw.sources.is_empty() {
+            return Err(ConfigError::Invalid(
+                "no [[source]] configured: nothing to sync".into(),
+            ));
+        }
+        let mut sources = Vec::new();
+        for s in raw.sources {
+            let ctx = |m: String| ConfigError::Invalid(format!("source {:?}: {m}", s.name));
+            if sources.iter().any(|x: &Source| x.name == s.name) {
+                return Err(ctx("duplicate source name".into()));
+            }
+            let kind = match s.kind.as_str() {
+                "caldav" => SourceKind::CalDav,
+                "carddav" => SourceKind::CardDav,
+                "imap" => SourceKind::Imap,
+                other => {
+                    return Err(ctx(format!(
+                        "kind {other:?} must be caldav, carddav or imap"
+                    )));
+                }
+            };
+            let mode = s.mode.parse::<Mode>().map_err(|e| ctx(e.to_string()))?;
+            let conflict = s
+                .conflict
+                .parse::<ConflictPolicy>()
+                .map_err(|e| ctx(e.to_string()))?;
+            let interval = humantime::parse_duration(&s.interval)
+                .map_err(|e| ctx(format!("interval: {e}")))?;
+            if interval < Duration::from_millis(100) {
+                return Err(ctx("interval must be at least 100ms".into()));
+            }
+            url::Url::parse(&s.url).map_err(|e| ctx(format!("url {:?}: {e}", s.url)))?;
+            let password =
+                if s.username.is_empty() && s.password.is_none() && s.password_file.is_none() {
+                    String::new()
+                } else {
+                    secret(s.password, s.password_file, "password", base)
+                        .map_err(|e| ctx(e.to_string()))?
+                };
+            sources.push(Source {
+                name: s.name,
+                kind,
+                url: s.url,
+                username: s.username,
+                password,
+                user: s.user,
+                mode,
+                conflict,
+                interval,
+                exclude: s.exclude,
+            });
+        }
+        Ok(Config {
+            gateway: raw.gateway,
+            token,
+            sources,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+gateway = "http://127.0.0.1:7443"
+token = "t"
+[[source]]
+name = "cal"
+kind = "caldav"
+url = "http://127.0.0.1:5232/"
+username = "alice"
+password = "pw"
+user = "alice@acme"
+interval = "2s"
+"#;
+
+    #[test]
+    fn parses_the_contract_example() {
+        let c = Config::parse(GOOD, Path::new(".")).unwrap();
+        assert_eq!(c.sources[0].mode, Mode::TwoWay);
+        assert_eq!(c.sources[0].conflict, ConflictPolicy::BackendWins);
+        assert_eq!(c.sources[0].interval, Duration::from_secs(2));
+        assert!(
+            !format!("{c:?}").contains("pw"),
+            "passwords never appear in debug output"
+        );
+    }
+
+    #[test]
+    fn refuses_bad_values_clearly() {
+        let bad = GOOD.replace("caldav", "webdav");
+        assert!(
+            Config::parse(&bad, Path::new("."))
+                .unwrap_err()
+                .to_string()
+                .contains("kind")
+        );
+        let bad = GOOD.replace("interval = \"2s\"", "interval = \"soon\"");
+        assert!(
+            Config::parse(&bad, Path::new("."))
+                .unwrap_err()
+                .to_string()
+                .contains("interval")
+        );
+        let bad = GOOD.replace("user = ", "colour = \"red\"\nuser = ");
+        assert!(matches!(
+            Config::parse(&bad, Path::new(".")),
+            Err(ConfigError::Parse { .. })
+        ));
+        let bad = GOOD.replace("token = \"t\"", "");
+        assert!(
+            Config::parse(&bad, Path::new("."))
+                .unwrap_err()
+                .to_string()
+                .contains("token")
+        );
+        let bad = GOOD.replace("interval = \"2s\"", "mode = \"sideways\"");
+        assert!(
+            Config::parse(&bad, Path::new("."))
+                .unwrap_err()
+                .to_string()
+                .contains("two-way")
+        );
+    }
+}

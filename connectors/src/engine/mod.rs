@@ -1,0 +1,304 @@
+//! The engine: keeps the link up and runs rounds.
+//!
+//! [`run`] loops forever: connect (jittered exponential backoff between attempts),
+//! say Hello, then per source discover the back-end collections, report them, receive
+//! the assignment, and run rounds on each collection on the source's interval and at
+//! once when the gateway nudges. When the link drops, every source task stops and the
+//! loop reconnects; everything needed to resume (cursor, back-end state, index) is on
+//! the gateway, so nothing is re-downloaded.
+
+pub mod round;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use pb::connector_message::Body as Req;
+use pb::gateway_message::Body as Ans;
+use postern_core::ids::Href;
+use postern_proto as pb;
+use rand::Rng;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+use crate::backends::dav::{self, DavClient, DavKind};
+use crate::config::{Config, Source, SourceKind};
+use crate::link::{Link, LinkError};
+use round::{CollectionState, RoundError};
+
+/// What a source's task needs.
+#[derive(Clone)]
+pub struct SourceCtx {
+    /// The link to the gateway.
+    pub link: Link,
+    /// The source's config.
+    pub source: Source,
+    /// Its back-end client.
+    pub dav: DavClient,
+    /// CalDAV or CardDAV.
+    pub kind: DavKind,
+    /// Lease time-to-live granted by the gateway.
+    pub lease_ttl: Duration,
+}
+
+/// Runs the connector until the process is stopped, or until the gateway refuses the
+/// token (which only an operator can fix).
+pub async fn run(config: Config) -> Result<(), LinkError> {
+    let instance = uuid::Uuid::new_v4().to_string();
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        match session(&config, &instance).await {
+            Err(LinkError::Unauthenticated(m)) => {
+                error!(reason = %m, "the gateway refused this connector; enrol it again and update the token");
+                return Err(LinkError::Unauthenticated(m));
+            }
+            Err(e) => warn!(error = %e, "link failed"),
+            Ok(()) => backoff = Duration::from_millis(250),
+        }
+        let jitter = rand::rng().random_range(0.5..1.5);
+        let wait = backoff.mul_f64(jitter);
+        info!(retry_in = ?wait, "reconnecting to the gateway");
+        tokio::time::sleep(wait).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// One connection's life: returns when the link ends.
+async fn session(config: &Config, instance: &str) -> Result<(), LinkError> {
+    let (link, mut nudges) = Link::connect(&config.gateway, &config.token).await?;
+    let hello = pb::Hello {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        capabilities: vec!["caldav".into(), "carddav".into()],
+        instance_id: instance.to_string(),
+        sources: config
+            .sources
+            .iter()
+            .map(|s| pb::SourceInfo {
+                name: s.name.clone(),
+                kind: s.kind.as_str().to_string(),
+                user: s.user.clone(),
+                mode: s.mode.as_str().to_string(),
+                conflict: s.conflict.as_str().to_string(),
+            })
+            .collect(),
+    };
+    let Ans::Welcome(welcome) = link.ask(Req::Hello(hello)).await? else {
+        return Err(LinkError::Unexpected("no welcome".into()));
+    };
+    info!(gateway = %config.gateway, tenant = %welcome.tenant, connector = %welcome.connector, "connected to the gateway");
+    let lease_ttl = Duration::from_millis(welcome.lease_ttl_ms.max(1000));
+
+    let mut tasks = JoinSet::new();
+    let mut routes: HashMap<String, mpsc::UnboundedSender<NudgeOrRoute>> = HashMap::new();
+    let (route_tx, mut route_rx) =
+        mpsc::unbounded_channel::<(String, mpsc::UnboundedSender<NudgeOrRoute>)>();
+    for source in &config.sources {
+        let kind = match source.kind {
+            SourceKind::CalDav => DavKind::CalDav,
+            SourceKind::CardDav => DavKind::CardDav,
+            SourceKind::Imap => {
+                warn!(source = %source.name, "imap sources are not supported by this connector version; skipped");
+                continue;
+            }
+        };
+        let dav = DavClient::new(&source.url, &source.username, &source.password)
+            .map_err(|e| LinkError::Failure(format!("source {}: {e}", source.name)))?;
+        let ctx = SourceCtx {
+            link: link.clone(),
+            source: source.clone(),
+            dav,
+            kind,
+            lease_ttl,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        tasks.spawn(source_loop(ctx, rx, tx, route_tx.clone()));
+    }
+    drop(route_tx);
+    loop {
+        tokio::select! {
+            _ = link.closed() => break,
+            Some((coll, tx)) = route_rx.recv() => { routes.insert(coll, tx); }
+            Some(coll) = nudges.recv() => {
+                if let Some(tx) = routes.get(&coll) {
+                    let _ = tx.send(NudgeOrRoute::Nudge(coll));
+                }
+            }
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Err(e) = done { error!(error = %e, "source task failed"); }
+            }
+        }
+    }
+    tasks.shutdown().await;
+    Err(LinkError::Down("stream ended".into()))
+}
+
+/// Messages to a source task.
+#[derive(Debug)]
+enum NudgeOrRoute {
+    /// The gateway has changes for this collection.
+    Nudge(String),
+}
+
+/// Discovers, reports, and syncs one source's collections until the link ends.
+async fn source_loop(
+    ctx: SourceCtx,
+    mut inbox: mpsc::UnboundedReceiver<NudgeOrRoute>,
+    me: mpsc::UnboundedSender<NudgeOrRoute>,
+    routes: mpsc::UnboundedSender<(String, mpsc::UnboundedSender<NudgeOrRoute>)>,
+) {
+    let name = ctx.source.name.clone();
+    let mut collections: Vec<CollectionState> = Vec::new();
+    let mut ticks: u64 = 0;
+    loop {
+        if collections.is_empty() || ticks.is_multiple_of(20) {
+            match assign(&ctx).await {
+                Ok(assigned) => {
+                    for c in &assigned {
+                        let _ = routes.send((c.id.clone(), me.clone()));
+                    }
+                    merge_assignment(&mut collections, assigned);
+                }
+                Err(e) => {
+                    warn!(source = %name, error = %e, "discovery failed; retrying next interval")
+                }
+            }
+        }
+        for coll in collections.iter_mut() {
+            run_round(&ctx, coll).await;
+        }
+        ticks += 1;
+        // Wait for the interval, or a nudge; a nudge runs only its collection.
+        let deadline = tokio::time::sleep(ctx.source.interval);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => break,
+                msg = inbox.recv() => match msg {
+                    Some(NudgeOrRoute::Nudge(id)) => {
+                        if let Some(coll) = collections.iter_mut().find(|c| c.id == id) {
+                            coll.paused = false;
+                            run_round(&ctx, coll).await;
+                        }
+                    }
+                    None => return,
+                },
+            }
+        }
+    }
+}
+
+async fn run_round(ctx: &SourceCtx, coll: &mut CollectionState) {
+    if ctx.link.is_closed() {
+        return;
+    }
+    let started = std::time::Instant::now();
+    let result = round::run(ctx, coll).await;
+    let (outcome, detail, stats) = match &result {
+        Ok(s) => {
+            if s.to_gateway + s.to_backend + s.conflicts > 0 {
+                info!(collection = %coll.href, to_gateway = s.to_gateway, to_backend = s.to_backend,
+                      conflicts = s.conflicts, took = ?started.elapsed(), "round done");
+            }
+            ("ok", String::new(), s.clone())
+        }
+        Err(RoundError::NoLease(reason)) => {
+            if reason != "held" {
+                info!(collection = %coll.href, reason = %reason, "not syncing");
+            }
+            return;
+        }
+        Err(RoundError::Paused(r)) => ("paused", r.clone(), Default::default()),
+        Err(RoundError::Link(LinkError::Failure(m))) => {
+            warn!(collection = %coll.href, error = %m, "the gateway could not serve the round");
+            ("error", m.clone(), Default::default())
+        }
+        Err(RoundError::Link(_)) => return,
+        Err(e) => {
+            warn!(collection = %coll.href, error = %e, "round failed");
+            ("error", e.to_string(), Default::default())
+        }
+    };
+    let report = pb::RoundReport {
+        collection_id: coll.id.clone(),
+        outcome: if outcome == "ok" && stats.conflicts > 0 {
+            "conflict".into()
+        } else {
+            outcome.into()
+        },
+        detail,
+        to_gateway: stats.to_gateway,
+        to_backend: stats.to_backend,
+        conflicts: stats.conflicts,
+    };
+    let _ = ctx.link.tell(Req::RoundReport(report)).await;
+}
+
+/// Keeps local state (sync token) of collections that stay assigned.
+fn merge_assignment(current: &mut Vec<CollectionState>, assigned: Vec<CollectionState>) {
+    let old: HashMap<String, CollectionState> =
+        current.drain(..).map(|c| (c.id.clone(), c)).collect();
+    for mut c in assigned {
+        if let Some(o) = old.get(&c.id) {
+            if c.backend_state.is_empty() {
+                c.backend_state = o.backend_state.clone();
+            }
+        }
+        current.push(c);
+    }
+}
+
+/// Discovery, then the gateway's assignment for what was found.
+async fn assign(ctx: &SourceCtx) -> Result<Vec<CollectionState>, RoundError> {
+    let found = dav::discovery::discover(&ctx.dav, ctx.kind).await?;
+    let found: Vec<_> = found
+        .into_iter()
+        .filter(|f| {
+            !ctx.source
+                .exclude
+                .iter()
+                .any(|x| x == &f.href || x == &f.display_name)
+        })
+        .collect();
+    info!(source = %ctx.source.name, collections = found.len(), "discovered back-end collections");
+    let sync: HashMap<String, bool> = found
+        .iter()
+        .map(|f| (f.href.clone(), f.supports_sync))
+        .collect();
+    let msg = pb::CollectionsFound {
+        source: ctx.source.name.clone(),
+        collections: found
+            .iter()
+            .map(|f| pb::FoundCollection {
+                backend_href: f.href.clone(),
+                kind: ctx.kind.collection_kind().as_str().to_string(),
+                display_name: f.display_name.clone(),
+                color: f.color.clone(),
+                supports_sync: f.supports_sync,
+            })
+            .collect(),
+        complete: true,
+    };
+    let Ans::Assignment(a) = ctx.link.ask(Req::CollectionsFound(msg)).await? else {
+        return Err(LinkError::Unexpected("no assignment".into()).into());
+    };
+    let mut out = Vec::new();
+    for c in a.collections {
+        let Ok(href) = Href::new(c.backend_href.clone()) else {
+            continue;
+        };
+        let (Ok(mode), Ok(policy)) = (c.mode.parse(), c.conflict.parse()) else {
+            warn!(collection = %c.backend_href, "unknown mode or policy from the gateway; skipped");
+            continue;
+        };
+        out.push(CollectionState {
+            supports_sync: sync.get(&c.backend_href).copied().unwrap_or(false),
+            id: c.collection_id,
+            href,
+            mode,
+            policy,
+            backend_state: c.backend_state,
+            paused: c.paused,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,672 @@
+//! One round of one collection: the executor of the plan.
+//!
+//! lease → pull the gateway's pending changes → read the back end's changes since the
+//! saved state → pull the index → guard → fetch → plan (pure, `postern-core`) → write
+//! the back end → push change packets → release. A packet refused as `StaleBase`
+//! (the gateway moved on while we planned) makes the round start over from the pull;
+//! a `StaleFence` (the lease was lost) ends it without writing.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use pb::connector_message::Body as Req;
+use pb::gateway_message::Body as Ans;
+use postern_core::content;
+use postern_core::guard::Guard;
+use postern_core::ids::{Href, ItemId, Seq};
+use postern_core::model::{ConflictPolicy, Mode};
+use postern_core::plan::{
+    self, Action, BackendChange, BackendSignal, GatewayChange, Known, Loser, Round as PlanRound,
+};
+use postern_proto as pb;
+use tracing::{info, warn};
+
+use super::SourceCtx;
+use crate::backends::dav::write::WriteOutcome;
+use crate::backends::dav::{DavError, listing, multiget, sync_collection, write};
+use crate::link::LinkError;
+
+/// How a round ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoundStats {
+    /// Items created, changed or deleted on the gateway.
+    pub to_gateway: u32,
+    /// Items written or deleted on the back end.
+    pub to_backend: u32,
+    /// Conflicts settled (losers kept).
+    pub conflicts: u32,
+    /// Gateway changes left for a later round (the back end changed under us).
+    pub deferred: u32,
+}
+
+/// Why a round did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum RoundError {
+    /// The back end failed; nothing was assumed about it.
+    #[error(transparent)]
+    Backend(#[from] DavError),
+    /// The link failed.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// Another instance holds the lease, or the collection is paused.
+    #[error("lease not granted: {0}")]
+    NoLease(String),
+    /// The lease was lost during the round; nothing more was written.
+    #[error("lease lost: {0}")]
+    LeaseLost(String),
+    /// The gateway kept refusing our base.
+    #[error("the gateway kept changing while we planned; will retry")]
+    StaleBase,
+    /// The mass-deletion guard paused the collection.
+    #[error("{0}")]
+    Paused(String),
+    /// The gateway refused a packet as invalid (a bug: reported loudly).
+    #[error("gateway refused a packet: {0}")]
+    Invalid(String),
+}
+
+/// A collection as the connector tracks it between rounds.
+#[derive(Debug, Clone)]
+pub struct CollectionState {
+    /// Gateway id.
+    pub id: String,
+    /// Back-end path.
+    pub href: Href,
+    /// Mode and policy, as assigned.
+    pub mode: Mode,
+    /// Conflict policy, as assigned.
+    pub policy: ConflictPolicy,
+    /// Back-end resume point (sync token), as last saved on the gateway.
+    pub backend_state: String,
+    /// Whether the back end supports sync-collection.
+    pub supports_sync: bool,
+    /// Paused by the guard or an operator.
+    pub paused: bool,
+}
+
+const MAX_ATTEMPTS: usize = 3;
+const PACKET_CHANGES: usize = 500;
+const PACKET_BYTES: usize = 4 << 20;
+
+/// Runs one round, holding the lease for its duration.
+pub async fn run(ctx: &SourceCtx, coll: &mut CollectionState) -> Result<RoundStats, RoundError> {
+    let token = match ctx
+        .link
+        .ask(lease_req(&coll.id, pb::lease_request::Action::Acquire, 0))
+        .await?
+    {
+        Ans::LeaseGrant(g) => g.fencing_token,
+        Ans::LeaseDeny(d) => {
+            if d.reason == "paused" {
+                coll.paused = true;
+            }
+            return Err(RoundError::NoLease(d.reason));
+        }
+        other => return Err(LinkError::Unexpected(format!("{other:?}")).into()),
+    };
+    let lost = Arc::new(AtomicBool::new(false));
+    let renewer = tokio::spawn(renew(
+        ctx.link.clone(),
+        coll.id.clone(),
+        token,
+        ctx.lease_ttl,
+        lost.clone(),
+    ));
+    let mut result = Err(RoundError::StaleBase);
+    for _ in 0..MAX_ATTEMPTS {
+        result = attempt(ctx, coll, token, &lost).await;
+        if !matches!(result, Err(RoundError::StaleBase)) {
+            break;
+        }
+        info!(collection = %coll.href, "gateway moved on while we planned; pulling again");
+    }
+    renewer.abort();
+    let _ = ctx
+        .link
+        .ask(lease_req(
+            &coll.id,
+            pb::lease_request::Action::Release,
+            token,
+        ))
+        .await;
+    result
+}
+
+fn lease_req(id: &str, action: pb::lease_request::Action, token: u64) -> Req {
+    Req::Lease(pb::LeaseRequest {
+        action: action as i32,
+        collection_id: id.to_string(),
+        fencing_token: token,
+    })
+}
+
+/// Renews the lease every third of its time-to-live; marks it lost if refused.
+async fn renew(
+    link: crate::link::Link,
+    id: String,
+    token: u64,
+    ttl: Duration,
+    lost: Arc<AtomicBool>,
+) {
+    let every = (ttl / 3).max(Duration::from_millis(100));
+    loop {
+        tokio::time::sleep(every).await;
+        match link
+            .ask(lease_req(&id, pb::lease_request::Action::Renew, token))
+            .await
+        {
+            Ok(Ans::LeaseGrant(_)) => {}
+            _ => {
+                lost.store(true, Ordering::SeqCst);
+                return;
+            }
+        }
+    }
+}
+
+/// What the back end changed, before fetching.
+struct Detected {
+    signals: Vec<BackendSignal>,
+    /// The state to save when the round completes.
+    new_state: String,
+}
+
+async fn detect(
+    ctx: &SourceCtx,
+    coll: &CollectionState,
+    index: impl AsyncIndex,
+) -> Result<Detected, RoundError> {
+    let path = coll.href.as_str();
+    if coll.supports_sync {
+        match sync_collection::changes_since(&ctx.dav, path, &coll.backend_state).await? {
+            sync_collection::SyncOutcome::Changes { signals, token, .. } => {
+                let index = index.get().await?;
+                return Ok(Detected {
+                    signals: plan::new_signals(&index, signals),
+                    new_state: token,
+                });
+            }
+            sync_collection::SyncOutcome::InvalidToken => {
+                info!(collection = %coll.href, "back end forgot our sync token; comparing a full listing");
+                // Take a fresh token first, so changes made during the listing are seen next round.
+                let fresh = match sync_collection::changes_since(&ctx.dav, path, "").await? {
+                    sync_collection::SyncOutcome::Changes { token, .. } => token,
+                    sync_collection::SyncOutcome::InvalidToken => String::new(),
+                };
+                let listed = listing::list(&ctx.dav, path).await?;
+                let index = index.get().await?;
+                return Ok(Detected {
+                    signals: plan::diff_listing(&index, &listed),
+                    new_state: fresh,
+                });
+            }
+        }
+    }
+    let listed = listing::list(&ctx.dav, path).await?;
+    let index = index.get().await?;
+    Ok(Detected {
+        signals: plan::diff_listing(&index, &listed),
+        new_state: String::new(),
+    })
+}
+
+/// The index, pulled from the gateway once per attempt, only when needed.
+trait AsyncIndex {
+    async fn get(&self) -> Result<Vec<Known>, RoundError>;
+}
+
+struct GatewayIndex<'a> {
+    ctx: &'a SourceCtx,
+    id: &'a str,
+    cache: tokio::sync::OnceCell<Vec<Known>>,
+}
+
+impl AsyncIndex for &GatewayIndex<'_> {
+    async fn get(&self) -> Result<Vec<Known>, RoundError> {
+        self.cache
+            .get_or_try_init(|| async {
+                let ans = self
+                    .ctx
+                    .link
+                    .ask(Req::IndexPull(pb::IndexPull {
+                        collection_id: self.id.to_string(),
+                    }))
+                    .await?;
+                let Ans::IndexBatch(b) = ans else {
+                    return Err(LinkError::Unexpected(format!("{ans:?}")).into());
+                };
+                b.entries
+                    .into_iter()
+                    .map(|e| {
+                        Ok(Known {
+                            item_id: ItemId::new(e.item_id)
+                                .map_err(|e| LinkError::Unexpected(e.to_string()))?,
+                            href: Href::new(e.backend_href)
+                                .map_err(|e| LinkError::Unexpected(e.to_string()))?,
+                            version: e.backend_version,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, RoundError>>()
+            })
+            .await
+            .cloned()
+    }
+}
+
+async fn pull_gateway(ctx: &SourceCtx, id: &str) -> Result<(Vec<GatewayChange>, u64), RoundError> {
+    let answers = ctx
+        .link
+        .request(Req::JournalPull(pb::JournalPull {
+            collection_id: id.into(),
+            after: 0,
+            limit: 0,
+        }))
+        .await?;
+    let mut out = Vec::new();
+    let mut head = 0;
+    for a in answers {
+        let Some(Ans::JournalBatch(b)) = a.body else {
+            return Err(LinkError::Unexpected(format!("{:?}", a.body)).into());
+        };
+        head = b.head;
+        for c in b.changes {
+            let bad = |e: postern_core::ids::InvalidId| LinkError::Unexpected(e.to_string());
+            out.push(GatewayChange {
+                item_id: ItemId::new(c.item_id).map_err(bad)?,
+                seq: Seq(c.seq),
+                uid: c.uid,
+                backend_href: if c.backend_href.is_empty() {
+                    None
+                } else {
+                    Some(Href::new(c.backend_href).map_err(bad)?)
+                },
+                backend_version: (!c.backend_version.is_empty()).then_some(c.backend_version),
+                content: (c.op == pb::change::Op::Upsert as i32).then_some(c.content),
+                changed_at_ms: c.changed_at_ms,
+            });
+        }
+    }
+    Ok((out, head))
+}
+
+async fn attempt(
+    ctx: &SourceCtx,
+    coll: &mut CollectionState,
+    token: u64,
+    lost: &AtomicBool,
+) -> Result<RoundStats, RoundError> {
+    let (gateway, head) = pull_gateway(ctx, &coll.id).await?;
+    let index_source = GatewayIndex {
+        ctx,
+        id: &coll.id,
+        cache: tokio::sync::OnceCell::new(),
+    };
+    let detected = detect(ctx, coll, &index_source).await?;
+    let state_changed = !detected.new_state.is_empty() && detected.new_state != coll.backend_state;
+    if detected.signals.is_empty() && gateway.is_empty() {
+        if state_changed {
+            push(
+                ctx,
+                coll,
+                token,
+                head,
+                lost,
+                Vec::new(),
+                Vec::new(),
+                Some(detected.new_state.clone()),
+            )
+            .await?;
+            coll.backend_state = detected.new_state;
+        }
+        return Ok(RoundStats::default());
+    }
+    let index = (&index_source).get().await?;
+
+    let deleted = detected
+        .signals
+        .iter()
+        .filter(|s| matches!(s, BackendSignal::Deleted(_)))
+        .count();
+    if let Some(reason) = Guard::default().check(index.len(), deleted) {
+        warn!(collection = %coll.href, deleted, known = index.len(), "mass deletion guard tripped; pausing");
+        let packet = pb::ChangePacket {
+            collection_id: coll.id.clone(),
+            base_seq: head,
+            fencing_token: token,
+            pause_reason: reason.clone(),
+            ..Default::default()
+        };
+        send_packet(ctx, packet).await?;
+        coll.paused = true;
+        return Err(RoundError::Paused(reason));
+    }
+
+    let wanted = plan::fetch_list(coll.mode, &detected.signals, &gateway);
+    let total = wanted.len();
+    let href_str = coll.href.to_string();
+    let (copies, gone) = multiget::fetch(&ctx.dav, ctx.kind, coll.href.as_str(), &wanted, |done| {
+        if total >= 500 {
+            info!(collection = %href_str, fetched = done, total, "fetching from the back end");
+        }
+    })
+    .await?;
+    let mut backend: Vec<BackendChange> = copies.into_iter().map(BackendChange::Changed).collect();
+    let mut seen: HashSet<Href> = backend.iter().map(|b| b.href().clone()).collect();
+    for h in gone
+        .into_iter()
+        .chain(detected.signals.iter().filter_map(|s| match s {
+            BackendSignal::Deleted(h) => Some(h.clone()),
+            BackendSignal::Changed { .. } => None,
+        }))
+    {
+        if seen.insert(h.clone()) {
+            backend.push(BackendChange::Deleted(h));
+        }
+    }
+
+    let actions = plan::plan(&PlanRound {
+        mode: coll.mode,
+        policy: coll.policy,
+        kind: ctx.kind.collection_kind(),
+        collection_href: &coll.href,
+        index: &index,
+        backend: &backend,
+        gateway: &gateway,
+    });
+    let (acks, contents, losers, mut stats) = execute_backend(ctx, actions).await?;
+    if lost.load(Ordering::SeqCst) {
+        return Err(RoundError::LeaseLost("not renewed in time".into()));
+    }
+    stats.conflicts = losers.len() as u32;
+    let mut packets: Vec<(Vec<pb::Change>, Vec<pb::ConflictRecord>)> = Vec::new();
+    if !acks.is_empty() {
+        packets.push((acks, Vec::new()));
+    }
+    packets.extend(chunk(contents).into_iter().map(|c| (c, Vec::new())));
+    match packets.last_mut() {
+        Some(last) => last.1 = losers,
+        None => packets.push((Vec::new(), losers)),
+    }
+    let new_state = (!detected.new_state.is_empty()).then(|| detected.new_state.clone());
+    let n = packets.len();
+    let mut pushed = 0;
+    for (i, (changes, conflicts)) in packets.into_iter().enumerate() {
+        let is_final = i + 1 == n;
+        pushed += changes.len();
+        let state = if is_final { new_state.clone() } else { None };
+        let packet = pb::ChangePacket {
+            collection_id: coll.id.clone(),
+            base_seq: head,
+            fencing_token: token,
+            changes,
+            conflicts,
+            backend_state: state.unwrap_or_default(),
+            pause_reason: String::new(),
+            r#final: is_final,
+        };
+        send_packet(ctx, packet).await?;
+        if n > 2 {
+            info!(collection = %coll.href, pushed, "pushed to the gateway");
+        }
+    }
+    if let Some(s) = new_state {
+        coll.backend_state = s;
+    }
+    Ok(stats)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn push(
+    ctx: &SourceCtx,
+    coll: &CollectionState,
+    token: u64,
+    head: u64,
+    lost: &AtomicBool,
+    changes: Vec<pb::Change>,
+    conflicts: Vec<pb::ConflictRecord>,
+    state: Option<String>,
+) -> Result<(), RoundError> {
+    if lost.load(Ordering::SeqCst) {
+        return Err(RoundError::LeaseLost("not renewed in time".into()));
+    }
+    send_packet(
+        ctx,
+        pb::ChangePacket {
+            collection_id: coll.id.clone(),
+            base_seq: head,
+            fencing_token: token,
+            changes,
+            conflicts,
+            backend_state: state.unwrap_or_default(),
+            pause_reason: String::new(),
+            r#final: true,
+        },
+    )
+    .await
+}
+
+async fn send_packet(ctx: &SourceCtx, packet: pb::ChangePacket) -> Result<(), RoundError> {
+    match ctx.link.ask(Req::ChangePacket(packet)).await? {
+        Ans::Verdict(v) => match v.outcome {
+            Some(pb::verdict::Outcome::Accepted(_)) => Ok(()),
+            Some(pb::verdict::Outcome::Rejected(r)) => {
+                match pb::rejected::Reason::try_from(r.reason) {
+                    Ok(pb::rejected::Reason::StaleBase) => Err(RoundError::StaleBase),
+                    Ok(pb::rejected::Reason::StaleFence) => Err(RoundError::LeaseLost(r.detail)),
+                    _ => Err(RoundError::Invalid(r.detail)),
+                }
+            }
+            None => Err(LinkError::Unexpected("verdict without outcome".into()).into()),
+        },
+        other => Err(LinkError::Unexpected(format!("{other:?}")).into()),
+    }
+}
+
+/// Splits changes into packets of bounded count and size.
+fn chunk(changes: Vec<pb::Change>) -> Vec<Vec<pb::Change>> {
+    let mut out: Vec<Vec<pb::Change>> = Vec::new();
+    let mut bytes = 0;
+    for c in changes {
+        let start_new = match out.last() {
+            None => true,
+            Some(last) => last.len() >= PACKET_CHANGES || bytes + c.content.len() > PACKET_BYTES,
+        };
+        if start_new {
+            out.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += c.content.len();
+        if let Some(last) = out.last_mut() {
+            last.push(c);
+        }
+    }
+    out
+}
+
+fn change(op: pb::change::Op, item_id: &ItemId) -> pb::Change {
+    pb::Change {
+        op: op as i32,
+        item_id: item_id.to_string(),
+        ..Default::default()
+    }
+}
+
+fn loser_pb(l: &Loser) -> pb::ConflictRecord {
+    pb::ConflictRecord {
+        item_id: l
+            .item_id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        uid: l.uid.clone(),
+        loser_side: l.side.as_str().to_string(),
+        loser_content: l.content.clone().unwrap_or_default(),
+        policy: l.policy.as_str().to_string(),
+        backend_href: l.href.as_ref().map(ToString::to_string).unwrap_or_default(),
+    }
+}
+
+type Executed = (
+    Vec<pb::Change>,
+    Vec<pb::Change>,
+    Vec<pb::ConflictRecord>,
+    RoundStats,
+);
+
+/// Performs the back-end writes of a plan and turns every action into the packet
+/// changes that record it: acknowledgements (facts about the back end) and content
+/// changes for the gateway.
+async fn execute_backend(ctx: &SourceCtx, actions: Vec<Action>) -> Result<Executed, RoundError> {
+    let mut stats = RoundStats::default();
+    let mut failed: HashSet<ItemId> = HashSet::new();
+    let mut acks: Vec<pb::Change> = Vec::new();
+    let mut contents: BTreeMap<usize, pb::Change> = BTreeMap::new();
+    let mut by_item: BTreeMap<ItemId, usize> = BTreeMap::new();
+    let mut losers = Vec::new();
+    let content_type = ctx.kind.collection_kind().content_type();
+    let ctype: &'static str = content_type;
+
+    for (i, action) in actions.into_iter().enumerate() {
+        match action {
+            Action::Put {
+                item_id,
+                settles,
+                href,
+                precondition,
+                content: data,
+            } => match write::put(&ctx.dav, &href, &precondition, &data, ctype).await? {
+                WriteOutcome::Done(etag) => {
+                    stats.to_backend += 1;
+                    acks.push(pb::Change {
+                        backend_href: href.to_string(),
+                        backend_version: etag.unwrap_or_default(),
+                        seq: settles.0,
+                        ..change(pb::change::Op::Upsert, &item_id)
+                    });
+                }
+                WriteOutcome::Conflict => {
+                    info!(href = %href, "back end changed since we planned; will re-plan");
+                    stats.deferred += 1;
+                    failed.insert(item_id);
+                }
+            },
+            Action::DeleteOnBackend {
+                item_id,
+                settles,
+                href,
+                if_match,
+            } => match write::delete(&ctx.dav, &href, &if_match).await? {
+                WriteOutcome::Done(_) => {
+                    stats.to_backend += 1;
+                    acks.push(pb::Change {
+                        seq: settles.0,
+                        ..change(pb::change::Op::Delete, &item_id)
+                    });
+                }
+                WriteOutcome::Conflict => {
+                    stats.deferred += 1;
+                    failed.insert(item_id);
+                }
+            },
+            Action::RecordVersion {
+                item_id,
+                href,
+                version,
+                settles,
+            } => acks.push(pb::Change {
+                backend_href: href.to_string(),
+                backend_version: version,
+                seq: settles.map_or(0, |s| s.0),
+                ..change(pb::change::Op::Upsert, &item_id)
+            }),
+            Action::Acknowledge { item_id, settles } => match by_item.get(&item_id) {
+                Some(at) => {
+                    if let Some(c) = contents.get_mut(at) {
+                        c.seq = settles.0;
+                    }
+                }
+                None => acks.push(pb::Change {
+                    seq: settles.0,
+                    ..change(pb::change::Op::Ack, &item_id)
+                }),
+            },
+            Action::Import {
+                item_id,
+                copy,
+                settles,
+            } => {
+                stats.to_gateway += 1;
+                let c = pb::Change {
+                    op: pb::change::Op::Upsert as i32,
+                    item_id: item_id
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                    backend_href: copy.href.to_string(),
+                    backend_version: copy.version,
+                    uid: content::uid(&copy.content).unwrap_or_default(),
+                    content_type: content_type.to_string(),
+                    content: copy.content,
+                    seq: settles.map_or(0, |s| s.0),
+                    ..Default::default()
+                };
+                if let Some(id) = item_id {
+                    by_item.insert(id, i);
+                }
+                contents.insert(i, c);
+            }
+            Action::DeleteOnGateway { item_id, settles } => {
+                stats.to_gateway += 1;
+                by_item.insert(item_id.clone(), i);
+                contents.insert(
+                    i,
+                    pb::Change {
+                        seq: settles.map_or(0, |s| s.0),
+                        ..change(pb::change::Op::Delete, &item_id)
+                    },
+                );
+            }
+            Action::Detach { item_id } => {
+                by_item.insert(item_id.clone(), i);
+                contents.insert(i, change(pb::change::Op::Upsert, &item_id));
+            }
+            Action::Keep(l) => losers.push(l),
+        }
+    }
+    // A loser is kept only if the write that beat it happened.
+    let losers = losers
+        .iter()
+        .filter(|l| l.item_id.as_ref().is_none_or(|id| !failed.contains(id)))
+        .map(loser_pb)
+        .collect();
+    Ok((acks, contents.into_values().collect(), losers, stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packets_are_bounded() {
+        let changes: Vec<pb::Change> = (0..1200)
+            .map(|_| pb::Change {
+                content: vec![b'x'; 10],
+                ..Default::default()
+            })
+            .collect();
+        let chunks = chunk(changes);
+        assert_eq!(
+            chunks.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![500, 500, 200]
+        );
+        let big: Vec<pb::Change> = (0..3)
+            .map(|_| pb::Change {
+                content: vec![b'x'; 3 << 20],
+                ..Default::default()
+            })
+            .collect();
+        assert_eq!(chunk(big).len(), 3);
+    }
+}
