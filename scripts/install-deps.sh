@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what Postern needs on a fresh Debian/Ubuntu machine: PostgreSQL, the real
+# back ends (Radicale, Xandikos) and clients (vdirsyncer, python-caldav) used by the
+# demo, the tests and the benchmarks. Idempotent; skips what is already there.
+set -euo pipefail
+need_apt=()
+ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+command -v curl >/dev/null || need_apt+=(curl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "==> apt-get install ${need_apt[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+missing=()
+python3 -c "import radicale" 2>/dev/null || missing+=(radicale)
+python3 -c "import xandikos" 2>/dev/null || missing+=(xandikos)
+python3 -c "import caldav" 2>/dev/null || missing+=(caldav)
+command -v vdirsyncer >/dev/null || missing+=(vdirsyncer)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> pip install ${missing[*]}"
+  pip install -q --root-user-action=ignore "${missing[@]}" 2>/dev/null || pip install -q "${missing[@]}"
+fi
+if ! command -v cargo >/dev/null; then
+  echo "cargo is missing: install Rust 1.95 (rustup) first" >&2
+  exit 1
+fi

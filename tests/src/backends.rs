@@ -1,0 +1,197 @@
+//! Real back ends for scenarios: Radicale and Xandikos, one process per test.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::{Proc, Scratch, free_port, wait_port};
+
+/// The fixtures shipped with the tests (`tests/fixtures`).
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// A running Radicale with user `alice` / `alicepw`.
+#[derive(Debug)]
+pub struct Radicale {
+    /// The process.
+    pub proc: Proc,
+    /// Base URL, e.g. `http://127.0.0.1:PORT/`.
+    pub url: String,
+    /// Its storage root (`collection-root/alice/...`).
+    pub root: PathBuf,
+}
+
+/// A collection to create in Radicale's storage before it starts.
+#[derive(Debug, Clone)]
+pub struct Seed {
+    /// Collection name under `/alice/`.
+    pub name: String,
+    /// `VCALENDAR` or `VADDRESSBOOK`.
+    pub tag: &'static str,
+    /// Display name.
+    pub display_name: String,
+    /// (file name, content) of each item.
+    pub items: Vec<(String, Vec<u8>)>,
+}
+
+impl Seed {
+    /// A calendar with the given items.
+    pub fn calendar(name: &str, items: Vec<(String, Vec<u8>)>) -> Self {
+        Seed {
+            name: name.into(),
+            tag: "VCALENDAR",
+            display_name: name.into(),
+            items,
+        }
+    }
+    /// An address book with the given items.
+    pub fn addressbook(name: &str, items: Vec<(String, Vec<u8>)>) -> Self {
+        Seed {
+            name: name.into(),
+            tag: "VADDRESSBOOK",
+            display_name: name.into(),
+            items,
+        }
+    }
+}
+
+/// Every fixture file of a folder, as (name, content).
+pub fn fixture_items(folder: &str) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(fixtures().join(folder))
+        .expect("fixtures")
+        .filter_map(|e| e.ok())
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).expect("fixture"),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// `n` generated events (`ev-0.ics`...), for volume scenarios.
+pub fn generated_events(n: usize, tag: &str) -> Vec<(String, Vec<u8>)> {
+    (0..n)
+        .map(|i| {
+            let body = format!(
+                "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Postern//gen//EN\r\nBEGIN:VEVENT\r\nUID:{tag}-{i}@postern.test\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:2025{:02}{:02}T{:02}0000Z\r\nDURATION:PT1H\r\nSUMMARY:{tag} event {i}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+                1 + i % 12,
+                1 + i % 28,
+                i % 24
+            );
+            (format!("{tag}-{i}.ics"), body.into_bytes())
+        })
+        .collect()
+}
+
+/// `n` generated contacts.
+pub fn generated_contacts(n: usize, tag: &str) -> Vec<(String, Vec<u8>)> {
+    (0..n)
+        .map(|i| {
+            let body = format!(
+                "BEGIN:VCARD\r\nVERSION:4.0\r\nUID:{tag}-{i}@postern.test\r\nFN:Person {i}\r\nN:{i};Person;;;\r\nEMAIL:p{i}@acme.example\r\nTEL:+1 555 {i:04}\r\nEND:VCARD\r\n"
+            );
+            (format!("{tag}-{i}.vcf"), body.into_bytes())
+        })
+        .collect()
+}
+
+impl Radicale {
+    /// Writes the seeds to storage, then starts Radicale and waits for it.
+    pub async fn start(dir: &Scratch, seeds: &[Seed]) -> Result<Self> {
+        let port = free_port();
+        let base = dir.path(&format!("radicale-{port}"));
+        let root = base.join("collections");
+        for s in seeds {
+            let c = root.join("collection-root/alice").join(&s.name);
+            std::fs::create_dir_all(&c)?;
+            std::fs::write(
+                c.join(".Radicale.props"),
+                format!(
+                    r#"{{"tag": "{}", "D:displayname": "{}"}}"#,
+                    s.tag, s.display_name
+                ),
+            )?;
+            for (name, content) in &s.items {
+                std::fs::write(c.join(name), content)?;
+            }
+        }
+        std::fs::create_dir_all(root.join("collection-root/alice"))?;
+        std::fs::write(base.join("users"), "alice:alicepw\nbob:bobpw\n")?;
+        let config = base.join("config");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nhosts = 127.0.0.1:{port}\nmax_connections = 64\n[auth]\ntype = htpasswd\nhtpasswd_filename = {}\nhtpasswd_encryption = plain\n[storage]\nfilesystem_folder = {}\n[rights]\ntype = owner_only\n[logging]\nlevel = warning\n",
+                base.join("users").display(),
+                root.display()
+            ),
+        )?;
+        let mut cmd = Command::new("python3");
+        cmd.args(["-m", "radicale", "--config"]).arg(&config);
+        let proc = Proc::spawn(cmd, dir.path(&format!("radicale-{port}.log")))?;
+        wait_port(port, Duration::from_secs(20)).await?;
+        Ok(Radicale {
+            proc,
+            url: format!("http://127.0.0.1:{port}/"),
+            root,
+        })
+    }
+
+    /// The storage folder of collection `name` of alice.
+    pub fn folder(&self, name: &str) -> PathBuf {
+        self.root.join("collection-root/alice").join(name)
+    }
+}
+
+/// A running Xandikos (no authentication), principal `/alice/` with
+/// `/alice/calendars/calendar/` and `/alice/contacts/addressbook/`.
+#[derive(Debug)]
+pub struct Xandikos {
+    /// The process.
+    pub proc: Proc,
+    /// Base URL.
+    pub url: String,
+}
+
+impl Xandikos {
+    /// Starts Xandikos with its default collections.
+    pub async fn start(dir: &Scratch) -> Result<Self> {
+        let port = free_port();
+        let data = dir.path(&format!("xandikos-{port}"));
+        std::fs::create_dir_all(&data)?;
+        let mut cmd = Command::new(xandikos_bin());
+        cmd.arg("serve").arg("-d").arg(&data).args([
+            "--defaults",
+            "-l",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "--current-user-principal",
+            "/alice",
+        ]);
+        let proc = Proc::spawn(cmd, dir.path(&format!("xandikos-{port}.log")))?;
+        wait_port(port, Duration::from_secs(30)).await?;
+        Ok(Xandikos {
+            proc,
+            url: format!("http://127.0.0.1:{port}/"),
+        })
+    }
+}
+
+fn xandikos_bin() -> PathBuf {
+    for candidate in ["xandikos"] {
+        if let Ok(out) = Command::new("which").arg(candidate).output() {
+            let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if !p.is_empty() {
+                return PathBuf::from(p);
+            }
+        }
+    }
+    Path::new("xandikos").to_path_buf()
+}
