@@ -100,6 +100,15 @@ fn canonical(content: &[u8]) -> Vec<String> {
                 let mut params: Vec<String> =
                     head.split(';').map(str::to_ascii_uppercase).collect();
                 params[1..].sort();
+                let value = if matches!(params[0].as_str(), "RRULE" | "EXRULE") {
+                    // Servers reorder recurrence rule parts (Xandikos, calcard).
+                    let mut parts: Vec<String> =
+                        value.split(';').map(str::to_ascii_uppercase).collect();
+                    parts.sort();
+                    parts.join(";")
+                } else {
+                    value.to_string()
+                };
                 format!("{}:{}", params.join(";"), value)
             }
             None => l,
@@ -169,6 +178,14 @@ mod tests {
     fn same_content_ignores_reserialisation_but_not_meaning() {
         let rewritten = b"BEGIN:VCALENDAR\nPRODID:-//Radicale//X\nBEGIN:VEVENT\nSUMMARY:Long summary\nUID:abc-1\nDTSTAMP:20260101T000000Z\nLAST-MODIFIED:20250102T030405Z\nEND:VEVENT\nEND:VCALENDAR\n";
         assert!(same_content(EVENT, rewritten));
+        let a = b"BEGIN:VEVENT\r\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=2SU\r\nEND:VEVENT\r\n";
+        let b = b"BEGIN:VEVENT\r\nRRULE:FREQ=YEARLY;BYDAY=2SU;BYMONTH=3\r\nEND:VEVENT\r\n";
+        let c = b"BEGIN:VEVENT\r\nRRULE:FREQ=YEARLY;BYDAY=3SU;BYMONTH=3\r\nEND:VEVENT\r\n";
+        assert!(
+            same_content(a, b),
+            "rule parts in another order mean the same"
+        );
+        assert!(!same_content(a, c));
         let edited = String::from_utf8_lossy(EVENT).replace("Long", "Short");
         assert!(!same_content(EVENT, edited.as_bytes()));
     }
