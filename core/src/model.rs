@@ -158,14 +158,14 @@ impl BackendVersion {
     pub fn decode(s: &str) -> Self {
         if let Some(rest) = s.strip_prefix("imap:") {
             let parts: Vec<&str> = rest.split('/').collect();
-            if let [v, u, m] = parts.as_slice() {
-                if let (Ok(uidvalidity), Ok(uid), Ok(modseq)) = (v.parse(), u.parse(), m.parse()) {
-                    return BackendVersion::Imap {
-                        uidvalidity,
-                        uid,
-                        modseq,
-                    };
-                }
+            if let [v, u, m] = parts.as_slice()
+                && let (Ok(uidvalidity), Ok(uid), Ok(modseq)) = (v.parse(), u.parse(), m.parse())
+            {
+                return BackendVersion::Imap {
+                    uidvalidity,
+                    uid,
+                    modseq,
+                };
             }
         }
         BackendVersion::Etag(s.to_string())

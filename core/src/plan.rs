@@ -240,10 +240,10 @@ pub fn fetch_list(mode: Mode, signals: &[BackendSignal], gateway: &[GatewayChang
         .collect();
     if mode == Mode::Mirror {
         for g in gateway {
-            if let Some(h) = &g.backend_href {
-                if !deleted.contains(h) {
-                    hrefs.insert(h.clone());
-                }
+            if let Some(h) = &g.backend_href
+                && !deleted.contains(h)
+            {
+                hrefs.insert(h.clone());
             }
         }
     }

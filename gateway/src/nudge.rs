@@ -53,13 +53,12 @@ async fn listen_once(
         .batch_execute(&format!("LISTEN {CHANGES_CHANNEL}"))
         .await?;
     while let Some(m) = msg_rx.recv().await {
-        if let AsyncMessage::Notification(n) = m {
-            if let Some((t, c)) = n.payload().split_once(':') {
-                if let (Ok(t), Ok(c)) = (Uuid::parse_str(t), Uuid::parse_str(c)) {
-                    debug!(collection = %c, "change heard");
-                    let _ = tx.send((t, c));
-                }
-            }
+        if let AsyncMessage::Notification(n) = m
+            && let Some((t, c)) = n.payload().split_once(':')
+            && let (Ok(t), Ok(c)) = (Uuid::parse_str(t), Uuid::parse_str(c))
+        {
+            debug!(collection = %c, "change heard");
+            let _ = tx.send((t, c));
         }
     }
     drop(client);

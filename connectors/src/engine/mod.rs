@@ -238,10 +238,10 @@ fn merge_assignment(current: &mut Vec<CollectionState>, assigned: Vec<Collection
     let old: HashMap<String, CollectionState> =
         current.drain(..).map(|c| (c.id.clone(), c)).collect();
     for mut c in assigned {
-        if let Some(o) = old.get(&c.id) {
-            if c.backend_state.is_empty() {
-                c.backend_state = o.backend_state.clone();
-            }
+        if let Some(o) = old.get(&c.id)
+            && c.backend_state.is_empty()
+        {
+            c.backend_state = o.backend_state.clone();
         }
         current.push(c);
     }

@@ -385,6 +385,10 @@ fn op() -> impl Strategy<Value = Op> {
 
 const COLL: &str = "/c/";
 
+/// A back-end write to acknowledge: item, where it went (none for a delete), the
+/// change it settles, and whether it was a delete.
+type Ack = (ItemId, Option<(Href, String)>, Seq, bool);
+
 impl World {
     fn tick(&mut self) -> u64 {
         self.next += 1;
@@ -548,7 +552,7 @@ impl World {
         let seen: BTreeMap<&Href, &String> = index.iter().map(|k| (&k.href, &k.version)).collect();
 
         // Back-end writes first, as the executor does.
-        let mut acks: Vec<(ItemId, Option<(Href, String)>, Seq, bool)> = Vec::new();
+        let mut acks: Vec<Ack> = Vec::new();
         for a in &actions {
             match a {
                 Action::Put {
@@ -588,17 +592,17 @@ impl World {
                     href,
                     if_match,
                 } => {
-                    if let Some((cv, cc)) = self.backend.get(href) {
-                        if cv == if_match {
-                            if seen.get(href) != Some(&cv) {
-                                assert!(
-                                    is_kept(cc),
-                                    "unsynced back-end version deleted and not kept"
-                                );
-                            }
-                            self.backend.remove(href);
-                            acks.push((item_id.clone(), None, *settles, true));
+                    if let Some((cv, cc)) = self.backend.get(href)
+                        && cv == if_match
+                    {
+                        if seen.get(href) != Some(&cv) {
+                            assert!(
+                                is_kept(cc),
+                                "unsynced back-end version deleted and not kept"
+                            );
                         }
+                        self.backend.remove(href);
+                        acks.push((item_id.clone(), None, *settles, true));
                     }
                 }
                 _ => {}
@@ -617,16 +621,14 @@ impl World {
                 } => {
                     let uid = crate::content::uid(&copy.content).unwrap_or_default();
                     let key = item_id.unwrap_or_else(|| id(&format!("i{}", self.tick())));
-                    if let Some(g) = self.gateway.get(&key) {
-                        if let (Some(p), Some(c)) = (g.pending, &g.content) {
-                            if settles != Some(p) || !crate::content::same_content(c, &copy.content)
-                            {
-                                assert!(
-                                    is_kept(c),
-                                    "unsynced gateway version overwritten and not kept"
-                                );
-                            }
-                        }
+                    if let Some(g) = self.gateway.get(&key)
+                        && let (Some(p), Some(c)) = (g.pending, &g.content)
+                        && (settles != Some(p) || !crate::content::same_content(c, &copy.content))
+                    {
+                        assert!(
+                            is_kept(c),
+                            "unsynced gateway version overwritten and not kept"
+                        );
                     }
                     let entry = self.gateway.entry(key).or_insert(GItem {
                         uid,
@@ -644,10 +646,10 @@ impl World {
                     }
                 }
                 Action::DeleteOnGateway { item_id, .. } => {
-                    if let Some(g) = self.gateway.remove(&item_id) {
-                        if let (Some(_), Some(c)) = (g.pending, &g.content) {
-                            assert!(is_kept(c), "unsynced gateway version deleted and not kept");
-                        }
+                    if let Some(g) = self.gateway.remove(&item_id)
+                        && let (Some(_), Some(c)) = (g.pending, &g.content)
+                    {
+                        assert!(is_kept(c), "unsynced gateway version deleted and not kept");
                     }
                 }
                 Action::RecordVersion {
@@ -665,12 +667,12 @@ impl World {
                     }
                 }
                 Action::Acknowledge { item_id, settles } => {
-                    if let Some(g) = self.gateway.get_mut(&item_id) {
-                        if g.pending == Some(settles) {
-                            g.pending = None;
-                            if g.content.is_none() {
-                                self.gateway.remove(&item_id);
-                            }
+                    if let Some(g) = self.gateway.get_mut(&item_id)
+                        && g.pending == Some(settles)
+                    {
+                        g.pending = None;
+                        if g.content.is_none() {
+                            self.gateway.remove(&item_id);
                         }
                     }
                 }

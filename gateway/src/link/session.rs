@@ -539,10 +539,10 @@ impl Session {
     /// Releases every lease this stream's instance holds (the stream ended).
     pub async fn close(&self) {
         let holder = self.instance().await;
-        if !holder.is_empty() {
-            if let Err(e) = self.store.release_all_leases(self.tenant(), &holder).await {
-                warn!(error = %e, "could not release leases of a closed stream");
-            }
+        if !holder.is_empty()
+            && let Err(e) = self.store.release_all_leases(self.tenant(), &holder).await
+        {
+            warn!(error = %e, "could not release leases of a closed stream");
         }
     }
 }

@@ -288,12 +288,12 @@ impl Store {
             )
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("item {name:?}")))?;
-        if let Some(expected) = if_match {
-            if row.get::<_, String>(1) != expected {
-                return Err(StoreError::Conflict(format!(
-                    "item {name:?} does not match {expected}"
-                )));
-            }
+        if let Some(expected) = if_match
+            && row.get::<_, String>(1) != expected
+        {
+            return Err(StoreError::Conflict(format!(
+                "item {name:?} does not match {expected}"
+            )));
         }
         let id: Uuid = row.get(0);
         tx.execute(

@@ -9,7 +9,7 @@ use super::{Result, Store};
 const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/0001_init.sql"))];
 
 /// An arbitrary constant naming the migration lock.
-const LOCK_KEY: i64 = 0x706f_7374_6572_6e;
+const LOCK_KEY: i64 = 0x0070_6f73_7465_726e;
 
 impl Store {
     /// Applies every migration not yet applied. Returns how many ran.
