@@ -77,8 +77,23 @@ async fn main() -> ExitCode {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => { eprintln!("error: {e}"); ExitCode::FAILURE }
                 },
-                _ = tokio::signal::ctrl_c() => ExitCode::SUCCESS,
+                _ = stop_signal() => ExitCode::SUCCESS,
             }
         }
+    }
+}
+
+/// Ctrl-C or SIGTERM: stop at once. Nothing is lost: whatever was not pushed to the
+/// gateway is found again by the next round of any connector.
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
     }
 }

@@ -24,11 +24,14 @@ pub fn bin_dir() -> PathBuf {
     if let Ok(d) = std::env::var("POSTERN_BIN_DIR") {
         return PathBuf::from(d);
     }
+    // Test binaries live in target/<profile>/deps, other binaries in target/<profile>.
     let exe = std::env::current_exe().expect("test binary path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .to_path_buf()
+    let dir = exe.parent().expect("binary dir");
+    if dir.ends_with("deps") {
+        dir.parent().expect("target dir").to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 /// The path of a built binary; fails clearly if it was not built.
@@ -113,6 +116,11 @@ impl Proc {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Its process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// The exit status if it has exited.
@@ -211,9 +219,24 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// The gateway's process id.
+    pub fn proc_pid(&self) -> Option<u32> {
+        self.proc.pid()
+    }
+
     /// Starts `postern-gateway serve` on free ports and waits until it is ready.
     pub async fn start(db: &str, dir: &Scratch, extra: &[&str]) -> Result<Self> {
-        let (grpc, http) = (free_port(), free_port());
+        Self::start_on(db, dir, extra, free_port(), free_port()).await
+    }
+
+    /// Starts a gateway on given ports (to restart one where connectors expect it).
+    pub async fn start_on(
+        db: &str,
+        dir: &Scratch,
+        extra: &[&str],
+        grpc: u16,
+        http: u16,
+    ) -> Result<Self> {
         let mut cmd = Command::new(bin("postern-gateway"));
         cmd.env("POSTERN_DATABASE_URL", db)
             .env("POSTERN_LOG", "info,postern_gateway=debug")
@@ -223,7 +246,8 @@ impl Gateway {
             .arg("--http-listen")
             .arg(format!("127.0.0.1:{http}"))
             .args(extra);
-        let proc = Proc::spawn(cmd, dir.path(&format!("gateway-{grpc}.log")))?;
+        let n = std::fs::read_dir(&dir.0).map(|d| d.count()).unwrap_or(0);
+        let proc = Proc::spawn(cmd, dir.path(&format!("gateway-{grpc}-{n}.log")))?;
         let mut gw = Gateway {
             proc,
             grpc_url: format!("http://127.0.0.1:{grpc}"),

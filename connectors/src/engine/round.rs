@@ -179,7 +179,12 @@ async fn detect(
     index: impl AsyncIndex,
 ) -> Result<Detected, RoundError> {
     let path = coll.href.as_str();
-    if coll.supports_sync {
+    // The very first import lists instead of asking sync-collection for everything:
+    // some servers (Radicale) build their sync history item by item on that first
+    // call, which costs more than the import itself. The next round asks with an
+    // empty token, finds everything already known, and keeps the token from then on.
+    let first_import = coll.backend_state.is_empty() && index.get().await?.is_empty();
+    if coll.supports_sync && !first_import {
         match sync_collection::changes_since(&ctx.dav, path, &coll.backend_state).await? {
             sync_collection::SyncOutcome::Changes { signals, token, .. } => {
                 let index = index.get().await?;
@@ -188,12 +193,12 @@ async fn detect(
                     new_state: token,
                 });
             }
-            sync_collection::SyncOutcome::InvalidToken => {
+            sync_collection::SyncOutcome::InvalidToken if !coll.backend_state.is_empty() => {
                 info!(collection = %coll.href, "back end forgot our sync token; comparing a full listing");
                 // Take a fresh token first, so changes made during the listing are seen next round.
                 let fresh = match sync_collection::changes_since(&ctx.dav, path, "").await? {
                     sync_collection::SyncOutcome::Changes { token, .. } => token,
-                    sync_collection::SyncOutcome::InvalidToken => String::new(),
+                    _ => String::new(),
                 };
                 let listed = listing::list(&ctx.dav, path).await?;
                 let index = index.get().await?;
@@ -201,6 +206,9 @@ async fn detect(
                     signals: plan::diff_listing(&index, &listed),
                     new_state: fresh,
                 });
+            }
+            _ => {
+                info!(collection = %coll.href, "back end refuses sync-collection; using ETag listings")
             }
         }
     }
@@ -352,6 +360,9 @@ async fn attempt(
         }
     })
     .await?;
+    if !wanted.is_empty() {
+        info!(collection = %coll.href, fetched = copies.len(), gone = gone.len(), "fetched from the back end");
+    }
     let mut backend: Vec<BackendChange> = copies.into_iter().map(BackendChange::Changed).collect();
     let mut seen: HashSet<Href> = backend.iter().map(|b| b.href().clone()).collect();
     for h in gone

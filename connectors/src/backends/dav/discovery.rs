@@ -5,6 +5,8 @@
 //! 2. PROPFIND depth 0 `calendar-home-set` / `addressbook-home-set` on the principal;
 //! 3. PROPFIND depth 1 on each home: the members whose resourcetype is a calendar or
 //!    address book are the collections, with their name, colour and sync support.
+//!    (`sync-token` is not asked for here: Radicale computes it over every item, which
+//!    costs seconds on a large collection.)
 //!
 //! A URL that is itself a collection is used as is.
 
@@ -56,7 +58,7 @@ pub fn collections_request(path: &str, depth: &'static str) -> DavRequest {
         path,
         Some(depth),
         format!(
-            r#"<?xml version="1.0" encoding="utf-8"?><propfind xmlns="DAV:" xmlns:a="{APPLE}"><prop><resourcetype/><displayname/><a:calendar-color/><supported-report-set/><sync-token/></prop></propfind>"#
+            r#"<?xml version="1.0" encoding="utf-8"?><propfind xmlns="DAV:" xmlns:a="{APPLE}"><prop><resourcetype/><displayname/><a:calendar-color/><supported-report-set/></prop></propfind>"#
         ),
     )
 }
@@ -102,8 +104,10 @@ pub fn parse_collections(kind: DavKind, body: &[u8]) -> Result<Vec<Found>, DavEr
                 .is_some_and(|t| t.child(kind.ns(), kind.resource_type()).is_some())
         })
         .map(|r| {
+            // A server that does not list its reports may still support sync-collection:
+            // try it, and fall back to a listing if it refuses.
             let reports = r.prop(DAV, "supported-report-set");
-            let sync_report = reports.is_some_and(|s| s.find(DAV, "sync-collection").is_some());
+            let sync_report = reports.is_none_or(|s| s.find(DAV, "sync-collection").is_some());
             let color = r
                 .prop(APPLE, "calendar-color")
                 .map(|c| c.trimmed().to_string())
@@ -115,7 +119,7 @@ pub fn parse_collections(kind: DavKind, body: &[u8]) -> Result<Vec<Found>, DavEr
                     .map(|d| d.trimmed().to_string())
                     .unwrap_or_default(),
                 color: color.get(..7).unwrap_or(&color).to_string(),
-                supports_sync: sync_report || r.prop(DAV, "sync-token").is_some(),
+                supports_sync: sync_report,
             }
         })
         .collect())
@@ -187,8 +191,8 @@ mod tests {
 <multistatus xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav" xmlns:ICAL="http://apple.com/ns/ical/">
 <response><href>/alice/</href><propstat><prop><resourcetype><principal/><collection/></resourcetype></prop><status>HTTP/1.1 200 OK</status></propstat></response>
 <response><href>/alice/work/</href><propstat><prop><resourcetype><C:calendar/><collection/></resourcetype><displayname>Work</displayname>
-<ICAL:calendar-color>#ff0000ff</ICAL:calendar-color><sync-token>http://radicale.org/ns/sync/abc</sync-token></prop><status>HTTP/1.1 200 OK</status></propstat></response>
-<response><href>/alice/contacts/</href><propstat><prop><resourcetype><CR:addressbook xmlns:CR="urn:ietf:params:xml:ns:carddav"/><collection/></resourcetype></prop><status>HTTP/1.1 200 OK</status></propstat></response>
+<ICAL:calendar-color>#ff0000ff</ICAL:calendar-color><supported-report-set><supported-report><report><sync-collection/></report></supported-report></supported-report-set></prop><status>HTTP/1.1 200 OK</status></propstat></response>
+<response><href>/alice/contacts/</href><propstat><prop><resourcetype><CR:addressbook xmlns:CR="urn:ietf:params:xml:ns:carddav"/><collection/></resourcetype><supported-report-set><supported-report><report><CR:addressbook-multiget xmlns:CR="urn:ietf:params:xml:ns:carddav"/></report></supported-report></supported-report-set></prop><status>HTTP/1.1 200 OK</status></propstat></response>
 </multistatus>"##;
         let cals = parse_collections(DavKind::CalDav, body).unwrap();
         assert_eq!(

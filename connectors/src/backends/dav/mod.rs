@@ -19,6 +19,8 @@ pub mod sync_collection;
 pub mod write;
 pub mod xml;
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
@@ -26,6 +28,7 @@ use postern_core::ids::Href;
 use postern_core::model::CollectionKind;
 use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderValue};
+use tokio::sync::Semaphore;
 use url::Url;
 
 use xml::{CALDAV, CARDDAV, DAV, Element};
@@ -160,6 +163,30 @@ pub struct DavClient {
     http: reqwest::Client,
     base: Url,
     authorization: Option<HeaderValue>,
+    /// Requests in flight to this server, shared by every client of the same host.
+    permits: Arc<Semaphore>,
+}
+
+/// How many requests the connector sends one back-end server at once. Groupware
+/// servers are often single-threaded per process (Radicale, Xandikos under Python):
+/// more requests at once only make each slower.
+pub const PER_SERVER: usize = 1;
+
+/// One semaphore per server (scheme, host and port).
+fn server_permits(base: &Url) -> Arc<Semaphore> {
+    static SERVERS: LazyLock<Mutex<HashMap<String, Arc<Semaphore>>>> =
+        LazyLock::new(Mutex::default);
+    let key = format!(
+        "{}://{}:{}",
+        base.scheme(),
+        base.host_str().unwrap_or(""),
+        base.port_or_known_default().unwrap_or(0)
+    );
+    let mut servers = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
+    servers
+        .entry(key)
+        .or_insert_with(|| Arc::new(Semaphore::new(PER_SERVER)))
+        .clone()
 }
 
 impl std::fmt::Debug for DavClient {
@@ -190,6 +217,7 @@ impl DavClient {
             v
         });
         Ok(DavClient {
+            permits: server_permits(&base),
             http,
             base,
             authorization,
@@ -204,6 +232,11 @@ impl DavClient {
     /// Sends a request. Any status is returned except 401/403 on discovery-level
     /// failures, which callers see as [`DavError::Unauthorized`] when appropriate.
     pub async fn send(&self, req: &DavRequest) -> Result<DavResponse, DavError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| DavError::Transport(e.to_string()))?;
         let url = self
             .base
             .join(&req.path)

@@ -6,9 +6,24 @@ use postern_core::plan::BackendCopy;
 use super::xml::{DAV, escape};
 use super::{DavClient, DavError, DavKind, DavRequest, expect, href, multistatus};
 
-/// Items per request: large enough to amortise the round trip, small enough to keep
-/// each answer a few megabytes.
-pub const BATCH: usize = 250;
+/// Items in the first request. Each request costs the server a fixed overhead, so
+/// batches are large; the size then adapts to keep each answer near [`TARGET_BYTES`]
+/// (contacts with photos are large, events small).
+pub const FIRST_BATCH: usize = 1000;
+/// The answer size batches aim for.
+pub const TARGET_BYTES: usize = 8 << 20;
+/// Bounds of the adaptive batch size.
+const MIN_BATCH: usize = 25;
+const MAX_BATCH: usize = 5000;
+
+/// The next batch size after an answer of `bytes` for `items` items.
+pub fn next_batch(items: usize, bytes: usize) -> usize {
+    if items == 0 || bytes == 0 {
+        return FIRST_BATCH;
+    }
+    let per_item = (bytes / items).max(1);
+    (TARGET_BYTES / per_item).clamp(MIN_BATCH, MAX_BATCH)
+}
 
 /// The REPORT for a batch of hrefs.
 pub fn request(kind: DavKind, collection: &str, hrefs: &[Href]) -> DavRequest {
@@ -59,11 +74,16 @@ pub async fn fetch(
 ) -> Result<(Vec<BackendCopy>, Vec<Href>), DavError> {
     let mut found = Vec::with_capacity(hrefs.len());
     let mut gone = Vec::new();
-    for chunk in hrefs.chunks(BATCH) {
+    let mut start = 0;
+    let mut batch = FIRST_BATCH;
+    while start < hrefs.len() {
+        let chunk = &hrefs[start..(start + batch).min(hrefs.len())];
+        start += chunk.len();
         let req = request(kind, collection, chunk);
         let resp = client.send(&req).await?;
         expect(&resp, &req, &[207])?;
         let (f, g) = parse(kind, &resp.body)?;
+        batch = next_batch(chunk.len(), resp.body.len());
         // A member the server did not mention at all is as good as gone.
         let mentioned = f.len() + g.len();
         found.extend(f);
@@ -83,6 +103,21 @@ pub async fn fetch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_adapt_to_item_size() {
+        assert_eq!(
+            next_batch(1000, 300_000),
+            5000,
+            "small events: large batches"
+        );
+        assert_eq!(
+            next_batch(1000, 100 << 20),
+            80,
+            "contacts with photos: small batches"
+        );
+        assert_eq!(next_batch(0, 0), FIRST_BATCH);
+    }
 
     #[test]
     fn builds_and_parses() {

@@ -23,6 +23,8 @@ pub enum SyncOutcome {
     },
     /// The token is unknown or expired: fall back to a full listing.
     InvalidToken,
+    /// The server does not do sync-collection on this collection: use listings.
+    Unsupported,
 }
 
 /// The REPORT request.
@@ -45,6 +47,9 @@ pub fn parse(collection: &str, status: u16, body: &[u8]) -> Result<SyncOutcome, 
         || (status == 409 && body.windows(16).any(|w| w == b"valid-sync-token"))
     {
         return Ok(SyncOutcome::InvalidToken);
+    }
+    if matches!(status, 400 | 405 | 415 | 422 | 501) {
+        return Ok(SyncOutcome::Unsupported);
     }
     let (responses, token) = multistatus(body)?;
     let token = token
@@ -96,11 +101,10 @@ pub async fn changes_since(
         let req = request(collection, &token);
         let resp = client.send(&req).await?;
         if resp.status != 207 {
-            let outcome = parse(collection, resp.status, &resp.body);
-            if let Ok(SyncOutcome::InvalidToken) = outcome {
-                return Ok(SyncOutcome::InvalidToken);
+            match parse(collection, resp.status, &resp.body) {
+                Ok(o @ (SyncOutcome::InvalidToken | SyncOutcome::Unsupported)) => return Ok(o),
+                _ => expect(&resp, &req, &[207])?,
             }
-            expect(&resp, &req, &[207])?;
         }
         match parse(collection, resp.status, &resp.body)? {
             SyncOutcome::Changes {
@@ -118,7 +122,7 @@ pub async fn changes_since(
                     });
                 }
             }
-            SyncOutcome::InvalidToken => return Ok(SyncOutcome::InvalidToken),
+            other => return Ok(other),
         }
     }
     Err(DavError::Malformed(
@@ -163,6 +167,7 @@ mod tests {
     fn invalid_tokens_from_radicale_and_xandikos() {
         assert_eq!(parse("/c/", 403, b"").unwrap(), SyncOutcome::InvalidToken);
         assert_eq!(parse("/c/", 412, b"").unwrap(), SyncOutcome::InvalidToken);
+        assert_eq!(parse("/c/", 501, b"").unwrap(), SyncOutcome::Unsupported);
     }
 
     #[test]
