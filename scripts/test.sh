@@ -19,4 +19,4 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "==> cargo build"
 cargo build --workspace --bins --quiet
 echo "==> cargo test"
-cargo test --workspace --quiet -- --test-threads="${POSTERN_TEST_THREADS:-3}" "$@"
+cargo test --workspace --quiet --no-fail-fast -- --test-threads="${POSTERN_TEST_THREADS:-3}" "$@"

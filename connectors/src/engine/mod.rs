@@ -26,6 +26,9 @@ use crate::config::{Config, Source, SourceKind};
 use crate::link::{Link, LinkError};
 use round::{CollectionState, RoundError};
 
+/// Time between heartbeats on an idle stream.
+const HEARTBEAT: Duration = Duration::from_secs(30);
+
 /// What a source's task needs.
 #[derive(Clone)]
 pub struct SourceCtx {
@@ -114,6 +117,26 @@ async fn session(config: &Config, instance: &str) -> Result<(), LinkError> {
         tasks.spawn(source_loop(ctx, rx, tx, route_tx.clone()));
     }
     drop(route_tx);
+    // Heartbeats keep idle streams alive through proxies and show the operator that
+    // the connector is there (`connector list`: last seen).
+    let beat = link.clone();
+    tasks.spawn(async move {
+        loop {
+            tokio::time::sleep(HEARTBEAT).await;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            if beat
+                .ask(Req::Heartbeat(pb::Heartbeat {
+                    sent_at_ms: now.as_millis() as i64,
+                }))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
     loop {
         tokio::select! {
             _ = link.closed() => break,

@@ -188,8 +188,22 @@ async fn detect(
         match sync_collection::changes_since(&ctx.dav, path, &coll.backend_state).await? {
             sync_collection::SyncOutcome::Changes { signals, token, .. } => {
                 let index = index.get().await?;
+                let signals = if coll.backend_state.is_empty() {
+                    // An empty token lists every member that exists: anything known
+                    // but not listed is gone.
+                    let listed = signals
+                        .into_iter()
+                        .filter_map(|s| match s {
+                            BackendSignal::Changed { href, version } => Some((href, version)),
+                            BackendSignal::Deleted(_) => None,
+                        })
+                        .collect();
+                    plan::diff_listing(&index, &listed)
+                } else {
+                    plan::new_signals(&index, signals)
+                };
                 return Ok(Detected {
-                    signals: plan::new_signals(&index, signals),
+                    signals,
                     new_state: token,
                 });
             }
