@@ -330,6 +330,24 @@ pub struct SourceSpec {
     pub interval: String,
 }
 
+impl SourceSpec {
+    /// A two-way, backend-wins source for gateway user `alice`, logging in to the back
+    /// end as `alice` / `alicepw` (the test Radicale's account).
+    pub fn alice(name: &str, kind: &str, url: &str, interval: &str) -> Self {
+        SourceSpec {
+            name: name.into(),
+            kind: kind.into(),
+            url: url.into(),
+            username: "alice".into(),
+            password: "alicepw".into(),
+            user: "alice".into(),
+            mode: "two-way".into(),
+            conflict: "backend-wins".into(),
+            interval: interval.into(),
+        }
+    }
+}
+
 /// A connector config with `token` and `sources`.
 pub fn connector_config(gateway: &str, token: &str, sources: &[SourceSpec]) -> String {
     let mut s = format!("gateway = \"{gateway}\"\ntoken = \"{token}\"\n");

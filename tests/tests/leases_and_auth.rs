@@ -362,17 +362,7 @@ async fn a_revoked_connector_process_stops_and_writes_nothing() -> Result<()> {
     let d = Deployment::start("revoked", &[]).await?;
     let rad = Radicale::start(&d.dir, &[Seed::calendar("work", generated_events(5, "r"))]).await?;
     admin(&d.db, &["connector", "revoke", "--tenant", "acme", "hq"])?;
-    let src = SourceSpec {
-        name: "cal".into(),
-        kind: "caldav".into(),
-        url: rad.url.clone(),
-        username: "alice".into(),
-        password: "alicepw".into(),
-        user: "alice".into(),
-        mode: "two-way".into(),
-        conflict: "backend-wins".into(),
-        interval: "1s".into(),
-    };
+    let src = SourceSpec::alice("cal", "caldav", &rad.url, "1s");
     let mut conn = Connector::start(
         &d.dir,
         "hq",
@@ -408,17 +398,7 @@ async fn two_connector_processes_on_one_source_never_both_write() -> Result<()> 
         &[Seed::calendar("work", generated_events(200, "base"))],
     )
     .await?;
-    let src = SourceSpec {
-        name: "cal".into(),
-        kind: "caldav".into(),
-        url: rad.url.clone(),
-        username: "alice".into(),
-        password: "alicepw".into(),
-        user: "alice".into(),
-        mode: "two-way".into(),
-        conflict: "backend-wins".into(),
-        interval: "200ms".into(),
-    };
+    let src = SourceSpec::alice("cal", "caldav", &rad.url, "200ms");
     let config = connector_config(&d.gateway.grpc_url, &d.token, &[src]);
     let one = Connector::start(&d.dir, "one", &config)?;
     let two = Connector::start(&d.dir, "two", &config)?;

@@ -14,17 +14,7 @@ use postern_gateway::store::Store;
 const WAIT: Duration = Duration::from_secs(60);
 
 fn source(url: &str, interval: &str) -> SourceSpec {
-    SourceSpec {
-        name: "corp-calendar".into(),
-        kind: "caldav".into(),
-        url: url.into(),
-        username: "alice".into(),
-        password: "alicepw".into(),
-        user: "alice".into(),
-        mode: "two-way".into(),
-        conflict: "backend-wins".into(),
-        interval: interval.into(),
-    }
+    SourceSpec::alice("corp-calendar", "caldav", url, interval)
 }
 
 #[tokio::test(flavor = "multi_thread")]

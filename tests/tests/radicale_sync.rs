@@ -12,17 +12,7 @@ use postern_e2e::{Connector, Deployment, SourceSpec, admin, connector_config, wa
 const WAIT: Duration = Duration::from_secs(60);
 
 fn source(name: &str, kind: &str, url: &str, interval: &str) -> SourceSpec {
-    SourceSpec {
-        name: name.into(),
-        kind: kind.into(),
-        url: url.into(),
-        username: "alice".into(),
-        password: "alicepw".into(),
-        user: "alice@acme".into(),
-        mode: "two-way".into(),
-        conflict: "backend-wins".into(),
-        interval: interval.into(),
-    }
+    SourceSpec::alice(name, kind, url, interval)
 }
 
 fn both_sources(url: &str, interval: &str) -> Vec<SourceSpec> {

@@ -329,18 +329,16 @@ async fn attempt(
     let state_changed = !detected.new_state.is_empty() && detected.new_state != coll.backend_state;
     if detected.signals.is_empty() && gateway.is_empty() {
         if state_changed {
-            push(
+            let state = Some(detected.new_state);
+            push_all(
                 ctx,
                 coll,
-                token,
+                (token, lost),
                 head,
-                lost,
-                Vec::new(),
-                Vec::new(),
-                Some(detected.new_state.clone()),
+                vec![(Vec::new(), Vec::new())],
+                state,
             )
             .await?;
-            coll.backend_state = detected.new_state;
         }
         return Ok(RoundStats::default());
     }
@@ -415,19 +413,40 @@ async fn attempt(
         None => packets.push((Vec::new(), losers)),
     }
     let new_state = (!detected.new_state.is_empty()).then(|| detected.new_state.clone());
+    push_all(ctx, coll, (token, lost), head, packets, new_state).await?;
+    Ok(stats)
+}
+
+/// Pushes a round's packets in order; only the last is final and carries the new
+/// back-end state.
+async fn push_all(
+    ctx: &SourceCtx,
+    coll: &mut CollectionState,
+    lease: (u64, &AtomicBool),
+    head: u64,
+    packets: Vec<(Vec<pb::Change>, Vec<pb::ConflictRecord>)>,
+    new_state: Option<String>,
+) -> Result<(), RoundError> {
+    let (token, lost) = lease;
     let n = packets.len();
     let mut pushed = 0;
     for (i, (changes, conflicts)) in packets.into_iter().enumerate() {
+        if lost.load(Ordering::SeqCst) {
+            return Err(RoundError::LeaseLost("not renewed in time".into()));
+        }
         let is_final = i + 1 == n;
         pushed += changes.len();
-        let state = if is_final { new_state.clone() } else { None };
         let packet = pb::ChangePacket {
             collection_id: coll.id.clone(),
             base_seq: head,
             fencing_token: token,
             changes,
             conflicts,
-            backend_state: state.unwrap_or_default(),
+            backend_state: if is_final {
+                new_state.clone().unwrap_or_default()
+            } else {
+                String::new()
+            },
             pause_reason: String::new(),
             r#final: is_final,
         };
@@ -439,37 +458,7 @@ async fn attempt(
     if let Some(s) = new_state {
         coll.backend_state = s;
     }
-    Ok(stats)
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn push(
-    ctx: &SourceCtx,
-    coll: &CollectionState,
-    token: u64,
-    head: u64,
-    lost: &AtomicBool,
-    changes: Vec<pb::Change>,
-    conflicts: Vec<pb::ConflictRecord>,
-    state: Option<String>,
-) -> Result<(), RoundError> {
-    if lost.load(Ordering::SeqCst) {
-        return Err(RoundError::LeaseLost("not renewed in time".into()));
-    }
-    send_packet(
-        ctx,
-        pb::ChangePacket {
-            collection_id: coll.id.clone(),
-            base_seq: head,
-            fencing_token: token,
-            changes,
-            conflicts,
-            backend_state: state.unwrap_or_default(),
-            pause_reason: String::new(),
-            r#final: true,
-        },
-    )
-    .await
+    Ok(())
 }
 
 async fn send_packet(ctx: &SourceCtx, packet: pb::ChangePacket) -> Result<(), RoundError> {

@@ -183,17 +183,7 @@ async fn main() -> Result<()> {
 
     let sources: Vec<SourceSpec> = [("cal", "caldav"), ("card", "carddav")]
         .iter()
-        .map(|(name, kind)| SourceSpec {
-            name: name.to_string(),
-            kind: kind.to_string(),
-            url: rad.url.clone(),
-            username: "alice".into(),
-            password: "alicepw".into(),
-            user: "alice".into(),
-            mode: "two-way".into(),
-            conflict: "backend-wins".into(),
-            interval: "1h".into(),
-        })
+        .map(|(name, kind)| SourceSpec::alice(name, kind, &rad.url, "1h"))
         .collect();
     let started = Instant::now();
     let conn = Connector::start(
