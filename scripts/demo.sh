@@ -11,7 +11,9 @@ cargo build --release --bins --quiet
 run=$(pwd)/.run
 rm -rf "$run"; mkdir -p "$run"
 pids=()
+stopped=
 cleanup() {
+  [ -n "$stopped" ] && return; stopped=1
   echo; echo "==> stopping"
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   scripts/postgres.sh stop "$run/pg" || true
@@ -104,7 +106,8 @@ want=$(( ${DEMO_EVENTS:-1000} + ${DEMO_CONTACTS:-1000} + $(ls tests/fixtures/cal
 start=$(date +%s%N)
 while :; do
   n=$(psql -qtA "$db" -c "SELECT count(*) FROM items WHERE NOT deleted" 2>/dev/null || echo 0)
-  printf '\r    imported %6s / %s items' "$n" "$want"
+  last=$(tail -n1 "$run/connector.log" 2>/dev/null | sed -E 's/^[^ ]+ +[A-Z]+ +[^ ]+ //' | cut -c1-60)
+  printf '\r    imported %6s / %s items   %-60s' "$n" "$want" "$last"
   [ "$n" -ge "$want" ] && break
   sleep 0.3
 done

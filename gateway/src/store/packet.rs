@@ -420,6 +420,12 @@ impl Store {
                     .await?;
                     if was_live {
                         let s = reserve_seqs(&tx, tenant, coll, 1).await?;
+                        tx.execute(
+                            "UPDATE items SET last_seq = $4, changed_at = now()
+                             WHERE tenant_id = $1 AND collection_id = $2 AND id = $3",
+                            &[&tenant, &coll, item_id, &s],
+                        )
+                        .await?;
                         journal(&tx, tenant, coll, s, *item_id, "delete", token).await?;
                     }
                     item_ids.push(None);
