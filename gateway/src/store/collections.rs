@@ -111,6 +111,24 @@ fn collection_from_row(r: &tokio_postgres::Row) -> Collection {
     }
 }
 
+/// The DAV name of a collection bound to `backend_href`: its last path segment.
+pub fn collection_name(backend_href: &str) -> String {
+    let seg = backend_href
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or("");
+    let clean: String = seg
+        .chars()
+        .filter(|c| !c.is_control() && *c != '%')
+        .collect();
+    if clean.is_empty() {
+        "collection".to_string()
+    } else {
+        clean
+    }
+}
+
 impl Store {
     /// Records (or updates) a connector's source; returns its id.
     pub async fn upsert_source(
@@ -160,13 +178,20 @@ impl Store {
     ) -> Result<Vec<Collection>> {
         let c = self.client().await?;
         for f in found {
+            // The DAV name is the back-end href's last segment, made unique per user
+            // and kind with a short suffix when two sources use the same one.
+            let id = Uuid::new_v4();
+            let base = collection_name(&f.backend_href);
+            let unique = format!("{base}-{}", &id.simple().to_string()[..8]);
             c.execute(
-                "INSERT INTO collections (tenant_id, id, user_id, source_id, kind, backend_href, display_name, color, mode, conflict)
-                 SELECT $1, $2, s.user_id, s.id, $4, $5, $6, $7, s.mode, s.conflict
+                "INSERT INTO collections (tenant_id, id, user_id, source_id, kind, backend_href, display_name, color, mode, conflict, name)
+                 SELECT $1, $2, s.user_id, s.id, $4, $5, $6, $7, s.mode, s.conflict,
+                        CASE WHEN EXISTS (SELECT 1 FROM collections d WHERE d.tenant_id = $1 AND d.user_id = s.user_id
+                                          AND d.kind = $4 AND d.name = $8) THEN $9 ELSE $8 END
                  FROM sources s WHERE s.tenant_id = $1 AND s.id = $3
                  ON CONFLICT (tenant_id, source_id, backend_href) DO UPDATE
                    SET display_name = EXCLUDED.display_name, color = EXCLUDED.color",
-                &[&tenant, &Uuid::new_v4(), &source, &f.kind.as_str(), &f.backend_href, &f.display_name, &f.color],
+                &[&tenant, &id, &source, &f.kind.as_str(), &f.backend_href, &f.display_name, &f.color, &base, &unique],
             )
             .await?;
         }

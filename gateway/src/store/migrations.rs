@@ -6,7 +6,13 @@
 use super::{Result, Store};
 
 /// (version, SQL), in order. Append; never edit an applied one.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../../migrations/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/0002_collection_names.sql"),
+    ),
+];
 
 /// An arbitrary constant naming the migration lock.
 const LOCK_KEY: i64 = 0x0070_6f73_7465_726e;

@@ -13,6 +13,7 @@
 
 pub mod collections;
 pub mod conflicts;
+pub mod dav;
 pub mod items;
 pub mod leases;
 pub mod migrations;

@@ -17,7 +17,7 @@ pub mod listing;
 pub mod multiget;
 pub mod sync_collection;
 pub mod write;
-pub mod xml;
+pub use postern_davxml as xml;
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};

@@ -1,0 +1,423 @@
+//! # postern-davxml: DAV XML without I/O
+//!
+//! Both sides of Postern speak WebDAV: the connector as a client of the corporate
+//! CalDAV/CardDAV server, the gateway as a server to remote clients. This crate holds
+//! what they share:
+//!
+//! - [`parse`]: a tiny namespace-aware tree ([`Element`]) of a request or response
+//!   body. Bodies are small enough (a few megabytes for thousands of items) to hold
+//!   whole, and a tree keeps each request's parser short and readable.
+//! - [`Writer`]: builds the bodies the gateway answers with (multistatus and errors),
+//!   with the namespaces declared once on the root.
+//! - the namespace constants.
+
+use quick_xml::events::Event;
+use quick_xml::name::ResolveResult;
+use quick_xml::reader::NsReader;
+
+/// The DAV namespace.
+pub const DAV: &str = "DAV:";
+/// The CalDAV namespace (RFC 4791).
+pub const CALDAV: &str = "urn:ietf:params:xml:ns:caldav";
+/// The CardDAV namespace (RFC 6352).
+pub const CARDDAV: &str = "urn:ietf:params:xml:ns:carddav";
+/// Apple's iCal namespace (calendar colour and order).
+pub const APPLE: &str = "http://apple.com/ns/ical/";
+/// CalendarServer's namespace (getctag).
+pub const CS: &str = "http://calendarserver.org/ns/";
+
+/// An element: its namespace, local name, text and children.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Element {
+    /// Namespace URI ("" when unbound).
+    pub ns: String,
+    /// Local name.
+    pub name: String,
+    /// Concatenated text content of this element (not of its children).
+    pub text: String,
+    /// Child elements in order.
+    pub children: Vec<Element>,
+}
+
+impl Element {
+    /// True when this element is `{ns}name`.
+    pub fn is(&self, ns: &str, name: &str) -> bool {
+        self.ns == ns && self.name == name
+    }
+
+    /// The first child `{ns}name`.
+    pub fn child(&self, ns: &str, name: &str) -> Option<&Element> {
+        self.children.iter().find(|c| c.is(ns, name))
+    }
+
+    /// Every child `{ns}name`.
+    pub fn children_named<'a>(
+        &'a self,
+        ns: &'a str,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a Element> + 'a {
+        self.children.iter().filter(move |c| c.is(ns, name))
+    }
+
+    /// The first descendant `{ns}name`, depth first.
+    pub fn find(&self, ns: &str, name: &str) -> Option<&Element> {
+        self.children.iter().find_map(|c| {
+            if c.is(ns, name) {
+                Some(c)
+            } else {
+                c.find(ns, name)
+            }
+        })
+    }
+
+    /// Trimmed text.
+    pub fn trimmed(&self) -> &str {
+        self.text.trim()
+    }
+}
+
+/// Malformed XML.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed XML: {0}")]
+pub struct XmlError(pub String);
+
+/// Parses a whole document into its root element.
+pub fn parse(body: &[u8]) -> Result<Element, XmlError> {
+    let mut reader = NsReader::from_reader(body);
+    let mut buf = Vec::new();
+    let mut stack: Vec<Element> = Vec::new();
+    let mut root: Option<Element> = None;
+    loop {
+        let (ns, event) = reader
+            .read_resolved_event_into(&mut buf)
+            .map_err(|e| XmlError(e.to_string()))?;
+        let ns = match ns {
+            ResolveResult::Bound(n) => n.as_ref().to_string(),
+            _ => String::new(),
+        };
+        match event {
+            Event::Start(e) => stack.push(Element {
+                ns,
+                name: e.local_name().as_ref().to_string(),
+                ..Element::default()
+            }),
+            Event::Empty(e) => {
+                let el = Element {
+                    ns,
+                    name: e.local_name().as_ref().to_string(),
+                    ..Element::default()
+                };
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(el),
+                    None => root = Some(el),
+                }
+            }
+            Event::End(_) => {
+                let el = stack
+                    .pop()
+                    .ok_or_else(|| XmlError("unbalanced end tag".into()))?;
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(el),
+                    None => root = Some(el),
+                }
+            }
+            Event::Text(t) => {
+                if let Some(top) = stack.last_mut() {
+                    top.text.push_str(&t.xml10_content());
+                }
+            }
+            Event::CData(t) => {
+                if let Some(top) = stack.last_mut() {
+                    top.text.push_str(&t.xml10_content());
+                }
+            }
+            Event::GeneralRef(r) => {
+                if let Some(top) = stack.last_mut() {
+                    if let Ok(Some(c)) = r.resolve_char_ref() {
+                        top.text.push(c);
+                    } else {
+                        let name: &str = &r;
+                        top.text.push_str(match name {
+                            "amp" => "&",
+                            "lt" => "<",
+                            "gt" => ">",
+                            "quot" => "\"",
+                            "apos" => "'",
+                            other => return Err(XmlError(format!("unknown entity &{other};"))),
+                        });
+                    }
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    root.ok_or_else(|| XmlError("empty document".into()))
+}
+
+/// Escapes text for an XML body.
+pub fn escape(s: &str) -> String {
+    quick_xml::escape::escape(s).into_owned()
+}
+
+/// A qualified property or element name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Name {
+    /// Namespace URI.
+    pub ns: String,
+    /// Local name.
+    pub local: String,
+}
+
+impl Name {
+    /// `{ns}local`.
+    pub fn new(ns: &str, local: &str) -> Self {
+        Name {
+            ns: ns.to_string(),
+            local: local.to_string(),
+        }
+    }
+}
+
+/// The prefixes declared on every body the gateway writes.
+const PREFIXES: &[(&str, &str)] = &[
+    ("d", DAV),
+    ("c", CALDAV),
+    ("cr", CARDDAV),
+    ("a", APPLE),
+    ("cs", CS),
+];
+
+fn prefix(ns: &str) -> Option<&'static str> {
+    PREFIXES.iter().find(|(_, n)| *n == ns).map(|(p, _)| *p)
+}
+
+/// Writes `<name>` (`open`), `</name>` or `<name/>` for any namespace: a known one
+/// by its prefix, another with an inline declaration.
+fn tag(out: &mut String, name: &Name, kind: TagKind) {
+    let (p, decl) = match prefix(&name.ns) {
+        Some(p) => (p.to_string(), String::new()),
+        None if name.ns.is_empty() => (String::new(), String::new()),
+        None => (
+            "x".to_string(),
+            format!(r#" xmlns:x="{}""#, escape(&name.ns)),
+        ),
+    };
+    let qname = if p.is_empty() {
+        name.local.clone()
+    } else {
+        format!("{p}:{}", name.local)
+    };
+    match kind {
+        TagKind::Open => out.push_str(&format!("<{qname}{decl}>")),
+        TagKind::Close => out.push_str(&format!("</{qname}>")),
+        TagKind::Empty => out.push_str(&format!("<{qname}{decl}/>")),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum TagKind {
+    Open,
+    Close,
+    Empty,
+}
+
+/// The value of a property in an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// Text, escaped on output.
+    Text(String),
+    /// Markup written as is (already built with [`Writer::element`] helpers).
+    Xml(String),
+    /// An empty element.
+    Empty,
+}
+
+/// Builds an answer body.
+#[derive(Debug)]
+pub struct Writer {
+    out: String,
+}
+
+fn namespaces() -> String {
+    PREFIXES
+        .iter()
+        .map(|(p, n)| format!(r#" xmlns:{p}="{n}""#))
+        .collect()
+}
+
+impl Writer {
+    /// Starts a `multistatus`.
+    pub fn multistatus() -> Self {
+        Writer {
+            out: format!(
+                r#"<?xml version="1.0" encoding="utf-8"?>{}<d:multistatus{}>"#,
+                "\n",
+                namespaces()
+            ),
+        }
+    }
+
+    /// One `response` with the properties found (200) and those not found (404).
+    pub fn response(&mut self, href: &str, found: &[(Name, Value)], missing: &[Name]) {
+        self.out.push_str("<d:response><d:href>");
+        self.out.push_str(&escape(href));
+        self.out.push_str("</d:href>");
+        if !found.is_empty() || missing.is_empty() {
+            self.out.push_str("<d:propstat><d:prop>");
+            for (name, value) in found {
+                match value {
+                    Value::Empty => tag(&mut self.out, name, TagKind::Empty),
+                    Value::Text(t) => {
+                        tag(&mut self.out, name, TagKind::Open);
+                        self.out.push_str(&escape(t));
+                        tag(&mut self.out, name, TagKind::Close);
+                    }
+                    Value::Xml(x) => {
+                        tag(&mut self.out, name, TagKind::Open);
+                        self.out.push_str(x);
+                        tag(&mut self.out, name, TagKind::Close);
+                    }
+                }
+            }
+            self.out
+                .push_str("</d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat>");
+        }
+        if !missing.is_empty() {
+            self.out.push_str("<d:propstat><d:prop>");
+            for name in missing {
+                tag(&mut self.out, name, TagKind::Empty);
+            }
+            self.out
+                .push_str("</d:prop><d:status>HTTP/1.1 404 Not Found</d:status></d:propstat>");
+        }
+        self.out.push_str("</d:response>");
+    }
+
+    /// One `response` that is only a status (a deleted member, a truncation).
+    pub fn status(&mut self, href: &str, status: &str) {
+        self.out.push_str("<d:response><d:href>");
+        self.out.push_str(&escape(href));
+        self.out.push_str("</d:href><d:status>HTTP/1.1 ");
+        self.out.push_str(status);
+        self.out.push_str("</d:status></d:response>");
+    }
+
+    /// Properties answered with a status other than 200/404 (PROPPATCH results).
+    pub fn propstat(&mut self, href: &str, results: &[(Name, &str)]) {
+        self.out.push_str("<d:response><d:href>");
+        self.out.push_str(&escape(href));
+        self.out.push_str("</d:href>");
+        for (name, status) in results {
+            self.out.push_str("<d:propstat><d:prop>");
+            tag(&mut self.out, name, TagKind::Empty);
+            self.out.push_str("</d:prop><d:status>HTTP/1.1 ");
+            self.out.push_str(status);
+            self.out.push_str("</d:status></d:propstat>");
+        }
+        self.out.push_str("</d:response>");
+    }
+
+    /// The `sync-token` of a sync-collection answer.
+    pub fn sync_token(&mut self, token: &str) {
+        self.out.push_str("<d:sync-token>");
+        self.out.push_str(&escape(token));
+        self.out.push_str("</d:sync-token>");
+    }
+
+    /// Ends the body.
+    pub fn finish(mut self) -> String {
+        self.out.push_str("</d:multistatus>");
+        self.out
+    }
+
+    /// `<name>inner</name>` as markup, for nesting in a [`Value::Xml`].
+    pub fn element(name: &Name, inner: &str) -> String {
+        let mut s = String::new();
+        tag(&mut s, name, TagKind::Open);
+        s.push_str(inner);
+        tag(&mut s, name, TagKind::Close);
+        s
+    }
+
+    /// `<name/>` as markup.
+    pub fn empty(name: &Name) -> String {
+        let mut s = String::new();
+        tag(&mut s, name, TagKind::Empty);
+        s
+    }
+
+    /// A DAV `error` body naming a failed precondition, e.g. `{CALDAV}valid-calendar-data`.
+    pub fn error(precondition: &Name) -> String {
+        format!(
+            r#"<?xml version="1.0" encoding="utf-8"?>{}<d:error{}>{}</d:error>"#,
+            "\n",
+            namespaces(),
+            Self::empty(precondition)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_namespaces_and_entities() {
+        let doc = br#"<?xml version="1.0"?>
+<d:multistatus xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav">
+  <d:response><d:href>/a/b%40c.ics</d:href>
+    <d:propstat><d:prop><c:calendar-data>A &amp; B&#13;
+line</c:calendar-data></d:prop></d:propstat></d:response>
+  <x:other xmlns:x="urn:x"/>
+</d:multistatus>"#;
+        let root = parse(doc).unwrap();
+        assert!(root.is(DAV, "multistatus"));
+        let resp = root.child(DAV, "response").unwrap();
+        assert_eq!(resp.child(DAV, "href").unwrap().trimmed(), "/a/b%40c.ics");
+        assert_eq!(
+            root.find(CALDAV, "calendar-data").unwrap().text,
+            "A & B\r\nline"
+        );
+        assert!(root.child("urn:x", "other").is_some());
+    }
+
+    #[test]
+    fn writes_a_multistatus_that_parses_back() {
+        let mut w = Writer::multistatus();
+        let color = Name::new(APPLE, "calendar-color");
+        let odd = Name::new("urn:x", "odd");
+        w.response(
+            "/a/<b>/",
+            &[
+                (Name::new(DAV, "displayname"), Value::Text("A & B".into())),
+                (color, Value::Empty),
+            ],
+            &[odd.clone()],
+        );
+        w.status("/a/gone.ics", "404 Not Found");
+        w.sync_token("urn:t:1");
+        let body = w.finish();
+        let root = parse(body.as_bytes()).unwrap();
+        let responses: Vec<_> = root.children_named(DAV, "response").collect();
+        assert_eq!(responses.len(), 2);
+        assert_eq!(responses[0].child(DAV, "href").unwrap().text, "/a/<b>/");
+        assert_eq!(root.find(DAV, "displayname").unwrap().text, "A & B");
+        assert!(root.find("urn:x", "odd").is_some());
+        assert_eq!(root.child(DAV, "sync-token").unwrap().text, "urn:t:1");
+        let err = Writer::error(&Name::new(CALDAV, "valid-calendar-data"));
+        assert!(
+            parse(err.as_bytes())
+                .unwrap()
+                .child(CALDAV, "valid-calendar-data")
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn refuses_broken_documents() {
+        assert!(parse(b"<a><b></a>").is_err());
+        assert!(parse(b"").is_err());
+    }
+}

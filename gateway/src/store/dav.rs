@@ -1,0 +1,303 @@
+//! What the CalDAV/CardDAV endpoint reads and writes: a user's collections by name,
+//! items by name, and the changes since a sync token. Every query names tenant and
+//! user (or a collection already checked to be the user's).
+
+use uuid::Uuid;
+
+use super::{Result, Store, StoreError};
+
+/// A collection as a DAV client sees it.
+#[derive(Debug, Clone)]
+pub struct DavCollection {
+    /// Gateway id.
+    pub id: Uuid,
+    /// URL segment.
+    pub name: String,
+    /// "calendar" or "addressbook".
+    pub kind: String,
+    /// Display name.
+    pub display_name: String,
+    /// Colour ("#rrggbb" or "").
+    pub color: String,
+    /// Apple calendar order.
+    pub sort_order: Option<i32>,
+    /// Sync mode: clients may write only `two-way` collections.
+    pub mode: String,
+    /// Last journal sequence: the collection's version (ctag, sync token).
+    pub head: i64,
+}
+
+/// An item's body and metadata.
+#[derive(Debug, Clone)]
+pub struct DavItem {
+    /// URL segment.
+    pub name: String,
+    /// Strong ETag.
+    pub etag: String,
+    /// MIME type.
+    pub content_type: String,
+    /// Bytes as their author sent them (`None` for metadata-only reads).
+    pub content: Option<Vec<u8>>,
+    /// Length of the content.
+    pub length: i64,
+}
+
+/// One member change since a sync token.
+#[derive(Debug, Clone)]
+pub struct MemberChange {
+    /// URL segment.
+    pub name: String,
+    /// ETag, or `None` when the member was deleted.
+    pub etag: Option<String>,
+    /// Sequence of the change.
+    pub seq: i64,
+}
+
+/// A user's identity and live password hashes, for authentication.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// Tenant id.
+    pub tenant: Uuid,
+    /// User id.
+    pub user: Uuid,
+    /// argon2id hashes of the live app passwords.
+    pub hashes: Vec<String>,
+}
+
+const COLL: &str =
+    "SELECT id, name, kind, display_name, color, sort_order, mode, journal_head FROM collections";
+
+fn coll_row(r: &tokio_postgres::Row) -> DavCollection {
+    DavCollection {
+        id: r.get(0),
+        name: r.get(1),
+        kind: r.get(2),
+        display_name: r.get(3),
+        color: r.get(4),
+        sort_order: r.get(5),
+        mode: r.get(6),
+        head: r.get(7),
+    }
+}
+
+impl Store {
+    /// The tenant, user and live password hashes of `user@tenant`.
+    pub async fn credentials(&self, tenant: &str, user: &str) -> Result<Option<Credentials>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT t.id, u.id, p.hash FROM tenants t
+                 JOIN users u ON u.tenant_id = t.id AND u.name = $2
+                 LEFT JOIN app_passwords p ON p.tenant_id = t.id AND p.user_id = u.id AND p.revoked_at IS NULL
+                 WHERE t.name = $1",
+                &[&tenant, &user],
+            )
+            .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        Ok(Some(Credentials {
+            tenant: first.get(0),
+            user: first.get(1),
+            hashes: rows
+                .iter()
+                .filter_map(|r| r.get::<_, Option<String>>(2))
+                .collect(),
+        }))
+    }
+
+    /// A user's collections of one kind.
+    pub async fn dav_collections(
+        &self,
+        tenant: Uuid,
+        user: Uuid,
+        kind: &str,
+    ) -> Result<Vec<DavCollection>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                &format!(
+                    "{COLL} WHERE tenant_id = $1 AND user_id = $2 AND kind = $3 ORDER BY name"
+                ),
+                &[&tenant, &user, &kind],
+            )
+            .await?;
+        Ok(rows.iter().map(coll_row).collect())
+    }
+
+    /// One of a user's collections by name.
+    pub async fn dav_collection(
+        &self,
+        tenant: Uuid,
+        user: Uuid,
+        kind: &str,
+        name: &str,
+    ) -> Result<Option<DavCollection>> {
+        let c = self.client().await?;
+        let row = c
+            .query_opt(
+                &format!(
+                    "{COLL} WHERE tenant_id = $1 AND user_id = $2 AND kind = $3 AND name = $4"
+                ),
+                &[&tenant, &user, &kind, &name],
+            )
+            .await?;
+        Ok(row.as_ref().map(coll_row))
+    }
+
+    /// Sets client-editable properties of a collection (`None` leaves one as it is).
+    pub async fn set_dav_props(
+        &self,
+        tenant: Uuid,
+        collection: Uuid,
+        display_name: Option<&str>,
+        color: Option<&str>,
+        order: Option<i32>,
+    ) -> Result<()> {
+        let c = self.client().await?;
+        c.execute(
+            "UPDATE collections SET display_name = COALESCE($3, display_name), color = COALESCE($4, color),
+                    sort_order = COALESCE($5, sort_order)
+             WHERE tenant_id = $1 AND id = $2",
+            &[&tenant, &collection, &display_name, &color, &order],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A live item by name, with its content.
+    pub async fn dav_item(
+        &self,
+        tenant: Uuid,
+        collection: Uuid,
+        name: &str,
+    ) -> Result<Option<DavItem>> {
+        let c = self.client().await?;
+        let row = c
+            .query_opt(
+                "SELECT name, etag, content_type, content, COALESCE(length(content), 0)::bigint FROM items
+                 WHERE tenant_id = $1 AND collection_id = $2 AND name = $3 AND NOT deleted",
+                &[&tenant, &collection, &name],
+            )
+            .await?;
+        Ok(row.map(|r| DavItem {
+            name: r.get(0),
+            etag: r.get(1),
+            content_type: r.get(2),
+            content: r.get(3),
+            length: r.get(4),
+        }))
+    }
+
+    /// Live items of a collection: metadata only, or with content.
+    pub async fn dav_items(
+        &self,
+        tenant: Uuid,
+        collection: Uuid,
+        with_content: bool,
+    ) -> Result<Vec<DavItem>> {
+        let c = self.client().await?;
+        let sql =
+            format!(
+            "SELECT name, etag, content_type, {}, COALESCE(length(content), 0)::bigint FROM items
+             WHERE tenant_id = $1 AND collection_id = $2 AND NOT deleted ORDER BY name",
+            if with_content { "content" } else { "NULL::bytea" }
+        );
+        let rows = c.query(&sql, &[&tenant, &collection]).await?;
+        Ok(rows
+            .iter()
+            .map(|r| DavItem {
+                name: r.get(0),
+                etag: r.get(1),
+                content_type: r.get(2),
+                content: r.get(3),
+                length: r.get(4),
+            })
+            .collect())
+    }
+
+    /// Live items by name (multiget); names not found are simply absent.
+    pub async fn dav_items_named(
+        &self,
+        tenant: Uuid,
+        collection: Uuid,
+        names: &[String],
+    ) -> Result<Vec<DavItem>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT name, etag, content_type, content, COALESCE(length(content), 0)::bigint FROM items
+                 WHERE tenant_id = $1 AND collection_id = $2 AND NOT deleted AND name = ANY($3)",
+                &[&tenant, &collection, &names],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| DavItem {
+                name: r.get(0),
+                etag: r.get(1),
+                content_type: r.get(2),
+                content: r.get(3),
+                length: r.get(4),
+            })
+            .collect())
+    }
+
+    /// Members changed after `since`, oldest change first, at most `limit` (and one
+    /// more, to tell the caller the answer is truncated). A name deleted and created
+    /// again appears once, as its live item.
+    pub async fn changes_since(
+        &self,
+        tenant: Uuid,
+        collection: Uuid,
+        since: i64,
+        limit: i64,
+    ) -> Result<Vec<MemberChange>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT DISTINCT ON (name) name, CASE WHEN deleted THEN NULL ELSE etag END, last_seq
+                 FROM items WHERE tenant_id = $1 AND collection_id = $2 AND last_seq > $3
+                 ORDER BY name, deleted ASC, last_seq DESC",
+                &[&tenant, &collection, &since],
+            )
+            .await?;
+        let mut out: Vec<MemberChange> = rows
+            .iter()
+            .map(|r| MemberChange {
+                name: r.get(0),
+                etag: r.get(1),
+                seq: r.get(2),
+            })
+            .collect();
+        out.sort_by_key(|m| m.seq);
+        out.truncate(usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX));
+        Ok(out)
+    }
+
+    /// The name of another live item in the collection with this UID, if any.
+    pub async fn uid_taken(
+        &self,
+        tenant: Uuid,
+        collection: Uuid,
+        uid: &str,
+        except: &str,
+    ) -> Result<Option<String>> {
+        if uid.is_empty() {
+            return Ok(None);
+        }
+        let c = self.client().await?;
+        let row = c
+            .query_opt(
+                "SELECT name FROM items WHERE tenant_id = $1 AND collection_id = $2 AND uid = $3 AND name <> $4 AND NOT deleted LIMIT 1",
+                &[&tenant, &collection, &uid, &except],
+            )
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+}
+
+/// Maps a missing thing to `NotFound` with a name.
+pub fn found<T>(what: &str, v: Option<T>) -> Result<T> {
+    v.ok_or_else(|| StoreError::NotFound(what.to_string()))
+}
