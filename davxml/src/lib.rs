@@ -37,6 +37,8 @@ pub struct Element {
     pub text: String,
     /// Child elements in order.
     pub children: Vec<Element>,
+    /// Attributes by local name (e.g. `name` of a CalDAV `comp-filter`).
+    pub attrs: Vec<(String, String)>,
 }
 
 impl Element {
@@ -70,6 +72,14 @@ impl Element {
         })
     }
 
+    /// The value of attribute `name`.
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// Trimmed text.
     pub fn trimmed(&self) -> &str {
         self.text.trim()
@@ -99,12 +109,14 @@ pub fn parse(body: &[u8]) -> Result<Element, XmlError> {
             Event::Start(e) => stack.push(Element {
                 ns,
                 name: e.local_name().as_ref().to_string(),
+                attrs: attributes(&e),
                 ..Element::default()
             }),
             Event::Empty(e) => {
                 let el = Element {
                     ns,
                     name: e.local_name().as_ref().to_string(),
+                    attrs: attributes(&e),
                     ..Element::default()
                 };
                 match stack.last_mut() {
@@ -154,6 +166,21 @@ pub fn parse(body: &[u8]) -> Result<Element, XmlError> {
         buf.clear();
     }
     root.ok_or_else(|| XmlError("empty document".into()))
+}
+
+fn attributes(e: &quick_xml::events::BytesStart<'_>) -> Vec<(String, String)> {
+    e.attributes()
+        .filter_map(Result::ok)
+        .filter(|a| !a.key.as_ref().starts_with("xmlns"))
+        .map(|a| {
+            let key = a.key.local_name().as_ref().to_string();
+            let value = a
+                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .map(|v| v.into_owned())
+                .unwrap_or_default();
+            (key, value)
+        })
+        .collect()
 }
 
 /// Escapes text for an XML body.
@@ -348,6 +375,17 @@ impl Writer {
         s
     }
 
+    /// A DAV `error` body naming a failed precondition with inner markup (e.g. the
+    /// href of the item a `no-uid-conflict` is about).
+    pub fn error_with(precondition: &Name, inner: &str) -> String {
+        format!(
+            r#"<?xml version="1.0" encoding="utf-8"?>{}<d:error{}>{}</d:error>"#,
+            "\n",
+            namespaces(),
+            Self::element(precondition, inner)
+        )
+    }
+
     /// A DAV `error` body naming a failed precondition, e.g. `{CALDAV}valid-calendar-data`.
     pub fn error(precondition: &Name) -> String {
         format!(
@@ -381,6 +419,11 @@ line</c:calendar-data></d:prop></d:propstat></d:response>
             "A & B\r\nline"
         );
         assert!(root.child("urn:x", "other").is_some());
+        let f = parse(br#"<c:filter xmlns:c="urn:ietf:params:xml:ns:caldav"><c:comp-filter name="VCALENDAR"/></c:filter>"#).unwrap();
+        assert_eq!(
+            f.child(CALDAV, "comp-filter").unwrap().attr("name"),
+            Some("VCALENDAR")
+        );
     }
 
     #[test]
@@ -394,7 +437,7 @@ line</c:calendar-data></d:prop></d:propstat></d:response>
                 (Name::new(DAV, "displayname"), Value::Text("A & B".into())),
                 (color, Value::Empty),
             ],
-            &[odd.clone()],
+            std::slice::from_ref(&odd),
         );
         w.status("/a/gone.ics", "404 Not Found");
         w.sync_token("urn:t:1");

@@ -1,5 +1,5 @@
-//! The HTTP side: `/healthz` (the process is alive) and `/readyz` (the database
-//! answers and the schema is current). The CalDAV/CardDAV endpoint joins this router.
+//! The HTTP side: `/healthz` (the process is alive), `/readyz` (the database answers
+//! and the schema is current), and the CalDAV/CardDAV endpoint ([`crate::dav`]).
 
 use axum::Router;
 use axum::extract::State;
@@ -9,11 +9,12 @@ use axum::routing::get;
 use crate::store::Store;
 
 /// The HTTP router.
-pub fn router(store: Store) -> Router {
+pub fn router(store: Store, dav: crate::dav::DavState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .with_state(store)
+        .merge(crate::dav::router(dav))
 }
 
 async fn ready(State(store): State<Store>) -> (StatusCode, &'static str) {

@@ -21,6 +21,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod dav;
 pub mod http;
 pub mod link;
 pub mod nudge;

@@ -52,6 +52,9 @@ enum Command {
         /// Database connections per gateway process.
         #[arg(long, env = "POSTERN_DATABASE_POOL", default_value_t = 16)]
         database_pool: usize,
+        /// Largest calendar object or vCard a client may upload, in bytes.
+        #[arg(long, env = "POSTERN_MAX_ITEM_BYTES", default_value_t = 10 << 20)]
+        max_item_bytes: usize,
     },
     /// Manage tenants, users, connectors and collections; inspect status and conflicts.
     Admin(admin::AdminArgs),
@@ -86,6 +89,7 @@ async fn main() -> ExitCode {
             signing_key_file,
             lease_ttl,
             database_pool,
+            max_item_bytes,
         } => {
             init_logs(&cli.log_format);
             serve_until_signal(
@@ -94,6 +98,7 @@ async fn main() -> ExitCode {
                     signing_key_file,
                     lease_ttl,
                     pool_size: database_pool,
+                    max_item_bytes,
                 },
                 grpc_listen,
                 http_listen,

@@ -27,6 +27,8 @@ pub struct ServeConfig {
     pub lease_ttl: Duration,
     /// Database pool size.
     pub pool_size: usize,
+    /// Largest item a DAV client may PUT, in bytes.
+    pub max_item_bytes: usize,
 }
 
 /// Runs the gateway until `shutdown` resolves.
@@ -64,10 +66,19 @@ pub async fn run(
         .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async move {
             let _ = stop_grpc.recv().await;
         });
-    let http_server = axum::serve(http, crate::http::router(store.clone()).into_make_service())
-        .with_graceful_shutdown(async move {
-            let _ = stop_http.recv().await;
-        });
+    let dav = crate::dav::DavState {
+        store: store.clone(),
+        auth: std::sync::Arc::default(),
+        max_item_bytes: config.max_item_bytes,
+    };
+    let app = crate::http::router(store.clone(), dav);
+    let http_server = axum::serve(
+        http,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = stop_http.recv().await;
+    });
     tokio::spawn(async move {
         shutdown.await;
         info!("shutting down");

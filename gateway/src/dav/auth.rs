@@ -67,8 +67,12 @@ fn cache_key(password: &str, hash: &str) -> [u8; 32] {
 
 /// Splits `Basic base64(user:password)`.
 pub fn parse_basic(header: &str) -> Option<(String, String)> {
-    let b64 = header.strip_prefix("Basic ").or_else(|| header.strip_prefix("basic "))?;
-    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+    let b64 = header
+        .strip_prefix("Basic ")
+        .or_else(|| header.strip_prefix("basic "))?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (user, pass) = text.split_once(':')?;
     Some((user.to_string(), pass.to_string()))
@@ -76,14 +80,21 @@ pub fn parse_basic(header: &str) -> Option<(String, String)> {
 
 /// Splits `alice@acme` (or `alice%40acme`) into user and tenant.
 pub fn split_login(login: &str) -> Option<(String, String)> {
-    let login = login.replace("%40", "@").replace("%40".to_uppercase().as_str(), "@");
+    let login = login
+        .replace("%40", "@")
+        .replace("%40".to_uppercase().as_str(), "@");
     let (user, tenant) = login.rsplit_once('@')?;
     (!user.is_empty() && !tenant.is_empty()).then(|| (user.to_string(), tenant.to_string()))
 }
 
 impl Authenticator {
     /// Checks an `Authorization` header.
-    pub async fn check(&self, store: &Store, header: Option<&str>, addr: Option<IpAddr>) -> Result<Principal, DavAuthError> {
+    pub async fn check(
+        &self,
+        store: &Store,
+        header: Option<&str>,
+        addr: Option<IpAddr>,
+    ) -> Result<Principal, DavAuthError> {
         let parsed = header.and_then(parse_basic);
         let Some((login, password)) = parsed else {
             return Err(DavAuthError::Unauthorized);
@@ -100,7 +111,11 @@ impl Authenticator {
         match (ok, creds) {
             (true, Some(c)) => {
                 self.forgive(&login, addr);
-                Ok(Principal { login: format!("{user}@{tenant}"), tenant: c.tenant, user: c.user })
+                Ok(Principal {
+                    login: format!("{user}@{tenant}"),
+                    tenant: c.tenant,
+                    user: c.user,
+                })
             }
             _ => {
                 self.fail(&login, addr).await;
@@ -112,13 +127,20 @@ impl Authenticator {
     async fn matches(&self, password: &str, hashes: &[String]) -> bool {
         for hash in hashes {
             let key = cache_key(password, hash);
-            if self.verified.lock().map(|v| v.contains(&key)).unwrap_or(false) {
+            if self
+                .verified
+                .lock()
+                .map(|v| v.contains(&key))
+                .unwrap_or(false)
+            {
                 return true;
             }
         }
         for hash in hashes {
             let (p, h) = (password.to_string(), hash.clone());
-            let ok = tokio::task::spawn_blocking(move || verify_password(&p, &h)).await.unwrap_or(false);
+            let ok = tokio::task::spawn_blocking(move || verify_password(&p, &h))
+                .await
+                .unwrap_or(false);
             if ok {
                 if let Ok(mut v) = self.verified.lock() {
                     if v.len() >= MAX_CACHE {
@@ -181,11 +203,20 @@ mod tests {
 
     #[test]
     fn parses_basic_and_logins() {
-        let h = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("alice@acme:p:w"));
+        let h = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("alice@acme:p:w")
+        );
         assert_eq!(parse_basic(&h), Some(("alice@acme".into(), "p:w".into())));
         assert_eq!(parse_basic("Bearer x"), None);
-        assert_eq!(split_login("alice@acme"), Some(("alice".into(), "acme".into())));
-        assert_eq!(split_login("alice%40acme"), Some(("alice".into(), "acme".into())));
+        assert_eq!(
+            split_login("alice@acme"),
+            Some(("alice".into(), "acme".into()))
+        );
+        assert_eq!(
+            split_login("alice%40acme"),
+            Some(("alice".into(), "acme".into()))
+        );
         assert_eq!(split_login("alice"), None);
         assert_eq!(split_login("@acme"), None);
     }

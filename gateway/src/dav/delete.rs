@@ -1,0 +1,37 @@
+//! DELETE of an item, with `If-Match`. The deletion reaches the back end through the
+//! connector. Collections in `mirror` or `merge` mode are read-only to clients.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use postern_davxml::{DAV, Name};
+
+use super::path::Target;
+use super::{DavError, DavRequest, DavState};
+use crate::store::StoreError;
+
+/// Answers DELETE.
+pub async fn delete(state: &DavState, req: &DavRequest) -> Result<Response, DavError> {
+    let Target::Item(kind, _, coll, name) = &req.target else {
+        // Deleting whole collections arrives with MKCALENDAR support.
+        return Err(DavError::Forbidden(None));
+    };
+    let c = state
+        .store
+        .dav_collection(req.who.tenant, req.who.user, kind.store_kind(), coll)
+        .await?
+        .ok_or(DavError::NotFound)?;
+    if c.mode != "two-way" {
+        return Err(DavError::Forbidden(Some(Name::new(DAV, "need-privileges"))));
+    }
+    let if_match = req.header("if-match").map(str::trim).filter(|v| *v != "*");
+    match state
+        .store
+        .delete_item(req.who.tenant, c.id, name, if_match)
+        .await
+    {
+        Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(StoreError::NotFound(_)) => Err(DavError::NotFound),
+        Err(StoreError::Conflict(_)) => Err(DavError::PreconditionFailed),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,295 @@
+//! The CalDAV/CardDAV endpoint for remote clients (phones, Thunderbird, DAVx5, iOS,
+//! vdirsyncer). A thin DAV layer of our own on axum and `postern-davxml`, one file per
+//! method or report:
+//!
+//! - [`auth`]: Basic with `alice@acme` and an app password;
+//! - [`path`]: what a URL names ([`path::Target`]), and the hrefs we write;
+//! - [`props`]: the properties of principals, homes, collections and items;
+//! - [`propfind`], [`proppatch`], [`options`];
+//! - [`get`] (GET/HEAD), [`put`], [`delete`];
+//! - [`report`]: multiget and sync-collection.
+//!
+//! URL layout (DESIGN.md): `/.well-known/caldav|carddav` lead to the principal
+//! `/dav/principals/alice@acme/`; calendars under `/dav/calendars/alice@acme/`, address
+//! books under `/dav/addressbooks/alice@acme/`. A user only ever reaches their own.
+//!
+//! Writes go through the store API: they are journalled, marked pending, and wake the
+//! connector (on any replica) with NOTIFY; the connector applies them to the back end.
+
+pub mod auth;
+pub mod delete;
+pub mod get;
+pub mod options;
+pub mod path;
+pub mod propfind;
+pub mod proppatch;
+pub mod props;
+pub mod put;
+pub mod report;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use postern_davxml::{Name, Writer};
+use tracing::warn;
+
+use crate::store::{Store, StoreError};
+use auth::{Authenticator, DavAuthError, Principal};
+use path::Target;
+
+/// What every DAV handler shares.
+#[derive(Clone)]
+pub struct DavState {
+    /// The store.
+    pub store: Store,
+    /// Authentication with its cache.
+    pub auth: Arc<Authenticator>,
+    /// Largest item body accepted by PUT, in bytes.
+    pub max_item_bytes: usize,
+}
+
+impl std::fmt::Debug for DavState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DavState")
+    }
+}
+
+/// The DAV routes.
+pub fn router(state: DavState) -> Router {
+    Router::new()
+        .route("/", any(handle))
+        .route("/.well-known/caldav", any(handle))
+        .route("/.well-known/carddav", any(handle))
+        .route("/dav", any(handle))
+        .route("/dav/", any(handle))
+        .route("/dav/{*rest}", any(handle))
+        .with_state(state)
+}
+
+/// An answer that is not a success, with its meaning.
+#[derive(Debug, thiserror::Error)]
+pub enum DavError {
+    /// 401 with a challenge.
+    #[error("authentication required")]
+    Unauthorized,
+    /// 403, optionally naming a DAV precondition.
+    #[error("forbidden")]
+    Forbidden(Option<Name>),
+    /// 404.
+    #[error("not found")]
+    NotFound,
+    /// 405: the method does not apply to this resource.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 409 naming a DAV precondition (e.g. `no-uid-conflict`), with its inner markup.
+    #[error("conflict")]
+    Conflict(Name, String),
+    /// 412: a precondition (If-Match / If-None-Match) failed.
+    #[error("precondition failed")]
+    PreconditionFailed,
+    /// 413: the body is too large.
+    #[error("payload too large")]
+    TooLarge,
+    /// 400 or 415 naming a DAV precondition, or a plain 400.
+    #[error("bad request: {1}")]
+    BadRequest(Option<Name>, String),
+    /// 415 naming a precondition.
+    #[error("unsupported media type")]
+    UnsupportedMedia(Name),
+    /// 501.
+    #[error("not implemented: {0}")]
+    NotImplemented(&'static str),
+    /// 500/503: the store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn error_body(status: StatusCode, precondition: Option<&Name>, text: String) -> Response {
+    match precondition {
+        Some(p) => (
+            status,
+            [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
+            Writer::error(p),
+        )
+            .into_response(),
+        None => (
+            status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            text,
+        )
+            .into_response(),
+    }
+}
+
+impl IntoResponse for DavError {
+    fn into_response(self) -> Response {
+        let text = format!("{self}\n");
+        match self {
+            DavError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                [(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"Postern\", charset=\"UTF-8\""),
+                )],
+                text,
+            )
+                .into_response(),
+            DavError::Forbidden(p) => error_body(StatusCode::FORBIDDEN, p.as_ref(), text),
+            DavError::NotFound => error_body(StatusCode::NOT_FOUND, None, text),
+            DavError::MethodNotAllowed => error_body(StatusCode::METHOD_NOT_ALLOWED, None, text),
+            DavError::Conflict(p, inner) => (
+                StatusCode::CONFLICT,
+                [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
+                Writer::error_with(&p, &inner),
+            )
+                .into_response(),
+            DavError::PreconditionFailed => error_body(StatusCode::PRECONDITION_FAILED, None, text),
+            DavError::TooLarge => error_body(StatusCode::PAYLOAD_TOO_LARGE, None, text),
+            DavError::BadRequest(p, _) => error_body(StatusCode::BAD_REQUEST, p.as_ref(), text),
+            DavError::UnsupportedMedia(p) => {
+                error_body(StatusCode::UNSUPPORTED_MEDIA_TYPE, Some(&p), text)
+            }
+            DavError::NotImplemented(_) => error_body(StatusCode::NOT_IMPLEMENTED, None, text),
+            DavError::Store(StoreError::NotFound(_)) => {
+                error_body(StatusCode::NOT_FOUND, None, text)
+            }
+            DavError::Store(StoreError::Conflict(_)) => {
+                error_body(StatusCode::PRECONDITION_FAILED, None, text)
+            }
+            DavError::Store(StoreError::Invalid(_)) => {
+                error_body(StatusCode::BAD_REQUEST, None, text)
+            }
+            DavError::Store(e) => {
+                warn!(error = %e, "dav request failed in the store");
+                error_body(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    None,
+                    "the service is temporarily unavailable\n".into(),
+                )
+            }
+        }
+    }
+}
+
+/// A request as handlers see it.
+#[derive(Debug)]
+pub struct DavRequest {
+    /// Method.
+    pub method: Method,
+    /// The request path as sent.
+    pub path: String,
+    /// What the URL names.
+    pub target: Target,
+    /// Request headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
+    /// The authenticated user.
+    pub who: Principal,
+}
+
+impl DavRequest {
+    /// The Depth header: 0, 1 or infinity (treated as 1); `default` when absent.
+    pub fn depth(&self, default: u8) -> u8 {
+        match self
+            .headers
+            .get("depth")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+        {
+            Some("0") => 0,
+            Some("1") | Some("infinity") | Some("Infinity") => 1,
+            _ => default,
+        }
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+async fn handle(
+    State(state): State<DavState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    req: Request<Body>,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let method = parts.method.clone();
+    if method == Method::OPTIONS {
+        return options::options();
+    }
+    let target = match Target::parse(parts.uri.path()) {
+        Some(t) => t,
+        None => return DavError::NotFound.into_response(),
+    };
+    let header = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let who = match state
+        .auth
+        .check(&state.store, header, Some(addr.ip()))
+        .await
+    {
+        Ok(p) => p,
+        Err(DavAuthError::Unauthorized) => return DavError::Unauthorized.into_response(),
+        Err(DavAuthError::Store(e)) => return DavError::Store(e).into_response(),
+    };
+    // Clients that do not follow the redirect PROPFIND the well-known URL itself.
+    if matches!(target, Target::WellKnown)
+        && method != Method::from_bytes(b"PROPFIND").unwrap_or(Method::GET)
+    {
+        return (
+            StatusCode::MOVED_PERMANENTLY,
+            [(header::LOCATION, format!("/dav/principals/{}/", who.login))],
+        )
+            .into_response();
+    }
+    if let Some(login) = target.login()
+        && !path::same_login(login, &who.login)
+    {
+        return DavError::Forbidden(None).into_response();
+    }
+    let limit = state.max_item_bytes.max(1 << 20) * 4;
+    let body = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => return DavError::TooLarge.into_response(),
+    };
+    let req = DavRequest {
+        method,
+        path: parts.uri.path().to_string(),
+        target,
+        headers: parts.headers,
+        body,
+        who,
+    };
+    let result = match req.method.as_str() {
+        "PROPFIND" => propfind::propfind(&state, &req).await,
+        "PROPPATCH" => proppatch::proppatch(&state, &req).await,
+        "REPORT" => report::report(&state, &req).await,
+        "GET" => get::get(&state, &req, true).await,
+        "HEAD" => get::get(&state, &req, false).await,
+        "PUT" => put::put(&state, &req).await,
+        "DELETE" => delete::delete(&state, &req).await,
+        "MKCALENDAR" | "MKCOL" => Err(DavError::Forbidden(None)),
+        _ => Err(DavError::MethodNotAllowed),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// A 207 Multi-Status response.
+pub fn multistatus(body: String) -> Response {
+    (
+        StatusCode::MULTI_STATUS,
+        [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,236 @@
+//! What a DAV URL names, and the hrefs we write. Logins appear in URLs as
+//! `alice@acme` or `alice%40acme`; both name the same resources.
+
+/// A collection kind as it appears in URLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `/dav/calendars/...`
+    Calendars,
+    /// `/dav/addressbooks/...`
+    AddressBooks,
+}
+
+impl Kind {
+    /// The URL segment.
+    pub fn segment(self) -> &'static str {
+        match self {
+            Kind::Calendars => "calendars",
+            Kind::AddressBooks => "addressbooks",
+        }
+    }
+    /// The store's collection kind.
+    pub fn store_kind(self) -> &'static str {
+        match self {
+            Kind::Calendars => "calendar",
+            Kind::AddressBooks => "addressbook",
+        }
+    }
+}
+
+/// The resource a URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `/`, `/dav/`, `/dav/principals/`: where clients start looking.
+    Root,
+    /// `/.well-known/caldav` or `/.well-known/carddav`.
+    WellKnown,
+    /// `/dav/principals/<login>/`.
+    Principal(String),
+    /// `/dav/calendars/<login>/` or `/dav/addressbooks/<login>/`.
+    Home(Kind, String),
+    /// A calendar or address book.
+    Collection(Kind, String, String),
+    /// An item in one.
+    Item(Kind, String, String, String),
+}
+
+/// Percent-decodes `%40` (and any other escape) in a login segment.
+fn decode(seg: &str) -> String {
+    let bytes = seg.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Some(v) = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Target {
+    /// Parses a request path (as sent, still percent-encoded).
+    pub fn parse(path: &str) -> Option<Target> {
+        match path {
+            "/" | "/dav" | "/dav/" | "/dav/principals" | "/dav/principals/" => {
+                return Some(Target::Root);
+            }
+            "/.well-known/caldav"
+            | "/.well-known/caldav/"
+            | "/.well-known/carddav"
+            | "/.well-known/carddav/" => {
+                return Some(Target::WellKnown);
+            }
+            _ => {}
+        }
+        let rest = path.strip_prefix("/dav/")?;
+        let segs: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+        if segs.iter().any(|s| s.is_empty() || *s == "." || *s == "..") {
+            return None;
+        }
+        let kind = match segs[0] {
+            "principals" => {
+                return match segs.as_slice() {
+                    [_, login] => Some(Target::Principal(decode(login))),
+                    _ => None,
+                };
+            }
+            "calendars" => Kind::Calendars,
+            "addressbooks" => Kind::AddressBooks,
+            _ => return None,
+        };
+        match segs.as_slice() {
+            [_, login] => Some(Target::Home(kind, decode(login))),
+            [_, login, coll] => Some(Target::Collection(kind, decode(login), decode(coll))),
+            [_, login, coll, item] => Some(Target::Item(
+                kind,
+                decode(login),
+                decode(coll),
+                (*item).to_string(),
+            )),
+            _ => None,
+        }
+    }
+
+    /// The login a URL names, if any.
+    pub fn login(&self) -> Option<&str> {
+        match self {
+            Target::Principal(l)
+            | Target::Home(_, l)
+            | Target::Collection(_, l, _)
+            | Target::Item(_, l, _, _) => Some(l),
+            Target::Root | Target::WellKnown => None,
+        }
+    }
+}
+
+/// True when a URL's login is the authenticated one (case-insensitive tenant and user).
+pub fn same_login(url: &str, who: &str) -> bool {
+    url.eq_ignore_ascii_case(who)
+}
+
+/// `/dav/principals/<login>/`
+pub fn principal(login: &str) -> String {
+    format!("/dav/principals/{login}/")
+}
+
+/// `/dav/<kind>/<login>/`
+pub fn home(kind: Kind, login: &str) -> String {
+    format!("/dav/{}/{login}/", kind.segment())
+}
+
+/// `/dav/<kind>/<login>/<collection>/`
+pub fn collection(kind: Kind, login: &str, name: &str) -> String {
+    format!("/dav/{}/{login}/{name}/", kind.segment())
+}
+
+/// `/dav/<kind>/<login>/<collection>/<item>`
+pub fn item(kind: Kind, login: &str, coll: &str, name: &str) -> String {
+    format!("/dav/{}/{login}/{coll}/{name}", kind.segment())
+}
+
+/// The item name an href names, if it is inside `collection_href`.
+pub fn item_name_in(href: &str, collection_href: &str) -> Option<String> {
+    let path = match href.find("://") {
+        Some(i) => &href[href[i + 3..].find('/').map(|j| i + 3 + j)?..],
+        None => href,
+    };
+    let decoded_path = decode(path);
+    let decoded_coll = decode(collection_href);
+    let name = decoded_path
+        .strip_prefix(decoded_coll.as_str())
+        .or_else(|| path.strip_prefix(collection_href))?;
+    (!name.is_empty() && !name.contains('/')).then(|| {
+        // Item names are stored as they appear in URLs: take the raw segment back.
+        path.rsplit('/').next().unwrap_or(name).to_string()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_layout() {
+        assert_eq!(Target::parse("/"), Some(Target::Root));
+        assert_eq!(
+            Target::parse("/.well-known/caldav"),
+            Some(Target::WellKnown)
+        );
+        assert_eq!(
+            Target::parse("/dav/principals/alice@acme/"),
+            Some(Target::Principal("alice@acme".into()))
+        );
+        assert_eq!(
+            Target::parse("/dav/principals/alice%40acme/"),
+            Some(Target::Principal("alice@acme".into()))
+        );
+        assert_eq!(
+            Target::parse("/dav/calendars/alice@acme/"),
+            Some(Target::Home(Kind::Calendars, "alice@acme".into()))
+        );
+        assert_eq!(
+            Target::parse("/dav/addressbooks/alice%40acme/contacts/"),
+            Some(Target::Collection(
+                Kind::AddressBooks,
+                "alice@acme".into(),
+                "contacts".into()
+            ))
+        );
+        assert_eq!(
+            Target::parse("/dav/calendars/alice@acme/work/a%20b.ics"),
+            Some(Target::Item(
+                Kind::Calendars,
+                "alice@acme".into(),
+                "work".into(),
+                "a%20b.ics".into()
+            ))
+        );
+        assert_eq!(
+            Target::parse("/dav/calendars/alice@acme/../bob@acme/"),
+            None
+        );
+        assert_eq!(Target::parse("/dav/other/x/"), None);
+        assert_eq!(Target::parse("/dav/calendars/a/b/c/d"), None);
+    }
+
+    #[test]
+    fn finds_item_names_in_hrefs() {
+        let c = "/dav/calendars/alice@acme/work/";
+        assert_eq!(
+            item_name_in("/dav/calendars/alice@acme/work/x.ics", c).as_deref(),
+            Some("x.ics")
+        );
+        assert_eq!(
+            item_name_in("/dav/calendars/alice%40acme/work/x.ics", c).as_deref(),
+            Some("x.ics")
+        );
+        assert_eq!(
+            item_name_in("http://h:1/dav/calendars/alice@acme/work/x.ics", c).as_deref(),
+            Some("x.ics")
+        );
+        assert_eq!(
+            item_name_in("/dav/calendars/alice@acme/home/x.ics", c),
+            None
+        );
+        assert_eq!(item_name_in(c, c), None);
+    }
+}

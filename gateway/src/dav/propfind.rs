@@ -1,0 +1,125 @@
+//! PROPFIND (RFC 4918 §9.1): properties of a resource and, at depth 1, its members.
+//! Unknown properties are answered 404 inside the multistatus, never as an error.
+
+use axum::response::Response;
+use postern_davxml::{DAV, Name};
+
+use super::path::{self, Target};
+use super::{DavError, DavRequest, DavState, multistatus, props};
+
+/// What the body asks for: `None` for allprop (or an empty body), else the names.
+pub fn requested(body: &[u8]) -> Result<Option<Vec<Name>>, DavError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let root =
+        postern_davxml::parse(body).map_err(|e| DavError::BadRequest(None, e.to_string()))?;
+    if !root.is(DAV, "propfind") {
+        return Err(DavError::BadRequest(
+            None,
+            "expected a propfind element".into(),
+        ));
+    }
+    if root.child(DAV, "allprop").is_some() || root.child(DAV, "propname").is_some() {
+        return Ok(None);
+    }
+    let prop = root
+        .child(DAV, "prop")
+        .ok_or_else(|| DavError::BadRequest(None, "propfind without prop".into()))?;
+    Ok(Some(
+        prop.children
+            .iter()
+            .map(|c| Name::new(&c.ns, &c.name))
+            .collect(),
+    ))
+}
+
+/// Answers a PROPFIND.
+pub async fn propfind(state: &DavState, req: &DavRequest) -> Result<Response, DavError> {
+    let wanted = requested(&req.body)?;
+    let wanted = wanted.as_deref();
+    let login = req.who.login.as_str();
+    let depth = req.depth(1);
+    let mut w = postern_davxml::Writer::multistatus();
+    let mut add = |href: &str, all| {
+        let (found, missing) = props::select(all, wanted);
+        w.response(href, &found, &missing);
+    };
+    match &req.target {
+        Target::Root | Target::WellKnown => {
+            add(&req.path, props::root(login));
+        }
+        Target::Principal(_) => add(&path::principal(login), props::principal(login)),
+        Target::Home(kind, _) => {
+            add(&path::home(*kind, login), props::home(*kind, login));
+            if depth > 0 {
+                for c in state
+                    .store
+                    .dav_collections(req.who.tenant, req.who.user, kind.store_kind())
+                    .await?
+                {
+                    add(
+                        &path::collection(*kind, login, &c.name),
+                        props::collection(*kind, login, &c),
+                    );
+                }
+            }
+        }
+        Target::Collection(kind, _, name) => {
+            let c = state
+                .store
+                .dav_collection(req.who.tenant, req.who.user, kind.store_kind(), name)
+                .await?
+                .ok_or(DavError::NotFound)?;
+            add(
+                &path::collection(*kind, login, &c.name),
+                props::collection(*kind, login, &c),
+            );
+            if depth > 0 {
+                for i in state.store.dav_items(req.who.tenant, c.id, false).await? {
+                    add(&path::item(*kind, login, &c.name, &i.name), props::item(&i));
+                }
+            }
+        }
+        Target::Item(kind, _, coll, name) => {
+            let c = state
+                .store
+                .dav_collection(req.who.tenant, req.who.user, kind.store_kind(), coll)
+                .await?
+                .ok_or(DavError::NotFound)?;
+            let i = state
+                .store
+                .dav_item(req.who.tenant, c.id, name)
+                .await?
+                .ok_or(DavError::NotFound)?;
+            add(&path::item(*kind, login, &c.name, &i.name), props::item(&i));
+        }
+    }
+    Ok(multistatus(w.finish()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_what_is_asked() {
+        assert_eq!(requested(b"").unwrap(), None);
+        assert_eq!(
+            requested(br#"<propfind xmlns="DAV:"><allprop/></propfind>"#).unwrap(),
+            None
+        );
+        let asked = requested(br#"<D:propfind xmlns:D="DAV:" xmlns:C="http://calendarserver.org/ns/"><D:prop><D:displayname/><C:getctag/></D:prop></D:propfind>"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            asked,
+            vec![
+                Name::new(DAV, "displayname"),
+                Name::new(postern_davxml::CS, "getctag")
+            ]
+        );
+        assert!(requested(b"<oops").is_err());
+        assert!(requested(br#"<x xmlns="DAV:"/>"#).is_err());
+    }
+}
