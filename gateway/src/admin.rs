@@ -74,6 +74,12 @@ enum UserCmd {
         #[arg(long)]
         tenant: String,
     },
+    /// Revoke a user's app passwords and issue a new one (printed on the last line).
+    Rotate {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -194,6 +200,15 @@ pub async fn run(database_url: &str, args: AdminArgs) -> anyhow::Result<()> {
                     "user {}@{} added; log in with this app password (shown once):\n{}\n",
                     s.name, s.tenant, s.secret
                 )
+            })
+        }
+        AdminCommand::User(UserCmd::Rotate { tenant, name }) => {
+            let tid = store.tenant_id(&tenant).await?;
+            let password = auth::new_app_password();
+            store.rotate_password(tid, &name, &auth::hash_password(&password)?).await?;
+            let s = Secret { tenant: &tenant, name: &name, expires_at: None, secret: password };
+            out(json, &s, |s| {
+                format!("old app passwords of {}@{} revoked; the new one (shown once):\n{}\n", s.name, s.tenant, s.secret)
             })
         }
         AdminCommand::User(UserCmd::List { tenant }) => {

@@ -523,3 +523,103 @@ async fn puts_are_validated_and_conditional() -> Result<()> {
     assert!(err.contains("need-privileges"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotated_password_stops_working_at_once() -> Result<()> {
+    let s = setup("dav-rotate", &[], "1h").await?;
+    let item = "/dav/calendars/carol@acme/work/new-york.ics";
+    // Verified once, then remembered: both requests succeed.
+    for _ in 0..2 {
+        let (status, _) = raw(&s, "GET", item, ("carol@acme", &s.password), &[], "").await?;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let fresh = last_line(&admin(&s.d.db, &["user", "rotate", "--tenant", "acme", "carol"])?);
+    let (status, _) = raw(&s, "GET", item, ("carol@acme", &s.password), &[], "").await?;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the remembered verification died with the password");
+    let (status, _) = raw(&s, "GET", item, ("carol@acme", &fresh), &[], "").await?;
+    assert_eq!(status, StatusCode::OK);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_writes_wait_while_the_backend_is_down_and_are_applied_when_it_returns() -> Result<()> {
+    let mut s = setup("dav-offline", &[], "500ms").await?;
+    let me = ("carol@acme", s.password.clone());
+    let me = (me.0, me.1.as_str());
+    let cal = "text/calendar; charset=utf-8";
+    let ev = |uid: &str, summary: &str| {
+        format!("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250701T100000Z\r\nSUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    };
+    // The corporate server goes away.
+    let port: u16 = s.rad.url.trim_end_matches('/').rsplit(':').next().unwrap().parse()?;
+    s.rad.proc.kill9();
+    let (status, _) = raw(&s, "PUT", "/dav/calendars/carol@acme/work/offline.ics", me, &[("Content-Type", cal)], &ev("offline@postern.test", "Written offline")).await?;
+    assert_eq!(status, StatusCode::CREATED, "the client's write is accepted while the back end is down");
+    let coll = s.d.collection("/alice/work/").await?;
+    assert_eq!(s.d.store.collection(s.d.tenant, coll).await?.pending, 1, "it waits in the journal");
+    // Meanwhile someone edits the same calendar on the corporate side: another item,
+    // and the very item the client also edited offline.
+    std::fs::write(s.rad.folder("work").join("all-day.ics"), ev("holiday@postern.test", "Edited while we were away"))?;
+    let (status, _) = raw(&s, "PUT", "/dav/calendars/carol@acme/work/new-york.ics", me, &[("Content-Type", cal)], &ev("nyc-call@postern.test", "Client moved it offline")).await?;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    std::fs::write(s.rad.folder("work").join("new-york.ics"), ev("nyc-call@postern.test", "Corporate moved it"))?;
+
+    // The server comes back on the same address with the same data.
+    s.rad = restart_radicale(&s, port).await?;
+    let backend = Dav::new(&s.rad.url, "alice", "alicepw");
+    wait_until("queued write applied", WAIT, || async {
+        Ok(backend.get("/alice/work/offline@postern.test.ics").await?.map(|_| ()))
+    })
+    .await?;
+    wait_until("corporate edit on the gateway", WAIT, || async {
+        let items = s.d.items_by_uid(coll).await?;
+        Ok(String::from_utf8_lossy(&items["holiday@postern.test"]).contains("Edited while we were away").then_some(()))
+    })
+    .await?;
+    // Both changed new-york.ics: backend-wins decides, and the client's version is kept.
+    wait_until("conflict settled by policy", WAIT, || async {
+        let items = s.d.items_by_uid(coll).await?;
+        Ok(String::from_utf8_lossy(&items["nyc-call@postern.test"]).contains("Corporate moved it").then_some(()))
+    })
+    .await?;
+    let kept = s.d.store.list_conflicts(Some(s.d.tenant)).await?;
+    assert!(kept.iter().any(|k| k.loser_side == "gateway" && k.loser_content.as_deref().is_some_and(|c| c.contains("Client moved it offline"))));
+    wait_until("nothing pending", WAIT, || async {
+        Ok((s.d.store.collection(s.d.tenant, coll).await?.pending == 0).then_some(()))
+    })
+    .await?;
+    Ok(())
+}
+
+/// Starts Radicale again on the same port and storage.
+async fn restart_radicale(s: &Setup, port: u16) -> Result<Radicale> {
+    let config = s.rad.root.parent().unwrap().join("config");
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args(["-m", "radicale", "--config"]).arg(&config);
+    let proc = postern_e2e::Proc::spawn(cmd, s.d.dir.path(&format!("radicale-{port}-again.log")))?;
+    postern_e2e::wait_port(port, WAIT).await?;
+    Ok(Radicale { proc, url: s.rad.url.clone(), root: s.rad.root.clone() })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_put_on_one_replica_wakes_the_connector_on_another() -> Result<()> {
+    // Rounds an hour apart: only a cross-replica nudge can carry the write.
+    let s = setup("dav-replicas", &[], "1h").await?;
+    let b = postern_e2e::Gateway::start(&s.d.db, &s.d.dir, &[]).await?;
+    let me = ("carol@acme", s.password.as_str());
+    let ev = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:replica-b@postern.test\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250701T100000Z\r\nSUMMARY:Via replica B\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let resp = reqwest::Client::new()
+        .put(format!("http://127.0.0.1:{}/dav/calendars/carol@acme/work/replica-b.ics", b.http_port))
+        .basic_auth(me.0, Some(me.1))
+        .header("Content-Type", "text/calendar")
+        .body(ev)
+        .send()
+        .await?;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let backend = Dav::new(&s.rad.url, "alice", "alicepw");
+    wait_until("write via replica B on the back end", Duration::from_secs(20), || async {
+        Ok(backend.get("/alice/work/replica-b@postern.test.ics").await?.map(|_| ()))
+    })
+    .await?;
+    Ok(())
+}

@@ -132,6 +132,31 @@ impl Store {
         Ok(id)
     }
 
+    /// Revokes every live app password of a user and adds `hash` as the only one.
+    /// Remembered verifications of the old passwords stop matching at once, because
+    /// authentication always checks against the live hashes.
+    pub async fn rotate_password(&self, tenant: Uuid, name: &str, hash: &str) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let user: Uuid = tx
+            .query_opt("SELECT id FROM users WHERE tenant_id = $1 AND name = $2", &[&tenant, &name])
+            .await?
+            .map(|r| r.get(0))
+            .ok_or_else(|| StoreError::NotFound(format!("user {name:?}")))?;
+        tx.execute(
+            "UPDATE app_passwords SET revoked_at = now() WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
+            &[&tenant, &user],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO app_passwords (tenant_id, id, user_id, label, hash) VALUES ($1, $2, $3, 'rotated', $4)",
+            &[&tenant, &Uuid::new_v4(), &user, &hash],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Lists a tenant's users.
     pub async fn list_users(&self, tenant: Uuid) -> Result<Vec<User>> {
         let c = self.client().await?;
