@@ -205,10 +205,20 @@ pub async fn run(database_url: &str, args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::User(UserCmd::Rotate { tenant, name }) => {
             let tid = store.tenant_id(&tenant).await?;
             let password = auth::new_app_password();
-            store.rotate_password(tid, &name, &auth::hash_password(&password)?).await?;
-            let s = Secret { tenant: &tenant, name: &name, expires_at: None, secret: password };
+            store
+                .rotate_password(tid, &name, &auth::hash_password(&password)?)
+                .await?;
+            let s = Secret {
+                tenant: &tenant,
+                name: &name,
+                expires_at: None,
+                secret: password,
+            };
             out(json, &s, |s| {
-                format!("old app passwords of {}@{} revoked; the new one (shown once):\n{}\n", s.name, s.tenant, s.secret)
+                format!(
+                    "old app passwords of {}@{} revoked; the new one (shown once):\n{}\n",
+                    s.name, s.tenant, s.secret
+                )
             })
         }
         AdminCommand::User(UserCmd::List { tenant }) => {

@@ -139,6 +139,22 @@ async fn python_caldav_discovers_writes_and_syncs_through_to_the_backend() -> Re
     );
     assert!(!events.contains(&"task-report@postern.test".to_string()));
 
+    // Time-range search expands the weekly series, with its exception dates.
+    let found = uids(&py(&s, &["search", "work", "20250303", "20250304"])?);
+    assert_eq!(found, vec!["weekly-standup@postern.test".to_string()]);
+    assert!(
+        uids(&py(&s, &["search", "work", "20250120", "20250121"])?).is_empty(),
+        "EXDATE: no occurrence"
+    );
+    let march = uids(&py(&s, &["search", "work", "20250310", "20250315"])?);
+    assert_eq!(
+        march,
+        vec![
+            "nyc-call@postern.test".to_string(),
+            "weekly-standup@postern.test".to_string()
+        ]
+    );
+
     let first = py(&s, &["sync", "work"])?;
     assert_eq!(
         uids(&first).len(),
@@ -533,57 +549,116 @@ async fn a_rotated_password_stops_working_at_once() -> Result<()> {
         let (status, _) = raw(&s, "GET", item, ("carol@acme", &s.password), &[], "").await?;
         assert_eq!(status, StatusCode::OK);
     }
-    let fresh = last_line(&admin(&s.d.db, &["user", "rotate", "--tenant", "acme", "carol"])?);
+    let fresh = last_line(&admin(
+        &s.d.db,
+        &["user", "rotate", "--tenant", "acme", "carol"],
+    )?);
     let (status, _) = raw(&s, "GET", item, ("carol@acme", &s.password), &[], "").await?;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "the remembered verification died with the password");
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the remembered verification died with the password"
+    );
     let (status, _) = raw(&s, "GET", item, ("carol@acme", &fresh), &[], "").await?;
     assert_eq!(status, StatusCode::OK);
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn client_writes_wait_while_the_backend_is_down_and_are_applied_when_it_returns() -> Result<()> {
+async fn client_writes_wait_while_the_backend_is_down_and_are_applied_when_it_returns() -> Result<()>
+{
     let mut s = setup("dav-offline", &[], "500ms").await?;
     let me = ("carol@acme", s.password.clone());
     let me = (me.0, me.1.as_str());
     let cal = "text/calendar; charset=utf-8";
     let ev = |uid: &str, summary: &str| {
-        format!("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250701T100000Z\r\nSUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+        format!(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250701T100000Z\r\nSUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
     };
     // The corporate server goes away.
-    let port: u16 = s.rad.url.trim_end_matches('/').rsplit(':').next().unwrap().parse()?;
+    let port: u16 = s
+        .rad
+        .url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()?;
     s.rad.proc.kill9();
-    let (status, _) = raw(&s, "PUT", "/dav/calendars/carol@acme/work/offline.ics", me, &[("Content-Type", cal)], &ev("offline@postern.test", "Written offline")).await?;
-    assert_eq!(status, StatusCode::CREATED, "the client's write is accepted while the back end is down");
+    let (status, _) = raw(
+        &s,
+        "PUT",
+        "/dav/calendars/carol@acme/work/offline.ics",
+        me,
+        &[("Content-Type", cal)],
+        &ev("offline@postern.test", "Written offline"),
+    )
+    .await?;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "the client's write is accepted while the back end is down"
+    );
     let coll = s.d.collection("/alice/work/").await?;
-    assert_eq!(s.d.store.collection(s.d.tenant, coll).await?.pending, 1, "it waits in the journal");
+    assert_eq!(
+        s.d.store.collection(s.d.tenant, coll).await?.pending,
+        1,
+        "it waits in the journal"
+    );
     // Meanwhile someone edits the same calendar on the corporate side: another item,
     // and the very item the client also edited offline.
-    std::fs::write(s.rad.folder("work").join("all-day.ics"), ev("holiday@postern.test", "Edited while we were away"))?;
-    let (status, _) = raw(&s, "PUT", "/dav/calendars/carol@acme/work/new-york.ics", me, &[("Content-Type", cal)], &ev("nyc-call@postern.test", "Client moved it offline")).await?;
+    std::fs::write(
+        s.rad.folder("work").join("all-day.ics"),
+        ev("holiday@postern.test", "Edited while we were away"),
+    )?;
+    let (status, _) = raw(
+        &s,
+        "PUT",
+        "/dav/calendars/carol@acme/work/new-york.ics",
+        me,
+        &[("Content-Type", cal)],
+        &ev("nyc-call@postern.test", "Client moved it offline"),
+    )
+    .await?;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    std::fs::write(s.rad.folder("work").join("new-york.ics"), ev("nyc-call@postern.test", "Corporate moved it"))?;
+    std::fs::write(
+        s.rad.folder("work").join("new-york.ics"),
+        ev("nyc-call@postern.test", "Corporate moved it"),
+    )?;
 
     // The server comes back on the same address with the same data.
     s.rad = restart_radicale(&s, port).await?;
     let backend = Dav::new(&s.rad.url, "alice", "alicepw");
     wait_until("queued write applied", WAIT, || async {
-        Ok(backend.get("/alice/work/offline@postern.test.ics").await?.map(|_| ()))
+        Ok(backend
+            .get("/alice/work/offline@postern.test.ics")
+            .await?
+            .map(|_| ()))
     })
     .await?;
     wait_until("corporate edit on the gateway", WAIT, || async {
         let items = s.d.items_by_uid(coll).await?;
-        Ok(String::from_utf8_lossy(&items["holiday@postern.test"]).contains("Edited while we were away").then_some(()))
+        Ok(String::from_utf8_lossy(&items["holiday@postern.test"])
+            .contains("Edited while we were away")
+            .then_some(()))
     })
     .await?;
     // Both changed new-york.ics: backend-wins decides, and the client's version is kept.
     wait_until("conflict settled by policy", WAIT, || async {
         let items = s.d.items_by_uid(coll).await?;
-        Ok(String::from_utf8_lossy(&items["nyc-call@postern.test"]).contains("Corporate moved it").then_some(()))
+        Ok(String::from_utf8_lossy(&items["nyc-call@postern.test"])
+            .contains("Corporate moved it")
+            .then_some(()))
     })
     .await?;
     let kept = s.d.store.list_conflicts(Some(s.d.tenant)).await?;
-    assert!(kept.iter().any(|k| k.loser_side == "gateway" && k.loser_content.as_deref().is_some_and(|c| c.contains("Client moved it offline"))));
+    assert!(kept.iter().any(|k| {
+        k.loser_side == "gateway"
+            && k.loser_content
+                .as_deref()
+                .is_some_and(|c| c.contains("Client moved it offline"))
+    }));
     wait_until("nothing pending", WAIT, || async {
         Ok((s.d.store.collection(s.d.tenant, coll).await?.pending == 0).then_some(()))
     })
@@ -598,7 +673,11 @@ async fn restart_radicale(s: &Setup, port: u16) -> Result<Radicale> {
     cmd.args(["-m", "radicale", "--config"]).arg(&config);
     let proc = postern_e2e::Proc::spawn(cmd, s.d.dir.path(&format!("radicale-{port}-again.log")))?;
     postern_e2e::wait_port(port, WAIT).await?;
-    Ok(Radicale { proc, url: s.rad.url.clone(), root: s.rad.root.clone() })
+    Ok(Radicale {
+        proc,
+        url: s.rad.url.clone(),
+        root: s.rad.root.clone(),
+    })
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -609,7 +688,10 @@ async fn a_put_on_one_replica_wakes_the_connector_on_another() -> Result<()> {
     let me = ("carol@acme", s.password.as_str());
     let ev = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:replica-b@postern.test\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250701T100000Z\r\nSUMMARY:Via replica B\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
     let resp = reqwest::Client::new()
-        .put(format!("http://127.0.0.1:{}/dav/calendars/carol@acme/work/replica-b.ics", b.http_port))
+        .put(format!(
+            "http://127.0.0.1:{}/dav/calendars/carol@acme/work/replica-b.ics",
+            b.http_port
+        ))
         .basic_auth(me.0, Some(me.1))
         .header("Content-Type", "text/calendar")
         .body(ev)
@@ -617,9 +699,160 @@ async fn a_put_on_one_replica_wakes_the_connector_on_another() -> Result<()> {
         .await?;
     assert_eq!(resp.status(), StatusCode::CREATED);
     let backend = Dav::new(&s.rad.url, "alice", "alicepw");
-    wait_until("write via replica B on the back end", Duration::from_secs(20), || async {
-        Ok(backend.get("/alice/work/replica-b@postern.test.ics").await?.map(|_| ()))
+    wait_until(
+        "write via replica B on the back end",
+        Duration::from_secs(20),
+        || async {
+            Ok(backend
+                .get("/alice/work/replica-b@postern.test.ics")
+                .await?
+                .map(|_| ()))
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Runs vdirsyncer with `config`; fails with its output when it fails.
+fn vdirsyncer(config: &std::path::Path, args: &str) -> Result<String> {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("yes | vdirsyncer {args}"))
+        .env("VDIRSYNCER_CONFIG", config)
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        bail!("vdirsyncer {args} failed:\n{text}");
+    }
+    Ok(text)
+}
+
+fn files(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vdirsyncer_syncs_both_ways_through_the_gateway() -> Result<()> {
+    let s = setup("vdirsyncer", &[], "500ms").await?;
+    let local = s.d.dir.path("vdir");
+    let config = s.d.dir.path("vdirsyncer.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "[general]\nstatus_path = \"{status}\"\n\n\
+             [pair cal]\na = \"cal_gw\"\nb = \"cal_local\"\ncollections = [\"from a\"]\nconflict_resolution = \"b wins\"\n\n\
+             [storage cal_gw]\ntype = \"caldav\"\nurl = \"{base}/\"\nusername = \"carol@acme\"\npassword = \"{pw}\"\n\n\
+             [storage cal_local]\ntype = \"filesystem\"\npath = \"{local}/cal/\"\nfileext = \".ics\"\n\n\
+             [pair card]\na = \"card_gw\"\nb = \"card_local\"\ncollections = [\"from a\"]\nconflict_resolution = \"b wins\"\n\n\
+             [storage card_gw]\ntype = \"carddav\"\nurl = \"{base}/\"\nusername = \"carol@acme\"\npassword = \"{pw}\"\n\n\
+             [storage card_local]\ntype = \"filesystem\"\npath = \"{local}/card/\"\nfileext = \".vcf\"\n",
+            status = s.d.dir.path("vdir-status").display(),
+            base = s.base,
+            pw = s.password,
+            local = local.display()
+        ),
+    )?;
+    std::fs::create_dir_all(local.join("cal"))?;
+    std::fs::create_dir_all(local.join("card"))?;
+    vdirsyncer(&config, "discover")?;
+    vdirsyncer(&config, "sync")?;
+    let cal_dir = local.join("cal/work");
+    let card_dir = local.join("card/contacts");
+    assert_eq!(files(&cal_dir)?.len(), 5, "every event and task arrived");
+    assert_eq!(files(&card_dir)?.len(), 3, "every contact arrived");
+
+    let backend = Dav::new(&s.rad.url, "alice", "alicepw");
+    let ev = |uid: &str, summary: &str| {
+        format!(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250801T100000Z\r\nSUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+    };
+    // Client side: a new event, a new contact, and a deleted task.
+    std::fs::write(
+        cal_dir.join("local-new.ics"),
+        ev("local-new@postern.test", "Made in vdirsyncer"),
+    )?;
+    std::fs::write(
+        card_dir.join("local-card.vcf"),
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:local-card@postern.test\r\nFN:Local Card\r\nN:Card;Local;;;\r\nEND:VCARD\r\n",
+    )?;
+    let task = files(&cal_dir)?
+        .into_iter()
+        .find(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("task-report")));
+    std::fs::remove_file(task.expect("task file"))?;
+    // Corporate side, at the same time: a new event.
+    backend
+        .put(
+            "/alice/work/corp-new.ics",
+            ev("corp-new@postern.test", "Made at the office").as_bytes(),
+            "text/calendar",
+        )
+        .await?;
+    vdirsyncer(&config, "sync")?;
+    wait_until("client changes on the back end", WAIT, || async {
+        let new = backend
+            .get("/alice/work/local-new@postern.test.ics")
+            .await?
+            .is_some();
+        let card = backend
+            .get("/alice/contacts/local-card@postern.test.vcf")
+            .await?
+            .is_some();
+        let task_gone = backend.get("/alice/work/task.ics").await?.is_none();
+        Ok((new && card && task_gone).then_some(()))
     })
     .await?;
+    let coll = s.d.collection("/alice/work/").await?;
+    wait_until("corporate change on the gateway", WAIT, || async {
+        Ok(s.d
+            .items_by_uid(coll)
+            .await?
+            .contains_key("corp-new@postern.test")
+            .then_some(()))
+    })
+    .await?;
+    vdirsyncer(&config, "sync")?;
+    let texts: Vec<String> = files(&cal_dir)?
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect();
+    assert!(
+        texts.iter().any(|t| t.contains("corp-new@postern.test")),
+        "the corporate event reached vdirsyncer"
+    );
+    assert_eq!(
+        texts.len(),
+        6,
+        "4 events + local + corporate, task gone, no duplicates"
+    );
+
+    // An edit in the client to an event the back end did not touch goes through,
+    // updated in place on the back end.
+    let nyc = files(&cal_dir)?
+        .into_iter()
+        .find(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("nyc-call")))
+        .unwrap();
+    std::fs::write(&nyc, ev("nyc-call@postern.test", "Client edit"))?;
+    vdirsyncer(&config, "sync")?;
+    wait_until("client edit on the back end", WAIT, || async {
+        let b = backend
+            .get("/alice/work/new-york.ics")
+            .await?
+            .unwrap_or_default();
+        Ok(String::from_utf8_lossy(&b)
+            .contains("Client edit")
+            .then_some(()))
+    })
+    .await?;
+    let out = vdirsyncer(&config, "sync")?;
+    assert!(!out.to_lowercase().contains("error"), "{out}");
     Ok(())
 }

@@ -25,6 +25,7 @@ pub mod propfind;
 pub mod proppatch;
 pub mod props;
 pub mod put;
+pub mod query;
 pub mod report;
 
 use std::net::SocketAddr;

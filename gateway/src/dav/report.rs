@@ -1,6 +1,5 @@
 //! REPORT: `calendar-multiget`, `addressbook-multiget`, `sync-collection` (RFC 6578),
-//! and `calendar-query` / `addressbook-query` by component (filters beyond the
-//! component name are not applied yet: every item of the component is returned).
+//! `calendar-query` and `addressbook-query` (filters in [`super::query`]).
 //!
 //! sync-collection handles what real clients send: an empty token returns every
 //! member; an unknown, foreign or future token answers 403 `valid-sync-token` so the
@@ -12,6 +11,7 @@ use axum::response::Response;
 use postern_davxml::{CALDAV, CARDDAV, DAV, Element, Name, Value};
 
 use super::path::{self, Kind, Target};
+use super::query::{CalendarFilter, CardFilter};
 use super::{DavError, DavRequest, DavState, multistatus, props};
 use crate::store::dav::{DavCollection, DavItem};
 
@@ -103,13 +103,15 @@ pub async fn report(state: &DavState, req: &DavRequest) -> Result<Response, DavE
         }
         (DAV, "sync-collection") => sync(state, req, &c, kind, &root, &wanted, &mut w).await?,
         (CALDAV, "calendar-query") | (CARDDAV, "addressbook-query") => {
-            let filter = component_filter(&root);
+            let cal = CalendarFilter::from_query(&root);
+            let card = CardFilter::from_query(&root);
             for i in state.store.dav_items(req.who.tenant, c.id, true).await? {
                 let content = i.content.as_deref().unwrap_or_default();
-                if filter
-                    .as_deref()
-                    .is_none_or(|comp| contains_component(content, comp))
-                {
+                let keep = match kind {
+                    Kind::Calendars => cal.matches(content),
+                    Kind::AddressBooks => card.matches(content),
+                };
+                if keep {
                     item_response(
                         &mut w,
                         &path::item(kind, &req.who.login, &c.name, &i.name),
@@ -128,20 +130,6 @@ pub async fn report(state: &DavState, req: &DavRequest) -> Result<Response, DavE
         }
     }
     Ok(multistatus(w.finish()))
-}
-
-/// The component a calendar-query asks for (`VEVENT`, `VTODO`), if any.
-fn component_filter(root: &Element) -> Option<String> {
-    let outer = root.find(CALDAV, "comp-filter")?;
-    let inner = outer.children_named(CALDAV, "comp-filter").next()?;
-    Some(inner.attr("name")?.to_ascii_uppercase())
-}
-
-fn contains_component(content: &[u8], comp: &str) -> bool {
-    let needle = format!("BEGIN:{comp}");
-    postern_core::content::unfolded_lines(content)
-        .iter()
-        .any(|l| l.trim().eq_ignore_ascii_case(&needle))
 }
 
 async fn sync(

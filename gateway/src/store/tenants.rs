@@ -139,7 +139,10 @@ impl Store {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         let user: Uuid = tx
-            .query_opt("SELECT id FROM users WHERE tenant_id = $1 AND name = $2", &[&tenant, &name])
+            .query_opt(
+                "SELECT id FROM users WHERE tenant_id = $1 AND name = $2",
+                &[&tenant, &name],
+            )
             .await?
             .map(|r| r.get(0))
             .ok_or_else(|| StoreError::NotFound(format!("user {name:?}")))?;
