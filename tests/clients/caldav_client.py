@@ -10,6 +10,8 @@ Steps print one JSON line (results) and exit non-zero on any failure:
   delete CAL UID                -> {}
   sync CAL [TOKEN]              -> {"token", "uids": [...], "count"}
   search CAL START END          -> {"uids": [...]}   (time-range search, UTC YYYYMMDD)
+  mkcalendar NAME ID            -> {"url"}
+  delcalendar NAME              -> {}
 """
 import json
 import sys
@@ -71,6 +73,11 @@ def main():
         end = datetime.strptime(args[2], "%Y%m%d").replace(tzinfo=timezone.utc)
         found = cal.search(start=start, end=end, event=True, expand=False)
         out["uids"] = sorted(uid_of(e) for e in found)
+    elif step == "mkcalendar":
+        cal = principal.make_calendar(name=args[0], cal_id=args[1])
+        out["url"] = str(cal.url)
+    elif step == "delcalendar":
+        calendar(principal, args[0]).delete()
     else:
         raise SystemExit(f"unknown step {step}")
     print(json.dumps(out))

@@ -856,3 +856,94 @@ async fn vdirsyncer_syncs_both_ways_through_the_gateway() -> Result<()> {
     assert!(!out.to_lowercase().contains("error"), "{out}");
     Ok(())
 }
+
+/// Display names of alice's collections on Radicale, by href.
+async fn backend_collections(s: &Setup) -> Result<Vec<(String, String)>> {
+    let body = reqwest::Client::new()
+        .request(
+            Method::from_bytes(b"PROPFIND")?,
+            format!("{}alice/", s.rad.url),
+        )
+        .basic_auth("alice", Some("alicepw"))
+        .header("Depth", "1")
+        .header("Content-Type", "application/xml")
+        .body(r#"<propfind xmlns="DAV:"><prop><displayname/></prop></propfind>"#)
+        .send()
+        .await?
+        .text()
+        .await?;
+    let root = postern_davxml::parse(body.as_bytes())?;
+    Ok(root
+        .children_named(postern_davxml::DAV, "response")
+        .filter_map(|r| {
+            let href = r.child(postern_davxml::DAV, "href")?.trimmed().to_string();
+            let name = r
+                .find(postern_davxml::DAV, "displayname")
+                .map(|d| d.trimmed().to_string())
+                .unwrap_or_default();
+            Some((href, name))
+        })
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calendars_made_and_deleted_by_clients_are_made_and_deleted_on_the_backend() -> Result<()> {
+    let s = setup("dav-mkcalendar", &[], "1h").await?;
+    py(&s, &["mkcalendar", "Team", "team"])?;
+    let href = wait_until("calendar on Radicale", WAIT, || async {
+        Ok(backend_collections(&s)
+            .await?
+            .into_iter()
+            .find(|(_, n)| n == "Team")
+            .map(|(h, _)| h))
+    })
+    .await?;
+    // Items put into it reach the back end collection.
+    py(
+        &s,
+        &[
+            "create",
+            "Team",
+            "team-event@postern.test",
+            "In the new calendar",
+        ],
+    )?;
+    let backend = Dav::new(&s.rad.url, "alice", "alicepw");
+    let path = format!("{href}team-event@postern.test.ics");
+    wait_until("event in the new calendar on Radicale", WAIT, || async {
+        Ok(backend.get(&path).await?.map(|_| ()))
+    })
+    .await?;
+    // A second MKCALENDAR of the same name is refused.
+    let (status, _) = raw(
+        &s,
+        "MKCALENDAR",
+        "/dav/calendars/carol@acme/team/",
+        ("carol@acme", &s.password),
+        &[],
+        "",
+    )
+    .await?;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+
+    py(&s, &["delcalendar", "Team"])?;
+    wait_until("calendar gone from Radicale", WAIT, || async {
+        Ok((!backend_collections(&s)
+            .await?
+            .iter()
+            .any(|(h, _)| *h == href))
+        .then_some(()))
+    })
+    .await?;
+    let (status, _) = raw(
+        &s,
+        "PROPFIND",
+        "/dav/calendars/carol@acme/team/",
+        ("carol@acme", &s.password),
+        &[("Depth", "0")],
+        "",
+    )
+    .await?;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    Ok(())
+}

@@ -88,6 +88,7 @@ impl RawLink {
                 display_name: "Cal".into(),
                 color: String::new(),
                 supports_sync: true,
+                ..Default::default()
             }],
             complete: true,
         };

@@ -24,12 +24,12 @@ async fn migrations_are_idempotent_when_replicas_start_together() -> Result<()> 
         .map(|_| Store::connect(&db, 2))
         .collect::<Result<_, _>>()?;
     let runs = futures::future::join_all(stores.iter().map(|s| s.migrate())).await;
-    let applied: usize = runs
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .sum();
-    assert_eq!(applied, 1, "the schema is applied exactly once");
+    let applied: Vec<usize> = runs.into_iter().collect::<Result<Vec<_>, _>>()?;
+    assert_eq!(
+        applied.iter().filter(|n| **n > 0).count(),
+        1,
+        "one replica applied the schema: {applied:?}"
+    );
     assert_eq!(
         stores[0].migrate().await?,
         0,

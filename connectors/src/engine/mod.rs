@@ -95,6 +95,7 @@ async fn session(config: &Config, instance: &str) -> Result<(), LinkError> {
     let mut routes: HashMap<String, mpsc::UnboundedSender<NudgeOrRoute>> = HashMap::new();
     let (route_tx, mut route_rx) =
         mpsc::unbounded_channel::<(String, mpsc::UnboundedSender<NudgeOrRoute>)>();
+    let mut source_inboxes: Vec<mpsc::UnboundedSender<NudgeOrRoute>> = Vec::new();
     for source in &config.sources {
         let kind = match source.kind {
             SourceKind::CalDav => DavKind::CalDav,
@@ -114,6 +115,7 @@ async fn session(config: &Config, instance: &str) -> Result<(), LinkError> {
             lease_ttl,
         };
         let (tx, rx) = mpsc::unbounded_channel();
+        source_inboxes.push(tx.clone());
         tasks.spawn(source_loop(ctx, rx, tx, route_tx.clone()));
     }
     drop(route_tx);
@@ -142,8 +144,11 @@ async fn session(config: &Config, instance: &str) -> Result<(), LinkError> {
             _ = link.closed() => break,
             Some((coll, tx)) = route_rx.recv() => { routes.insert(coll, tx); }
             Some(coll) = nudges.recv() => {
-                if let Some(tx) = routes.get(&coll) {
-                    let _ = tx.send(NudgeOrRoute::Nudge(coll));
+                match routes.get(&coll) {
+                    Some(tx) => { let _ = tx.send(NudgeOrRoute::Nudge(coll)); }
+                    // A collection this connector does not know yet (a client made it):
+                    // every source asks for a fresh assignment.
+                    None => for tx in &source_inboxes { let _ = tx.send(NudgeOrRoute::Refresh); },
                 }
             }
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
@@ -160,6 +165,8 @@ async fn session(config: &Config, instance: &str) -> Result<(), LinkError> {
 enum NudgeOrRoute {
     /// The gateway has changes for this collection.
     Nudge(String),
+    /// The gateway has a collection this connector does not know: assign again.
+    Refresh,
 }
 
 /// Discovers, reports, and syncs one source's collections until the link ends.
@@ -172,8 +179,10 @@ async fn source_loop(
     let name = ctx.source.name.clone();
     let mut collections: Vec<CollectionState> = Vec::new();
     let mut ticks: u64 = 0;
+    let mut refresh = false;
     loop {
-        if collections.is_empty() || ticks.is_multiple_of(20) {
+        if collections.is_empty() || ticks.is_multiple_of(20) || refresh {
+            refresh = false;
             match assign(&ctx).await {
                 Ok(assigned) => {
                     for c in &assigned {
@@ -187,7 +196,7 @@ async fn source_loop(
             }
         }
         for coll in collections.iter_mut() {
-            run_round(&ctx, coll).await;
+            refresh |= run_round(&ctx, coll).await;
         }
         ticks += 1;
         // Wait for the interval, or a nudge; a nudge runs only its collection.
@@ -200,8 +209,15 @@ async fn source_loop(
                     Some(NudgeOrRoute::Nudge(id)) => {
                         if let Some(coll) = collections.iter_mut().find(|c| c.id == id) {
                             coll.paused = false;
-                            run_round(&ctx, coll).await;
+                            if run_round(&ctx, coll).await {
+                                refresh = true;
+                                break;
+                            }
                         }
+                    }
+                    Some(NudgeOrRoute::Refresh) => {
+                        refresh = true;
+                        break;
                     }
                     None => return,
                 },
@@ -210,9 +226,11 @@ async fn source_loop(
     }
 }
 
-async fn run_round(ctx: &SourceCtx, coll: &mut CollectionState) {
+/// Runs a round and reports it; true when the gateway says the collection itself
+/// changed (a client created or deleted it) and the assignment must be asked again.
+async fn run_round(ctx: &SourceCtx, coll: &mut CollectionState) -> bool {
     if ctx.link.is_closed() {
-        return;
+        return false;
     }
     let started = std::time::Instant::now();
     let result = round::run(ctx, coll).await;
@@ -225,17 +243,20 @@ async fn run_round(ctx: &SourceCtx, coll: &mut CollectionState) {
             ("ok", String::new(), s.clone())
         }
         Err(RoundError::NoLease(reason)) => {
+            if reason == "changed" {
+                return true;
+            }
             if reason != "held" {
                 info!(collection = %coll.href, reason = %reason, "not syncing");
             }
-            return;
+            return false;
         }
         Err(RoundError::Paused(r)) => ("paused", r.clone(), Default::default()),
         Err(RoundError::Link(LinkError::Failure(m))) => {
             warn!(collection = %coll.href, error = %m, "the gateway could not serve the round");
             ("error", m.clone(), Default::default())
         }
-        Err(RoundError::Link(_)) => return,
+        Err(RoundError::Link(_)) => return false,
         Err(e) => {
             warn!(collection = %coll.href, error = %e, "round failed");
             ("error", e.to_string(), Default::default())
@@ -254,6 +275,7 @@ async fn run_round(ctx: &SourceCtx, coll: &mut CollectionState) {
         conflicts: stats.conflicts,
     };
     let _ = ctx.link.tell(Req::RoundReport(report)).await;
+    false
 }
 
 /// Keeps local state (sync token) of collections that stay assigned.
@@ -270,10 +292,13 @@ fn merge_assignment(current: &mut Vec<CollectionState>, assigned: Vec<Collection
     }
 }
 
-/// Discovery, then the gateway's assignment for what was found.
+/// Discovery, then the gateway's assignment for what was found. Collections clients
+/// created or deleted on the gateway are created or deleted on the back end here, and
+/// reported, before any round touches them.
 async fn assign(ctx: &SourceCtx) -> Result<Vec<CollectionState>, RoundError> {
-    let found = dav::discovery::discover(&ctx.dav, ctx.kind).await?;
-    let found: Vec<_> = found
+    let discovered = dav::discovery::discover(&ctx.dav, ctx.kind).await?;
+    let found: Vec<_> = discovered
+        .collections
         .into_iter()
         .filter(|f| {
             !ctx.source
@@ -297,15 +322,26 @@ async fn assign(ctx: &SourceCtx) -> Result<Vec<CollectionState>, RoundError> {
                 display_name: f.display_name.clone(),
                 color: f.color.clone(),
                 supports_sync: f.supports_sync,
+                ..Default::default()
             })
             .collect(),
         complete: true,
     };
-    let Ans::Assignment(a) = ctx.link.ask(Req::CollectionsFound(msg)).await? else {
-        return Err(LinkError::Unexpected("no assignment".into()).into());
-    };
+    let mut assignment = ask_assignment(ctx, msg).await?;
+    let changes = lifecycle(ctx, &discovered.homes, &assignment).await;
+    if !changes.is_empty() {
+        let msg = pb::CollectionsFound {
+            source: ctx.source.name.clone(),
+            collections: changes,
+            complete: false,
+        };
+        assignment = ask_assignment(ctx, msg).await?;
+    }
     let mut out = Vec::new();
-    for c in a.collections {
+    for c in assignment.collections {
+        if c.create || c.delete {
+            continue;
+        }
         let Ok(href) = Href::new(c.backend_href.clone()) else {
             continue;
         };
@@ -314,7 +350,11 @@ async fn assign(ctx: &SourceCtx) -> Result<Vec<CollectionState>, RoundError> {
             continue;
         };
         out.push(CollectionState {
-            supports_sync: sync.get(&c.backend_href).copied().unwrap_or(false),
+            // A collection just made here supports what its siblings do.
+            supports_sync: sync
+                .get(&c.backend_href)
+                .copied()
+                .unwrap_or_else(|| sync.values().any(|s| *s)),
             id: c.collection_id,
             href,
             mode,
@@ -324,4 +364,73 @@ async fn assign(ctx: &SourceCtx) -> Result<Vec<CollectionState>, RoundError> {
         });
     }
     Ok(out)
+}
+
+async fn ask_assignment(
+    ctx: &SourceCtx,
+    msg: pb::CollectionsFound,
+) -> Result<pb::Assignment, RoundError> {
+    match ctx.link.ask(Req::CollectionsFound(msg)).await? {
+        Ans::Assignment(a) => Ok(a),
+        other => Err(LinkError::Unexpected(format!("no assignment: {other:?}")).into()),
+    }
+}
+
+/// Creates and deletes on the back end what clients created and deleted on the
+/// gateway; returns what to report. A failure is logged and retried next time.
+async fn lifecycle(
+    ctx: &SourceCtx,
+    homes: &[String],
+    a: &pb::Assignment,
+) -> Vec<pb::FoundCollection> {
+    let mut done = Vec::new();
+    for c in &a.collections {
+        if c.create {
+            let Some(home) = homes.first() else {
+                warn!(source = %ctx.source.name, "no home collection to create a collection in");
+                continue;
+            };
+            let name = c.collection_id.split('-').next().unwrap_or("new");
+            let slug = c
+                .display_name
+                .chars()
+                .filter(|ch| ch.is_ascii_alphanumeric() || *ch == '-')
+                .collect::<String>();
+            let href = format!(
+                "{}{}-{name}/",
+                home,
+                if slug.is_empty() { "collection" } else { &slug }
+            );
+            match dav::mkcol::create(&ctx.dav, ctx.kind, &href, &c.display_name).await {
+                Ok(()) => {
+                    info!(collection = %href, "created on the back end for a client");
+                    done.push(pb::FoundCollection {
+                        backend_href: href,
+                        kind: c.kind.clone(),
+                        display_name: c.display_name.clone(),
+                        collection_id: c.collection_id.clone(),
+                        ..Default::default()
+                    });
+                }
+                Err(e) => warn!(collection = %href, error = %e, "could not create on the back end"),
+            }
+        } else if c.delete {
+            match dav::mkcol::remove(&ctx.dav, &c.backend_href).await {
+                Ok(()) => {
+                    info!(collection = %c.backend_href, "deleted on the back end for a client");
+                    done.push(pb::FoundCollection {
+                        backend_href: c.backend_href.clone(),
+                        kind: c.kind.clone(),
+                        collection_id: c.collection_id.clone(),
+                        deleted: true,
+                        ..Default::default()
+                    });
+                }
+                Err(e) => {
+                    warn!(collection = %c.backend_href, error = %e, "could not delete on the back end")
+                }
+            }
+        }
+    }
+    done
 }

@@ -1,5 +1,5 @@
-//! DELETE of an item, with `If-Match`. The deletion reaches the back end through the
-//! connector. Collections in `mirror` or `merge` mode are read-only to clients.
+//! DELETE of an item (with `If-Match`) or of a whole collection. Either reaches the
+//! back end through the connector. Collections in `mirror` or `merge` mode are read-only to clients.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -11,8 +11,22 @@ use crate::store::StoreError;
 
 /// Answers DELETE.
 pub async fn delete(state: &DavState, req: &DavRequest) -> Result<Response, DavError> {
+    if let Target::Collection(kind, _, name) = &req.target {
+        let c = state
+            .store
+            .dav_collection(req.who.tenant, req.who.user, kind.store_kind(), name)
+            .await?
+            .ok_or(DavError::NotFound)?;
+        if c.mode != "two-way" {
+            return Err(DavError::Forbidden(Some(Name::new(DAV, "need-privileges"))));
+        }
+        state
+            .store
+            .delete_dav_collection(req.who.tenant, c.id)
+            .await?;
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
     let Target::Item(kind, _, coll, name) = &req.target else {
-        // Deleting whole collections arrives with MKCALENDAR support.
         return Err(DavError::Forbidden(None));
     };
     let c = state

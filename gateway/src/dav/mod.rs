@@ -6,7 +6,7 @@
 //! - [`path`]: what a URL names ([`path::Target`]), and the hrefs we write;
 //! - [`props`]: the properties of principals, homes, collections and items;
 //! - [`propfind`], [`proppatch`], [`options`];
-//! - [`get`] (GET/HEAD), [`put`], [`delete`];
+//! - [`get`] (GET/HEAD), [`put`], [`delete`], [`mkcol`] (MKCALENDAR, extended MKCOL);
 //! - [`report`]: multiget and sync-collection.
 //!
 //! URL layout (DESIGN.md): `/.well-known/caldav|carddav` lead to the principal
@@ -19,6 +19,7 @@
 pub mod auth;
 pub mod delete;
 pub mod get;
+pub mod mkcol;
 pub mod options;
 pub mod path;
 pub mod propfind;
@@ -279,7 +280,7 @@ async fn handle(
         "HEAD" => get::get(&state, &req, false).await,
         "PUT" => put::put(&state, &req).await,
         "DELETE" => delete::delete(&state, &req).await,
-        "MKCALENDAR" | "MKCOL" => Err(DavError::Forbidden(None)),
+        "MKCALENDAR" | "MKCOL" => mkcol::mkcol(&state, &req).await,
         _ => Err(DavError::MethodNotAllowed),
     };
     result.unwrap_or_else(IntoResponse::into_response)

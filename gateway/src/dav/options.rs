@@ -7,7 +7,8 @@ use axum::response::{IntoResponse, Response};
 /// The DAV compliance classes announced.
 pub const DAV_HEADER: &str = "1, 3, calendar-access, addressbook";
 /// The methods served.
-pub const ALLOW: &str = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, REPORT";
+pub const ALLOW: &str =
+    "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, REPORT, MKCALENDAR, MKCOL";
 
 /// The OPTIONS answer.
 pub fn options() -> Response {

@@ -143,7 +143,7 @@ impl pb::connector_link_server::ConnectorLink for LinkService {
                         }
                     }
                     nudge = nudges.recv() => match nudge {
-                        Ok((tenant, coll)) if tenant == session.claims.tid && session.watches(coll).await => {
+                        Ok((tenant, coll)) if tenant == session.claims.tid && session.concerns(coll).await => {
                             let m = pb::GatewayMessage {
                                 request_id: 0,
                                 body: Some(pb::gateway_message::Body::Nudge(pb::Nudge { collection_id: coll.to_string() })),

@@ -100,6 +100,9 @@ fn assigned(c: &Collection) -> pb::AssignedCollection {
         paused: c.paused_reason.is_some(),
         backend_state: c.backend_state.clone(),
         cursor: c.cursor.max(0) as u64,
+        create: c.create_pending,
+        delete: c.delete_pending,
+        display_name: c.display_name.clone(),
     }
 }
 
@@ -120,6 +123,23 @@ impl Session {
     /// True when `collection` is assigned on this stream (nudges are forwarded only then).
     pub async fn watches(&self, collection: Uuid) -> bool {
         self.collections.read().await.contains(&collection)
+    }
+
+    /// True when `collection` belongs to one of this stream's sources, even if it is
+    /// not assigned yet (a client just created it): the nudge then makes the
+    /// connector ask for a fresh assignment.
+    pub async fn concerns(&self, collection: Uuid) -> bool {
+        if self.watches(collection).await {
+            return true;
+        }
+        let Ok(Some(source)) = self
+            .store
+            .collection_source(self.tenant(), collection)
+            .await
+        else {
+            return false;
+        };
+        self.sources.read().await.values().any(|s| s.id == source)
     }
 
     /// The instance id from Hello.
@@ -271,6 +291,25 @@ impl Session {
         };
         let mut found = Vec::new();
         for c in &f.collections {
+            // The connector made or deleted a collection a client asked for.
+            if !c.collection_id.is_empty() {
+                let Ok(id) = Uuid::parse_str(&c.collection_id) else {
+                    return Ok(vec![failure(
+                        rid,
+                        format!("bad collection id {:?}", c.collection_id),
+                    )]);
+                };
+                if c.deleted {
+                    self.store
+                        .remove_deleted(self.tenant(), source.id, id)
+                        .await?;
+                } else if c.backend_href.starts_with('/') {
+                    self.store
+                        .bind_created(self.tenant(), source.id, id, &c.backend_href)
+                        .await?;
+                }
+                continue;
+            }
             let Ok(kind) = c.kind.parse::<CollectionKind>() else {
                 return Ok(vec![failure(
                     rid,
@@ -386,6 +425,7 @@ impl Session {
             LeaseOutcome::Granted(token) => grant(token, ttl),
             LeaseOutcome::Held(left) => deny("held", left.max(Duration::from_millis(200))),
             LeaseOutcome::Paused => deny("paused", ttl),
+            LeaseOutcome::Changed => deny("changed", Duration::ZERO),
             LeaseOutcome::Unknown => deny("unknown-collection", ttl),
         }])
     }

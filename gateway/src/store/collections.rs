@@ -75,6 +75,10 @@ pub struct Collection {
     pub pending: i64,
     /// Conflicts not yet resolved.
     pub open_conflicts: i64,
+    /// Made by a client on the gateway; the connector is to create it on the back end.
+    pub create_pending: bool,
+    /// Deleted by a client on the gateway; the connector is to delete it on the back end.
+    pub delete_pending: bool,
 }
 
 const COLLECTION_SELECT: &str = "
@@ -83,7 +87,8 @@ const COLLECTION_SELECT: &str = "
            c.last_outcome, c.last_detail,
            (SELECT count(*) FROM items i WHERE i.tenant_id = c.tenant_id AND i.collection_id = c.id AND NOT i.deleted),
            (SELECT count(*) FROM items i WHERE i.tenant_id = c.tenant_id AND i.collection_id = c.id AND i.pending_seq IS NOT NULL),
-           (SELECT count(*) FROM conflicts f WHERE f.tenant_id = c.tenant_id AND f.collection_id = c.id AND f.resolved_at IS NULL)
+           (SELECT count(*) FROM conflicts f WHERE f.tenant_id = c.tenant_id AND f.collection_id = c.id AND f.resolved_at IS NULL),
+           c.create_pending, c.delete_pending
     FROM collections c
     JOIN sources s ON s.tenant_id = c.tenant_id AND s.id = c.source_id
     JOIN users u ON u.tenant_id = c.tenant_id AND u.id = c.user_id";
@@ -108,6 +113,8 @@ fn collection_from_row(r: &tokio_postgres::Row) -> Collection {
         items: r.get(15),
         pending: r.get(16),
         open_conflicts: r.get(17),
+        create_pending: r.get(18),
+        delete_pending: r.get(19),
     }
 }
 
@@ -263,6 +270,47 @@ impl Store {
             return Err(StoreError::NotFound(format!("collection {id}")));
         }
         Ok(())
+    }
+
+    /// Binds a collection a client created to the back-end collection the connector
+    /// made for it.
+    pub async fn bind_created(
+        &self,
+        tenant: Uuid,
+        source: Uuid,
+        id: Uuid,
+        backend_href: &str,
+    ) -> Result<()> {
+        let c = self.client().await?;
+        c.execute(
+            "UPDATE collections SET backend_href = $4, create_pending = false
+             WHERE tenant_id = $1 AND source_id = $2 AND id = $3 AND create_pending",
+            &[&tenant, &source, &id, &backend_href],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Removes a collection a client deleted, now that the back end has deleted it too.
+    pub async fn remove_deleted(&self, tenant: Uuid, source: Uuid, id: Uuid) -> Result<()> {
+        let c = self.client().await?;
+        c.execute(
+            "DELETE FROM collections WHERE tenant_id = $1 AND source_id = $2 AND id = $3 AND delete_pending",
+            &[&tenant, &source, &id],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The source a collection belongs to.
+    pub async fn collection_source(&self, tenant: Uuid, id: Uuid) -> Result<Option<Uuid>> {
+        let c = self.client().await?;
+        Ok(c.query_opt(
+            "SELECT source_id FROM collections WHERE tenant_id = $1 AND id = $2",
+            &[&tenant, &id],
+        )
+        .await?
+        .map(|r| r.get(0)))
     }
 
     /// Records how a round ended.

@@ -145,6 +145,83 @@ impl Store {
         Ok(row.as_ref().map(coll_row))
     }
 
+    /// Creates a collection for a client (MKCALENDAR, extended MKCOL). It is bound to
+    /// the user's source of the right kind; the connector creates it on the back end.
+    /// `Ok(None)` when the user has no such source, or it is not two-way.
+    pub async fn create_dav_collection(
+        &self,
+        tenant: Uuid,
+        user: Uuid,
+        kind: &str,
+        name: &str,
+        display_name: &str,
+        color: &str,
+    ) -> Result<Option<Uuid>> {
+        let source_kind = if kind == "calendar" {
+            "caldav"
+        } else {
+            "carddav"
+        };
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let source = tx
+            .query_opt(
+                "SELECT id, mode, conflict FROM sources WHERE tenant_id = $1 AND user_id = $2 AND kind = $3
+                 ORDER BY (mode = 'two-way') DESC, name LIMIT 1",
+                &[&tenant, &user, &source_kind],
+            )
+            .await?;
+        let Some(source) = source else {
+            return Ok(None);
+        };
+        let (source_id, mode, conflict): (Uuid, String, String) =
+            (source.get(0), source.get(1), source.get(2));
+        if mode != "two-way" {
+            return Ok(None);
+        }
+        let id = Uuid::new_v4();
+        tx.execute(
+            "INSERT INTO collections (tenant_id, id, user_id, source_id, kind, backend_href, display_name, color, mode, conflict,
+                                      name, create_pending)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, true)",
+            &[&tenant, &id, &user, &source_id, &kind, &format!("pending:{id}"), &display_name, &color, &mode, &conflict, &name],
+        )
+        .await
+        .map_err(|e| {
+            if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+                StoreError::Conflict(format!("collection {name:?} exists"))
+            } else {
+                StoreError::Db(e)
+            }
+        })?;
+        super::items::notify(&tx, tenant, id).await?;
+        tx.commit().await?;
+        Ok(Some(id))
+    }
+
+    /// Deletes a client's collection: at once if the back end never had it, else once
+    /// the connector has deleted it there (hidden from clients meanwhile).
+    pub async fn delete_dav_collection(&self, tenant: Uuid, collection: Uuid) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let gone = tx
+            .execute(
+                "DELETE FROM collections WHERE tenant_id = $1 AND id = $2 AND create_pending",
+                &[&tenant, &collection],
+            )
+            .await?;
+        if gone == 0 {
+            tx.execute(
+                "UPDATE collections SET delete_pending = true WHERE tenant_id = $1 AND id = $2",
+                &[&tenant, &collection],
+            )
+            .await?;
+            super::items::notify(&tx, tenant, collection).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Sets client-editable properties of a collection (`None` leaves one as it is).
     pub async fn set_dav_props(
         &self,

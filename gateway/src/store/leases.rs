@@ -21,6 +21,9 @@ pub enum LeaseOutcome {
     Held(Duration),
     /// The collection is paused; no lease is handed out.
     Paused,
+    /// A client created or deleted the collection: the connector must ask for its
+    /// assignment again before syncing it.
+    Changed,
     /// No such collection in this tenant.
     Unknown,
 }
@@ -37,14 +40,15 @@ impl Store {
         ttl: Duration,
     ) -> Result<LeaseOutcome> {
         let c = self.client().await?;
-        let paused = c
+        let state = c
             .query_opt(
-                "SELECT paused_reason FROM collections WHERE tenant_id = $1 AND id = $2",
+                "SELECT paused_reason, create_pending OR delete_pending FROM collections WHERE tenant_id = $1 AND id = $2",
                 &[&tenant, &collection],
             )
             .await?;
-        match paused {
+        match state {
             None => return Ok(LeaseOutcome::Unknown),
+            Some(row) if row.get::<_, bool>(1) => return Ok(LeaseOutcome::Changed),
             Some(row) if row.get::<_, Option<String>>(0).is_some() => {
                 return Ok(LeaseOutcome::Paused);
             }

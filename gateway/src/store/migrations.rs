@@ -12,6 +12,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
         2,
         include_str!("../../migrations/0002_collection_names.sql"),
     ),
+    (
+        3,
+        include_str!("../../migrations/0003_collection_lifecycle.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming the migration lock.

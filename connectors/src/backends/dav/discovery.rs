@@ -133,8 +133,17 @@ fn ensure_slash(h: &str) -> String {
     }
 }
 
+/// What discovery found: the collections, and the home collections new ones go in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Discovered {
+    /// The collections of this kind.
+    pub collections: Vec<Found>,
+    /// The home set (where a new collection is made).
+    pub homes: Vec<String>,
+}
+
 /// Runs discovery against a server.
-pub async fn discover(client: &DavClient, kind: DavKind) -> Result<Vec<Found>, DavError> {
+pub async fn discover(client: &DavClient, kind: DavKind) -> Result<Discovered, DavError> {
     let base = client.base_path().to_string();
     let req = principal_request(&base);
     let resp = client.send(&req).await?;
@@ -146,7 +155,15 @@ pub async fn discover(client: &DavClient, kind: DavKind) -> Result<Vec<Found>, D
         let req = collections_request(&base, "0");
         let resp = client.send(&req).await?;
         expect(&resp, &req, &[207])?;
-        return parse_collections(kind, &resp.body);
+        let parent = base
+            .trim_end_matches('/')
+            .rsplit_once('/')
+            .map(|(p, _)| format!("{p}/"))
+            .unwrap_or("/".into());
+        return Ok(Discovered {
+            collections: parse_collections(kind, &resp.body)?,
+            homes: vec![parent],
+        });
     }
     if principal.is_none() {
         let req = principal_request(kind.well_known());
@@ -168,8 +185,8 @@ pub async fn discover(client: &DavClient, kind: DavKind) -> Result<Vec<Found>, D
         homes.push(principal);
     }
     let mut found = Vec::new();
-    for home in homes {
-        let req = collections_request(&home, "1");
+    for home in &homes {
+        let req = collections_request(home, "1");
         let resp = client.send(&req).await?;
         expect(&resp, &req, &[207])?;
         for f in parse_collections(kind, &resp.body)? {
@@ -178,7 +195,10 @@ pub async fn discover(client: &DavClient, kind: DavKind) -> Result<Vec<Found>, D
             }
         }
     }
-    Ok(found)
+    Ok(Discovered {
+        collections: found,
+        homes,
+    })
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 
 pub mod discovery;
 pub mod listing;
+pub mod mkcol;
 pub mod multiget;
 pub mod sync_collection;
 pub mod write;
