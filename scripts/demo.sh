@@ -116,11 +116,10 @@ $gw admin status
 cat <<EOF
 
 Postern is running.
-  CalDAV/CardDAV URL : http://127.0.0.1:$hport/dav/   (principal /dav/principals/alice@acme/)
+  CalDAV/CardDAV URL : http://127.0.0.1:$hport/   (principal /dav/principals/alice@acme/)
   username           : alice@acme
   app password       : $password
-  (The CalDAV/CardDAV endpoint for remote clients is the next milestone; until it
-   lands, edit on the corporate server below and watch 'admin status'.)
+  try it             : python3 tests/clients/caldav_client.py http://127.0.0.1:$hport/ alice@acme $password list Work
   corporate server   : http://127.0.0.1:$rport/  (alice / alicepw)
   admin              : POSTERN_DATABASE_URL=$db $gw admin status
   logs               : $run/*.log
