@@ -80,9 +80,7 @@ pub fn parse_basic(header: &str) -> Option<(String, String)> {
 
 /// Splits `alice@acme` (or `alice%40acme`) into user and tenant.
 pub fn split_login(login: &str) -> Option<(String, String)> {
-    let login = login
-        .replace("%40", "@")
-        .replace("%40".to_uppercase().as_str(), "@");
+    let login = login.replace("%40", "@");
     let (user, tenant) = login.rsplit_once('@')?;
     (!user.is_empty() && !tenant.is_empty()).then(|| (user.to_string(), tenant.to_string()))
 }
