@@ -12,11 +12,7 @@ use crate::store::StoreError;
 /// Answers DELETE.
 pub async fn delete(state: &DavState, req: &DavRequest) -> Result<Response, DavError> {
     if let Target::Collection(kind, _, name) = &req.target {
-        let c = state
-            .store
-            .dav_collection(req.who.tenant, req.who.user, kind.store_kind(), name)
-            .await?
-            .ok_or(DavError::NotFound)?;
+        let c = super::own_collection(state, req, *kind, name).await?;
         if c.mode != "two-way" {
             return Err(DavError::Forbidden(Some(Name::new(DAV, "need-privileges"))));
         }
@@ -29,11 +25,7 @@ pub async fn delete(state: &DavState, req: &DavRequest) -> Result<Response, DavE
     let Target::Item(kind, _, coll, name) = &req.target else {
         return Err(DavError::Forbidden(None));
     };
-    let c = state
-        .store
-        .dav_collection(req.who.tenant, req.who.user, kind.store_kind(), coll)
-        .await?
-        .ok_or(DavError::NotFound)?;
+    let c = super::own_collection(state, req, *kind, coll).await?;
     if c.mode != "two-way" {
         return Err(DavError::Forbidden(Some(Name::new(DAV, "need-privileges"))));
     }

@@ -16,11 +16,7 @@ pub async fn get(
     let Target::Item(kind, _, coll, name) = &req.target else {
         return Err(DavError::MethodNotAllowed);
     };
-    let c = state
-        .store
-        .dav_collection(req.who.tenant, req.who.user, kind.store_kind(), coll)
-        .await?
-        .ok_or(DavError::NotFound)?;
+    let c = super::own_collection(state, req, *kind, coll).await?;
     let item = state
         .store
         .dav_item(req.who.tenant, c.id, name)

@@ -286,6 +286,20 @@ async fn handle(
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// One of the requesting user's collections, or 404.
+pub async fn own_collection(
+    state: &DavState,
+    req: &DavRequest,
+    kind: path::Kind,
+    name: &str,
+) -> Result<crate::store::dav::DavCollection, DavError> {
+    state
+        .store
+        .dav_collection(req.who.tenant, req.who.user, kind.store_kind(), name)
+        .await?
+        .ok_or(DavError::NotFound)
+}
+
 /// A 207 Multi-Status response.
 pub fn multistatus(body: String) -> Response {
     (

@@ -66,11 +66,7 @@ pub async fn propfind(state: &DavState, req: &DavRequest) -> Result<Response, Da
             }
         }
         Target::Collection(kind, _, name) => {
-            let c = state
-                .store
-                .dav_collection(req.who.tenant, req.who.user, kind.store_kind(), name)
-                .await?
-                .ok_or(DavError::NotFound)?;
+            let c = super::own_collection(state, req, *kind, name).await?;
             add(
                 &path::collection(*kind, login, &c.name),
                 props::collection(*kind, login, &c),
@@ -82,11 +78,7 @@ pub async fn propfind(state: &DavState, req: &DavRequest) -> Result<Response, Da
             }
         }
         Target::Item(kind, _, coll, name) => {
-            let c = state
-                .store
-                .dav_collection(req.who.tenant, req.who.user, kind.store_kind(), coll)
-                .await?
-                .ok_or(DavError::NotFound)?;
+            let c = super::own_collection(state, req, *kind, coll).await?;
             let i = state
                 .store
                 .dav_item(req.who.tenant, c.id, name)

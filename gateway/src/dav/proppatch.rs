@@ -40,11 +40,7 @@ pub async fn proppatch(state: &DavState, req: &DavRequest) -> Result<Response, D
     let Target::Collection(kind, _, name) = &req.target else {
         return Err(DavError::Forbidden(None));
     };
-    let c = state
-        .store
-        .dav_collection(req.who.tenant, req.who.user, kind.store_kind(), name)
-        .await?
-        .ok_or(DavError::NotFound)?;
+    let c = super::own_collection(state, req, *kind, name).await?;
     let asked = changes(&req.body)?;
     let settable = |n: &Name| {
         (n.ns == DAV && n.local == "displayname")

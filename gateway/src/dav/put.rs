@@ -97,11 +97,7 @@ pub async fn put(state: &DavState, req: &DavRequest) -> Result<Response, DavErro
     let Target::Item(kind, _, coll, name) = &req.target else {
         return Err(DavError::MethodNotAllowed);
     };
-    let c = state
-        .store
-        .dav_collection(req.who.tenant, req.who.user, kind.store_kind(), coll)
-        .await?
-        .ok_or(DavError::NotFound)?;
+    let c = super::own_collection(state, req, *kind, coll).await?;
     if c.mode != "two-way" {
         return Err(DavError::Forbidden(Some(Name::new(DAV, "need-privileges"))));
     }

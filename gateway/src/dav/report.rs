@@ -64,11 +64,7 @@ pub async fn report(state: &DavState, req: &DavRequest) -> Result<Response, DavE
         Target::Item(kind, _, coll, _) if root.name.ends_with("multiget") => (*kind, coll.clone()),
         _ => return Err(DavError::Forbidden(None)),
     };
-    let c = state
-        .store
-        .dav_collection(req.who.tenant, req.who.user, kind.store_kind(), &name)
-        .await?
-        .ok_or(DavError::NotFound)?;
+    let c = super::own_collection(state, req, kind, &name).await?;
     let coll_href = path::collection(kind, &req.who.login, &c.name);
     let wanted = wanted(&root, kind);
     let mut w = postern_davxml::Writer::multistatus();

@@ -67,6 +67,16 @@ pub struct Credentials {
 const COLL: &str =
     "SELECT id, name, kind, display_name, color, sort_order, mode, journal_head FROM collections";
 
+fn item_row(r: &tokio_postgres::Row) -> DavItem {
+    DavItem {
+        name: r.get(0),
+        etag: r.get(1),
+        content_type: r.get(2),
+        content: r.get(3),
+        length: r.get(4),
+    }
+}
+
 fn coll_row(r: &tokio_postgres::Row) -> DavCollection {
     DavCollection {
         id: r.get(0),
@@ -257,13 +267,7 @@ impl Store {
                 &[&tenant, &collection, &name],
             )
             .await?;
-        Ok(row.map(|r| DavItem {
-            name: r.get(0),
-            etag: r.get(1),
-            content_type: r.get(2),
-            content: r.get(3),
-            length: r.get(4),
-        }))
+        Ok(row.as_ref().map(item_row))
     }
 
     /// Live items of a collection: metadata only, or with content.
@@ -281,16 +285,7 @@ impl Store {
             if with_content { "content" } else { "NULL::bytea" }
         );
         let rows = c.query(&sql, &[&tenant, &collection]).await?;
-        Ok(rows
-            .iter()
-            .map(|r| DavItem {
-                name: r.get(0),
-                etag: r.get(1),
-                content_type: r.get(2),
-                content: r.get(3),
-                length: r.get(4),
-            })
-            .collect())
+        Ok(rows.iter().map(item_row).collect())
     }
 
     /// Live items by name (multiget); names not found are simply absent.
@@ -308,16 +303,7 @@ impl Store {
                 &[&tenant, &collection, &names],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| DavItem {
-                name: r.get(0),
-                etag: r.get(1),
-                content_type: r.get(2),
-                content: r.get(3),
-                length: r.get(4),
-            })
-            .collect())
+        Ok(rows.iter().map(item_row).collect())
     }
 
     /// Members changed after `since`, oldest change first, at most `limit` (and one
