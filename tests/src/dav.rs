@@ -59,8 +59,7 @@ impl Dav {
         }
     }
 
-    /// MKCALENDAR / extended MKCOL is not needed: collections exist. Lists the
-    /// member hrefs of a collection (PROPFIND depth 1).
+    /// The member hrefs of a collection, sub-collections left out (PROPFIND depth 1).
     pub async fn members(&self, collection: &str) -> Result<Vec<String>> {
         let r = self
             .req(Method::from_bytes(b"PROPFIND")?, collection)

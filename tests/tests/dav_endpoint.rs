@@ -256,6 +256,8 @@ async fn every_method_refuses_other_users_and_tenants() -> Result<()> {
         ("DELETE", item, ""),
         ("REPORT", coll, multiget),
         ("PROPPATCH", coll, patch),
+        ("MKCALENDAR", "/dav/calendars/carol@acme/theirs/", ""),
+        ("DELETE", coll, ""),
     ];
     for (who, pw) in [
         ("dave@acme", dave.as_str()),
