@@ -103,7 +103,12 @@ pub fn parse(body: &[u8]) -> Result<Element, XmlError> {
             .map_err(|e| XmlError(e.to_string()))?;
         let ns = match ns {
             ResolveResult::Bound(n) => n.as_ref().to_string(),
-            _ => String::new(),
+            ResolveResult::Unbound => String::new(),
+            ResolveResult::Unknown(prefix) => {
+                return Err(XmlError(format!(
+                    "namespace prefix {prefix:?} is not declared"
+                )));
+            }
         };
         match event {
             Event::Start(e) => stack.push(Element {
@@ -181,6 +186,31 @@ fn attributes(e: &quick_xml::events::BytesStart<'_>) -> Vec<(String, String)> {
             (key, value)
         })
         .collect()
+}
+
+/// Serialises an element back to markup, each element declaring its own namespace
+/// (so the result stands alone wherever it is embedded).
+pub fn to_xml(e: &Element) -> String {
+    let mut out = String::new();
+    out.push('<');
+    out.push_str(&e.name);
+    out.push_str(&format!(r#" xmlns="{}""#, escape(&e.ns)));
+    for (k, v) in &e.attrs {
+        out.push_str(&format!(r#" {k}="{}""#, escape(v)));
+    }
+    out.push('>');
+    out.push_str(&inner_xml(e));
+    out.push_str(&format!("</{}>", e.name));
+    out
+}
+
+/// The content of an element as markup: its text, then its children.
+pub fn inner_xml(e: &Element) -> String {
+    let mut out = escape(&e.text);
+    for c in &e.children {
+        out.push_str(&to_xml(c));
+    }
+    out
 }
 
 /// Escapes text for an XML body.
@@ -461,6 +491,7 @@ line</c:calendar-data></d:prop></d:propstat></d:response>
     #[test]
     fn refuses_broken_documents() {
         assert!(parse(b"<a><b></a>").is_err());
+        assert!(parse(b"<x:a/>").is_err(), "an undeclared prefix");
         assert!(parse(b"").is_err());
     }
 }

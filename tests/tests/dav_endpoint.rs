@@ -949,3 +949,32 @@ async fn calendars_made_and_deleted_by_clients_are_made_and_deleted_on_the_backe
     assert_eq!(status, StatusCode::NOT_FOUND);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn litmus_passes_basic_copymove_and_props_against_a_calendar() -> Result<()> {
+    let s = setup("litmus", &[], "1h").await?;
+    let url = format!("{}/dav/calendars/carol@acme/work/", s.base);
+    let out = std::process::Command::new("litmus")
+        .args(["-k", &url, "carol@acme", &s.password])
+        .env("TESTS", "basic copymove props")
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    for suite in ["basic", "copymove", "props"] {
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!("summary for `{suite}'")))
+            .unwrap_or_else(|| panic!("litmus ran no {suite} suite:\n{text}"));
+        assert!(line.contains(" 0 failed"), "{line}\n{text}");
+    }
+    // Plain WebDAV resources never leak into the calendar or the back end.
+    let coll = s.d.collection("/alice/work/").await?;
+    assert_eq!(s.d.items_by_uid(coll).await?.len(), 5);
+    assert_eq!(
+        Dav::new(&s.rad.url, "alice", "alicepw")
+            .members("/alice/work/")
+            .await?
+            .len(),
+        5
+    );
+    Ok(())
+}

@@ -18,6 +18,7 @@
 
 pub mod auth;
 pub mod delete;
+pub mod folder;
 pub mod get;
 pub mod mkcol;
 pub mod options;
@@ -272,6 +273,9 @@ async fn handle(
         body,
         who,
     };
+    if let Some(answer) = folder::route(&state, &req).await {
+        return answer.unwrap_or_else(IntoResponse::into_response);
+    }
     let result = match req.method.as_str() {
         "PROPFIND" => propfind::propfind(&state, &req).await,
         "PROPPATCH" => proppatch::proppatch(&state, &req).await,

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 pub const DAV_HEADER: &str = "1, 3, calendar-access, addressbook";
 /// The methods served.
 pub const ALLOW: &str =
-    "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, REPORT, MKCALENDAR, MKCOL";
+    "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, REPORT, MKCALENDAR, MKCOL, COPY, MOVE";
 
 /// The OPTIONS answer.
 pub fn options() -> Response {

@@ -42,6 +42,9 @@ pub enum Target {
     Collection(Kind, String, String),
     /// An item in one.
     Item(Kind, String, String, String),
+    /// Something deeper: a plain WebDAV resource inside a folder in a collection
+    /// (the relative path, as sent).
+    Nested(Kind, String, String, String),
 }
 
 /// Percent-decodes `%40` (and any other escape) in a login segment.
@@ -106,6 +109,12 @@ impl Target {
                 decode(coll),
                 (*item).to_string(),
             )),
+            [_, login, coll, rest @ ..] => Some(Target::Nested(
+                kind,
+                decode(login),
+                decode(coll),
+                rest.join("/"),
+            )),
             _ => None,
         }
     }
@@ -116,7 +125,8 @@ impl Target {
             Target::Principal(l)
             | Target::Home(_, l)
             | Target::Collection(_, l, _)
-            | Target::Item(_, l, _, _) => Some(l),
+            | Target::Item(_, l, _, _)
+            | Target::Nested(_, l, _, _) => Some(l),
             Target::Root | Target::WellKnown => None,
         }
     }
@@ -209,7 +219,15 @@ mod tests {
             None
         );
         assert_eq!(Target::parse("/dav/other/x/"), None);
-        assert_eq!(Target::parse("/dav/calendars/a/b/c/d"), None);
+        assert_eq!(
+            Target::parse("/dav/calendars/a/b/c/d"),
+            Some(Target::Nested(
+                Kind::Calendars,
+                "a".into(),
+                "b".into(),
+                "c/d".into()
+            ))
+        );
     }
 
     #[test]

@@ -86,6 +86,9 @@ pub async fn propfind(state: &DavState, req: &DavRequest) -> Result<Response, Da
                 .ok_or(DavError::NotFound)?;
             add(&path::item(*kind, login, &c.name, &i.name), props::item(&i));
         }
+        // Plain resources below folders are answered by `folder`; what reaches here
+        // does not exist.
+        Target::Nested(..) => return Err(DavError::NotFound),
     }
     Ok(multistatus(w.finish()))
 }

@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
         3,
         include_str!("../../migrations/0003_collection_lifecycle.sql"),
     ),
+    (4, include_str!("../../migrations/0004_dav_folders.sql")),
 ];
 
 /// An arbitrary constant naming the migration lock.

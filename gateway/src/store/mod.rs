@@ -14,6 +14,7 @@
 pub mod collections;
 pub mod conflicts;
 pub mod dav;
+pub mod folders;
 pub mod items;
 pub mod leases;
 pub mod migrations;
