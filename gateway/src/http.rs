@@ -6,15 +6,32 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 
+use std::sync::Arc;
+
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// The HTTP router.
-pub fn router(store: Store, dav: crate::dav::DavState) -> Router {
+pub fn router(store: Store, dav: crate::dav::DavState, metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
-        .with_state(store)
+        .with_state(store.clone())
+        .route("/metrics", get(scrape))
+        .with_state((store, metrics))
         .merge(crate::dav::router(dav))
+}
+
+async fn scrape(
+    State((store, metrics)): State<(Store, Arc<Metrics>)>,
+) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.render(&store).await,
+    )
 }
 
 async fn ready(State(store): State<Store>) -> (StatusCode, &'static str) {

@@ -10,7 +10,8 @@
 //!   leases with fencing tokens, hands out the journal and commits change packets.
 //! - [`auth`]: connector tokens (JWT, revocable) and app passwords (argon2id).
 //! - [`nudge`]: LISTEN/NOTIFY, so a change on any replica wakes the right connector.
-//! - [`http`]: health and readiness (the CalDAV/CardDAV endpoint lands here next).
+//! - [`dav`]: the CalDAV/CardDAV endpoint for remote clients.
+//! - [`http`]: health, readiness and [`metrics`].
 //! - [`admin`]: the operator's CLI, against the same database.
 //! - [`serve`]: wiring: migrations, listeners, shutdown.
 //!
@@ -24,6 +25,7 @@ pub mod auth;
 pub mod dav;
 pub mod http;
 pub mod link;
+pub mod metrics;
 pub mod nudge;
 pub mod serve;
 pub mod store;

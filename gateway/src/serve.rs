@@ -53,7 +53,9 @@ pub async fn run(
         lease_ttl: config.lease_ttl,
         ..LinkSettings::default()
     };
-    let link = LinkService::new(store.clone(), keys, settings, nudge_tx).into_server();
+    let metrics = crate::metrics::Metrics::shared();
+    let link =
+        LinkService::new(store.clone(), keys, settings, nudge_tx, metrics.clone()).into_server();
 
     let (stop_tx, _) = broadcast::channel::<()>(1);
     let mut stop_grpc = stop_tx.subscribe();
@@ -70,8 +72,9 @@ pub async fn run(
         store: store.clone(),
         auth: std::sync::Arc::default(),
         max_item_bytes: config.max_item_bytes,
+        metrics: metrics.clone(),
     };
-    let app = crate::http::router(store.clone(), dav);
+    let app = crate::http::router(store.clone(), dav, metrics);
     let http_server = axum::serve(
         http,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),

@@ -273,6 +273,7 @@ async fn run_round(ctx: &SourceCtx, coll: &mut CollectionState) -> bool {
         to_gateway: stats.to_gateway,
         to_backend: stats.to_backend,
         conflicts: stats.conflicts,
+        duration_ms: started.elapsed().as_millis() as u64,
     };
     let _ = ctx.link.tell(Req::RoundReport(report)).await;
     false

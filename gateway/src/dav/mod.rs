@@ -55,6 +55,8 @@ pub struct DavState {
     pub auth: Arc<Authenticator>,
     /// Largest item body accepted by PUT, in bytes.
     pub max_item_bytes: usize,
+    /// Request counters.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for DavState {
@@ -219,6 +221,18 @@ impl DavRequest {
 }
 
 async fn handle(
+    state: State<DavState>,
+    addr: ConnectInfo<SocketAddr>,
+    req: Request<Body>,
+) -> Response {
+    let method = req.method().to_string();
+    let metrics = state.metrics.clone();
+    let response = serve(state, addr, req).await;
+    metrics.dav(&method, response.status().as_u16());
+    response
+}
+
+async fn serve(
     State(state): State<DavState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     req: Request<Body>,

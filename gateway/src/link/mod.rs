@@ -31,6 +31,7 @@ pub struct LinkService {
     keys: TokenKeys,
     settings: LinkSettings,
     nudges: broadcast::Sender<Nudge>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for LinkService {
@@ -46,12 +47,14 @@ impl LinkService {
         keys: TokenKeys,
         settings: LinkSettings,
         nudges: broadcast::Sender<Nudge>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
         LinkService {
             store,
             keys,
             settings,
             nudges,
+            metrics,
         }
     }
 
@@ -109,7 +112,9 @@ impl pb::connector_link_server::ConnectorLink for LinkService {
             self.settings.clone(),
             claims,
             tenant_name,
+            self.metrics.clone(),
         );
+        self.metrics.connectors.inc();
         let mut inbound = req.into_inner();
         let (tx, rx) = mpsc::channel::<Result<pb::GatewayMessage, Status>>(64);
         let mut nudges = self.nudges.subscribe();
@@ -157,6 +162,7 @@ impl pb::connector_link_server::ConnectorLink for LinkService {
                 }
             }
             session.close().await;
+            session.metrics.connectors.dec();
             info!(connector = %session.claims.name, "connector stream closed");
         });
 

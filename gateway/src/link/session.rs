@@ -64,6 +64,8 @@ pub struct Session {
     sources: Arc<RwLock<HashMap<String, SourceRef>>>,
     /// Collections assigned on this stream: the only ones it may lease, pull or write.
     collections: Arc<RwLock<HashSet<Uuid>>>,
+    /// Counters.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Session {
@@ -108,7 +110,13 @@ fn assigned(c: &Collection) -> pb::AssignedCollection {
 
 impl Session {
     /// A session for a verified connector.
-    pub fn new(store: Store, settings: LinkSettings, claims: Claims, tenant_name: String) -> Self {
+    pub fn new(
+        store: Store,
+        settings: LinkSettings,
+        claims: Claims,
+        tenant_name: String,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Self {
         Session {
             store,
             settings,
@@ -117,6 +125,7 @@ impl Session {
             instance: Arc::new(RwLock::new(String::new())),
             sources: Arc::default(),
             collections: Arc::default(),
+            metrics,
         }
     }
 
@@ -421,6 +430,21 @@ impl Session {
                 )]);
             }
         };
+        let denied = match &outcome {
+            LeaseOutcome::Granted(_) => None,
+            LeaseOutcome::Held(_) => Some("held"),
+            LeaseOutcome::Paused => Some("paused"),
+            LeaseOutcome::Changed => Some("changed"),
+            LeaseOutcome::Unknown => Some("unknown-collection"),
+        };
+        if let Some(reason) = denied {
+            self.metrics
+                .lease_denials
+                .get_or_create(&crate::metrics::Reason {
+                    reason: reason.into(),
+                })
+                .inc();
+        }
         Ok(vec![match outcome {
             LeaseOutcome::Granted(token) => grant(token, ttl),
             LeaseOutcome::Held(left) => deny("held", left.max(Duration::from_millis(200))),
@@ -527,6 +551,21 @@ impl Session {
             Err(StoreError::Invalid(why)) => PacketOutcome::Invalid(why),
             Err(e) => return Err(e),
         };
+        let label = match &outcome {
+            PacketOutcome::Accepted { .. } => "accepted",
+            PacketOutcome::StaleBase(_) => "stale_base",
+            PacketOutcome::StaleFence(_) => "stale_fence",
+            PacketOutcome::Invalid(_) => "invalid",
+        };
+        self.metrics
+            .packets
+            .get_or_create(&crate::metrics::Outcome {
+                outcome: label.into(),
+            })
+            .inc();
+        if matches!(outcome, PacketOutcome::StaleFence(_)) {
+            self.metrics.lease_expiries.inc();
+        }
         Ok(vec![match outcome {
             PacketOutcome::Accepted { cursor, item_ids } => {
                 debug!(collection = %packet.collection, changes = packet.changes.len(), cursor, "packet accepted");
@@ -563,6 +602,23 @@ impl Session {
         if !self.watches(coll).await {
             return Ok(());
         }
+        let m = &self.metrics;
+        m.rounds
+            .get_or_create(&crate::metrics::Outcome {
+                outcome: r.outcome.clone(),
+            })
+            .inc();
+        m.round_seconds.observe(r.duration_ms as f64 / 1000.0);
+        let direction = |d: &str| crate::metrics::Direction {
+            direction: d.into(),
+        };
+        m.items
+            .get_or_create(&direction("to_gateway"))
+            .inc_by(u64::from(r.to_gateway));
+        m.items
+            .get_or_create(&direction("to_backend"))
+            .inc_by(u64::from(r.to_backend));
+        m.conflicts.inc_by(u64::from(r.conflicts));
         let detail = if r.detail.is_empty() {
             format!(
                 "{} to gateway, {} to back end, {} conflicts",

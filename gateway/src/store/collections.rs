@@ -313,6 +313,19 @@ impl Store {
         .map(|r| r.get(0)))
     }
 
+    /// Gateway changes waiting for the back end, per collection (all tenants; for
+    /// metrics).
+    pub async fn pending_by_collection(&self) -> Result<Vec<(Uuid, i64)>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT collection_id, count(*) FROM items WHERE pending_seq IS NOT NULL GROUP BY collection_id",
+                &[],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     /// Records how a round ended.
     pub async fn record_round(
         &self,

@@ -1,0 +1,186 @@
+//! Prometheus metrics, served at `/metrics`: what an operator needs to answer "is it
+//! syncing, and if not, why?". Counters move as things happen; the per-collection
+//! backlog is read from the database at scrape time.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::store::Store;
+
+/// `outcome` of a round or a packet.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Outcome {
+    /// ok | conflict | paused | error; accepted | stale_base | stale_fence | invalid.
+    pub outcome: String,
+}
+
+/// `direction` items moved in.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Direction {
+    /// to_gateway | to_backend.
+    pub direction: String,
+}
+
+/// `reason` a lease was refused.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Reason {
+    /// held | paused | revoked | changed | unknown-collection.
+    pub reason: String,
+}
+
+/// A DAV request's method and status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Request {
+    /// HTTP method.
+    pub method: String,
+    /// HTTP status code.
+    pub status: String,
+}
+
+/// A collection, for the backlog gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CollectionLabel {
+    /// Gateway id of the collection.
+    pub collection: String,
+}
+
+/// Every metric of a gateway process.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Connector streams open on this replica.
+    pub connectors: Gauge,
+    /// Rounds reported by connectors, by outcome.
+    pub rounds: Family<Outcome, Counter>,
+    /// Round durations reported by connectors.
+    pub round_seconds: Histogram,
+    /// Items applied, by direction.
+    pub items: Family<Direction, Counter>,
+    /// Conflicts settled (losers kept).
+    pub conflicts: Counter,
+    /// Change packets, by outcome.
+    pub packets: Family<Outcome, Counter>,
+    /// Lease requests refused, by reason (`held` = waits).
+    pub lease_denials: Family<Reason, Counter>,
+    /// Writes refused because their lease had expired and moved on (stale fence).
+    pub lease_expiries: Counter,
+    /// DAV requests by method and status.
+    pub dav_requests: Family<Request, Counter>,
+    /// Gateway-side changes waiting for the back end, per collection (set at scrape).
+    pub pending: Family<CollectionLabel, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("postern");
+        let m = Metrics {
+            connectors: Gauge::default(),
+            rounds: Family::default(),
+            round_seconds: Histogram::new([
+                0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+            ]),
+            items: Family::default(),
+            conflicts: Counter::default(),
+            packets: Family::default(),
+            lease_denials: Family::default(),
+            lease_expiries: Counter::default(),
+            dav_requests: Family::default(),
+            pending: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "connectors_connected",
+            "Connector streams open on this replica",
+            m.connectors.clone(),
+        );
+        registry.register(
+            "sync_rounds",
+            "Sync rounds reported by connectors",
+            m.rounds.clone(),
+        );
+        registry.register(
+            "sync_round_duration_seconds",
+            "Duration of sync rounds",
+            m.round_seconds.clone(),
+        );
+        registry.register(
+            "items_applied",
+            "Items applied, by direction",
+            m.items.clone(),
+        );
+        registry.register(
+            "conflicts",
+            "Conflicts settled, loser kept",
+            m.conflicts.clone(),
+        );
+        registry.register(
+            "change_packets",
+            "Change packets by outcome",
+            m.packets.clone(),
+        );
+        registry.register(
+            "lease_denials",
+            "Lease requests refused, by reason",
+            m.lease_denials.clone(),
+        );
+        registry.register(
+            "lease_expiries",
+            "Writes refused because their lease had expired",
+            m.lease_expiries.clone(),
+        );
+        registry.register(
+            "dav_requests",
+            "CalDAV/CardDAV requests by method and status",
+            m.dav_requests.clone(),
+        );
+        registry.register(
+            "journal_pending",
+            "Gateway changes waiting for the back end",
+            m.pending.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// A shared handle.
+    pub fn shared() -> Arc<Metrics> {
+        Arc::new(Metrics::default())
+    }
+
+    /// Counts a DAV request.
+    pub fn dav(&self, method: &str, status: u16) {
+        self.dav_requests
+            .get_or_create(&Request {
+                method: method.to_string(),
+                status: status.to_string(),
+            })
+            .inc();
+    }
+
+    /// The text exposition, after refreshing the backlog from the database.
+    pub async fn render(&self, store: &Store) -> String {
+        if let Ok(backlog) = store.pending_by_collection().await {
+            self.pending.clear();
+            for (id, n) in backlog {
+                self.pending
+                    .get_or_create(&CollectionLabel {
+                        collection: id.to_string(),
+                    })
+                    .set(n);
+            }
+        }
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
