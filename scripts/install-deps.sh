@@ -18,6 +18,7 @@ python3 -c "import radicale" 2>/dev/null || missing+=(radicale)
 python3 -c "import xandikos" 2>/dev/null || missing+=(xandikos)
 python3 -c "import caldav" 2>/dev/null || missing+=(caldav)
 command -v vdirsyncer >/dev/null || missing+=(vdirsyncer)
+command -v check-jsonschema >/dev/null || missing+=(check-jsonschema)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> pip install ${missing[*]}"
   pip install -q --root-user-action=ignore "${missing[@]}" 2>/dev/null || pip install -q "${missing[@]}"

@@ -6,6 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 export CARGO_TERM_COLOR=never
+echo "==> deployment files"
+check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+for member in $(sed -n 's/^members = \[\(.*\)\]/\1/p' Cargo.toml | tr -d '",'); do
+  grep -q "^COPY $member $member" Dockerfile || { echo "Dockerfile does not copy workspace member $member" >&2; exit 1; }
+done
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"

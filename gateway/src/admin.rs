@@ -45,6 +45,23 @@ enum AdminCommand {
         #[arg(long)]
         tenant: Option<String>,
     },
+    /// Create what is missing of a tenant, a user and a connector, and write the
+    /// secrets made to files (for docker-compose and Helm jobs). Idempotent: existing
+    /// ones are kept, and their secrets are not changed.
+    Bootstrap {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        connector: String,
+        /// Where to write the connector token (only when the connector is new).
+        #[arg(long)]
+        token_file: std::path::PathBuf,
+        /// Where to write the user's app password (only when the user is new).
+        #[arg(long)]
+        password_file: std::path::PathBuf,
+    },
     /// Versions that lost a conflict and are kept.
     Conflicts {
         /// Only this tenant.
@@ -357,6 +374,60 @@ pub async fn run(database_url: &str, args: AdminArgs) -> anyhow::Result<()> {
                 json,
                 &serde_json::json!({"collection": id, "mode": mode, "conflict": conflict}),
                 |_| format!("collection {id} updated\n"),
+            )
+        }
+        AdminCommand::Bootstrap {
+            tenant,
+            user,
+            connector,
+            token_file,
+            password_file,
+        } => {
+            let tid = match store.tenant_id(&tenant).await {
+                Ok(id) => id,
+                Err(crate::store::StoreError::NotFound(_)) => store.add_tenant(&tenant).await?.id,
+                Err(e) => return Err(e.into()),
+            };
+            let mut made = Vec::new();
+            if store.user_id(tid, &user).await.is_err() {
+                let password = auth::new_app_password();
+                store
+                    .add_user(tid, &user, &auth::hash_password(&password)?)
+                    .await?;
+                std::fs::write(&password_file, format!("{password}\n"))?;
+                made.push("user");
+            }
+            let exists = store
+                .list_connectors(tid)
+                .await?
+                .iter()
+                .any(|c| c.name == connector && c.revoked_at.is_none());
+            if !exists || !token_file.exists() {
+                let keys = TokenKeys::load(&store, args.signing_key_file.as_deref()).await?;
+                let (token, _) = auth::enroll_connector(
+                    &keys,
+                    &store,
+                    &tenant,
+                    &connector,
+                    Duration::from_secs(365 * 86400),
+                )
+                .await?;
+                std::fs::write(&token_file, format!("{token}\n"))?;
+                made.push("connector");
+            }
+            out(
+                json,
+                &serde_json::json!({"tenant": tenant, "created": made}),
+                |_| {
+                    format!(
+                        "bootstrap of {tenant}: created {}\n",
+                        if made.is_empty() {
+                            "nothing".into()
+                        } else {
+                            made.join(", ")
+                        }
+                    )
+                },
             )
         }
         AdminCommand::Conflicts { tenant } => {

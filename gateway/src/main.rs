@@ -20,6 +20,9 @@ struct Cli {
     /// PostgreSQL URL.
     #[arg(long, env = "POSTERN_DATABASE_URL", global = true)]
     database_url: Option<String>,
+    /// A file holding the PostgreSQL URL (a mounted secret), instead of --database-url.
+    #[arg(long, env = "POSTERN_DATABASE_URL_FILE", global = true)]
+    database_url_file: Option<PathBuf>,
     /// Log format: text or json.
     #[arg(
         long,
@@ -58,6 +61,13 @@ enum Command {
     },
     /// Manage tenants, users, connectors and collections; inspect status and conflicts.
     Admin(admin::AdminArgs),
+    /// Exit 0 when the gateway at --url answers ready (for container health checks,
+    /// where images carry no shell or curl).
+    Healthcheck {
+        /// The readiness URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080/readyz")]
+        url: String,
+    },
 }
 
 fn init_logs(format: &str) {
@@ -76,11 +86,30 @@ fn init_logs(format: &str) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Some(database_url) = cli.database_url else {
-        eprintln!(
-            "error: set --database-url or POSTERN_DATABASE_URL (postgres://user@host:5432/postern)"
-        );
-        return ExitCode::from(2);
+    if let Command::Healthcheck { url } = &cli.command {
+        return match healthcheck(url) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("unhealthy: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let database_url = match (&cli.database_url, &cli.database_url_file) {
+        (Some(u), _) => u.clone(),
+        (None, Some(f)) => match std::fs::read_to_string(f) {
+            Ok(u) => u.trim().to_string(),
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", f.display());
+                return ExitCode::from(2);
+            }
+        },
+        (None, None) => {
+            eprintln!(
+                "error: set --database-url or POSTERN_DATABASE_URL (postgres://user@host:5432/postern)"
+            );
+            return ExitCode::from(2);
+        }
     };
     let result = match cli.command {
         Command::Serve {
@@ -106,6 +135,7 @@ async fn main() -> ExitCode {
             .await
         }
         Command::Admin(args) => admin::run(&database_url, args).await,
+        Command::Healthcheck { .. } => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -136,4 +166,29 @@ async fn serve_until_signal(
         }
     };
     serve::run(config, grpc, http, shutdown).await
+}
+
+/// A minimal HTTP/1.1 GET on loopback: success when the status is 200.
+fn healthcheck(url: &str) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow::anyhow!("only http:// URLs"))?;
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = std::net::TcpStream::connect(host)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    let status = answer.split_whitespace().nth(1).unwrap_or("");
+    if status == "200" {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!("{url} answered {status}"))
+    }
 }

@@ -136,3 +136,59 @@ async fn a_restarted_connector_does_not_download_unchanged_items_again() -> Resu
     assert!(fetched[0].contains("fetched=1"), "{}", fetched[0]);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bootstrap_is_idempotent_and_healthcheck_tells_ready_from_down() -> Result<()> {
+    let d = postern_e2e::Deployment::start("bootstrap", &[]).await?;
+    let (token, password) = (d.dir.path("token"), d.dir.path("pw"));
+    let args = |t: &std::path::Path, p: &std::path::Path| {
+        vec![
+            "bootstrap".to_string(),
+            "--tenant".into(),
+            "initech".into(),
+            "--user".into(),
+            "peter".into(),
+            "--connector".into(),
+            "branch".into(),
+            "--token-file".into(),
+            t.display().to_string(),
+            "--password-file".into(),
+            p.display().to_string(),
+        ]
+    };
+    let run = |a: Vec<String>| {
+        postern_e2e::admin(&d.db, &a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    assert!(run(args(&token, &password))?.contains("created user, connector"));
+    let first = std::fs::read_to_string(&token)?;
+    assert!(
+        run(args(&token, &password))?.contains("created nothing"),
+        "a second run changes nothing"
+    );
+    assert_eq!(std::fs::read_to_string(&token)?, first, "the token is kept");
+    // The token it wrote opens a stream.
+    let mut client = postern_proto::connector_link_client::ConnectorLinkClient::connect(
+        d.gateway.grpc_url.clone(),
+    )
+    .await?;
+    let (_tx, rx) = tokio::sync::mpsc::channel::<postern_proto::ConnectorMessage>(1);
+    let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {}", first.trim()).parse()?);
+    assert!(client.link(req).await.is_ok());
+
+    let health = |url: String| {
+        std::process::Command::new(postern_e2e::bin("postern-gateway"))
+            .args(["healthcheck", "--url", &url])
+            .status()
+    };
+    assert!(health(format!("http://127.0.0.1:{}/readyz", d.gateway.http_port))?.success());
+    assert!(
+        !health(format!(
+            "http://127.0.0.1:{}/readyz",
+            postern_e2e::free_port()
+        ))?
+        .success()
+    );
+    Ok(())
+}
