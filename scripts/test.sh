@@ -11,6 +11,7 @@ check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 for member in $(sed -n 's/^members = \[\(.*\)\]/\1/p' Cargo.toml | tr -d '",'); do
   grep -q "^COPY $member $member" Dockerfile || { echo "Dockerfile does not copy workspace member $member" >&2; exit 1; }
 done
+scripts/check-chart.sh
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
