@@ -55,6 +55,9 @@ enum Command {
         /// Database connections per gateway process.
         #[arg(long, env = "POSTERN_DATABASE_POOL", default_value_t = 16)]
         database_pool: usize,
+        /// On SIGTERM, how long to let rounds in flight finish before closing streams.
+        #[arg(long, env = "POSTERN_DRAIN_DEADLINE", default_value = "20s", value_parser = humantime::parse_duration)]
+        drain_deadline: Duration,
         /// Largest calendar object or vCard a client may upload, in bytes.
         #[arg(long, env = "POSTERN_MAX_ITEM_BYTES", default_value_t = 10 << 20)]
         max_item_bytes: usize,
@@ -119,6 +122,7 @@ async fn main() -> ExitCode {
             lease_ttl,
             database_pool,
             max_item_bytes,
+            drain_deadline,
         } => {
             init_logs(&cli.log_format);
             serve_until_signal(
@@ -128,6 +132,7 @@ async fn main() -> ExitCode {
                     lease_ttl,
                     pool_size: database_pool,
                     max_item_bytes,
+                    drain_deadline,
                 },
                 grpc_listen,
                 http_listen,

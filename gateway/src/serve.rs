@@ -29,6 +29,8 @@ pub struct ServeConfig {
     pub pool_size: usize,
     /// Largest item a DAV client may PUT, in bytes.
     pub max_item_bytes: usize,
+    /// How long shutdown waits for rounds in flight.
+    pub drain_deadline: Duration,
 }
 
 /// Runs the gateway until `shutdown` resolves.
@@ -54,8 +56,16 @@ pub async fn run(
         ..LinkSettings::default()
     };
     let metrics = crate::metrics::Metrics::shared();
-    let link =
-        LinkService::new(store.clone(), keys, settings, nudge_tx, metrics.clone()).into_server();
+    let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
+    let link = LinkService::new(
+        store.clone(),
+        keys,
+        settings.clone(),
+        nudge_tx,
+        metrics.clone(),
+        drain_rx,
+    )
+    .into_server();
 
     let (stop_tx, _) = broadcast::channel::<()>(1);
     let mut stop_grpc = stop_tx.subscribe();
@@ -74,7 +84,7 @@ pub async fn run(
         max_item_bytes: config.max_item_bytes,
         metrics: metrics.clone(),
     };
-    let app = crate::http::router(store.clone(), dav, metrics);
+    let app = crate::http::router(store.clone(), dav, metrics.clone());
     let http_server = axum::serve(
         http,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -82,9 +92,22 @@ pub async fn run(
     .with_graceful_shutdown(async move {
         let _ = stop_http.recv().await;
     });
+    // Graceful shutdown: stop handing out leases, let rounds in flight finish (up to
+    // the drain deadline), release, close connector streams so they reconnect to
+    // another replica, then stop the servers.
+    let connected = metrics.clone();
+    let deadline = settings.drain_deadline;
     tokio::spawn(async move {
         shutdown.await;
-        info!("shutting down");
+        info!("shutting down: draining connector streams");
+        let _ = drain_tx.send(true);
+        let started = std::time::Instant::now();
+        while connected.connectors.get() > 0
+            && started.elapsed() < deadline + Duration::from_secs(1)
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        info!(took = ?started.elapsed(), "drained; stopping");
         let _ = stop_tx.send(());
     });
     let (g, h) = tokio::join!(grpc_server, http_server);

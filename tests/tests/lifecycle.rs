@@ -192,3 +192,74 @@ async fn bootstrap_is_idempotent_and_healthcheck_tells_ready_from_down() -> Resu
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_the_round_in_flight_finish_then_releases_and_closes() -> Result<()> {
+    let mut d = Deployment::start("drain", &["--drain-deadline", "30s"]).await?;
+    let rad = Radicale::start(
+        &d.dir,
+        &[Seed::calendar("work", generated_events(1500, "drain"))],
+    )
+    .await?;
+    let config = connector_config(&d.gateway.grpc_url, &d.token, &[source(&rad.url, "1h")]);
+    let conn = Connector::start(&d.dir, "hq", &config)?;
+    let coll = d.collection("/alice/work/").await?;
+    // The first round holds its lease while it reads the back end.
+    wait_until("a round holding its lease", WAIT, || async {
+        let held: i64 = d
+            .query("SELECT count(*) FROM leases WHERE expires_at > now()")
+            .await?[0]
+            .get(0);
+        Ok((held > 0).then_some(()))
+    })
+    .await?;
+    let before = d.items_by_uid(coll).await?.len();
+    let pid = d.gateway.proc.pid().expect("gateway running").to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()?
+            .success()
+    );
+    let status = wait_until("the gateway to exit", WAIT, || {
+        let s = d.gateway.proc.exited();
+        async move { Ok(s) }
+    })
+    .await?;
+    assert!(
+        status.success(),
+        "a clean exit: {status:?}\n{}",
+        d.gateway.proc.output()
+    );
+    assert!(
+        before < 1500,
+        "SIGTERM came while the round was in flight ({before} items then)"
+    );
+    assert_eq!(
+        d.items_by_uid(coll).await?.len(),
+        1500,
+        "the round in flight finished before the gateway stopped"
+    );
+    let held: i64 = d
+        .query("SELECT count(*) FROM leases WHERE expires_at > now()")
+        .await?[0]
+        .get(0);
+    assert_eq!(held, 0, "no lease is left behind");
+    assert!(d.gateway.proc.output().contains("drained"));
+
+    // The connector reconnects to whichever gateway answers next.
+    let grpc: u16 = d.gateway.grpc_url.rsplit(':').next().unwrap().parse()?;
+    d.gateway =
+        postern_e2e::Gateway::start_on(&d.db, &d.dir, &[], grpc, d.gateway.http_port).await?;
+    wait_until("reconnected", WAIT, || async {
+        Ok((conn
+            .proc
+            .output()
+            .matches("connected to the gateway")
+            .count()
+            >= 2)
+            .then_some(()))
+    })
+    .await?;
+    Ok(())
+}

@@ -7,10 +7,11 @@ pub mod session;
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::Stream;
 use postern_proto as pb;
-use tokio::sync::{Semaphore, broadcast, mpsc};
+use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -32,6 +33,9 @@ pub struct LinkService {
     settings: LinkSettings,
     nudges: broadcast::Sender<Nudge>,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Becomes true when the gateway is shutting down: sessions stop handing out
+    /// leases, let the rounds in flight finish, release, and close.
+    drain: watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for LinkService {
@@ -48,6 +52,7 @@ impl LinkService {
         settings: LinkSettings,
         nudges: broadcast::Sender<Nudge>,
         metrics: Arc<crate::metrics::Metrics>,
+        drain: watch::Receiver<bool>,
     ) -> Self {
         LinkService {
             store,
@@ -55,6 +60,7 @@ impl LinkService {
             settings,
             nudges,
             metrics,
+            drain,
         }
     }
 
@@ -120,10 +126,28 @@ impl pb::connector_link_server::ConnectorLink for LinkService {
         let mut nudges = self.nudges.subscribe();
         // Requests are served concurrently, a bounded number at a time.
         let permits = Arc::new(Semaphore::new(16));
+        let mut drain = self.drain.clone();
+        let drain_deadline = self.settings.drain_deadline;
 
         tokio::spawn(async move {
+            let mut draining_since: Option<std::time::Instant> = None;
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
                 tokio::select! {
+                    _ = drain.changed(), if draining_since.is_none() => {
+                        if *drain.borrow() {
+                            session.start_draining();
+                            draining_since = Some(std::time::Instant::now());
+                        }
+                    }
+                    _ = tick.tick(), if draining_since.is_some() => {
+                        let waited = draining_since.map(|t| t.elapsed()).unwrap_or_default();
+                        if session.holds_nothing().await || waited > drain_deadline {
+                            info!(connector = %session.claims.name, waited = ?waited, "drained; closing the stream");
+                            let _ = tx.send(Err(Status::unavailable("gateway is shutting down; reconnect"))).await;
+                            break;
+                        }
+                    }
                     next = inbound.next() => {
                         let m = match next {
                             Some(Ok(m)) => m,

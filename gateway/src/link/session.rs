@@ -31,6 +31,8 @@ pub struct LinkSettings {
     pub batch_changes: usize,
     /// Largest content bytes in one JournalBatch.
     pub batch_bytes: usize,
+    /// How long a shutting-down gateway waits for rounds in flight.
+    pub drain_deadline: Duration,
 }
 
 impl Default for LinkSettings {
@@ -39,6 +41,7 @@ impl Default for LinkSettings {
             lease_ttl: Duration::from_secs(60),
             batch_changes: 500,
             batch_bytes: 4 << 20,
+            drain_deadline: Duration::from_secs(20),
         }
     }
 }
@@ -66,6 +69,10 @@ pub struct Session {
     collections: Arc<RwLock<HashSet<Uuid>>>,
     /// Counters.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Collections whose lease this stream's instance holds right now.
+    held: Arc<RwLock<HashSet<Uuid>>>,
+    /// The gateway is shutting down: no new leases.
+    draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Session {
@@ -126,6 +133,8 @@ impl Session {
             sources: Arc::default(),
             collections: Arc::default(),
             metrics,
+            held: Arc::default(),
+            draining: Arc::default(),
         }
     }
 
@@ -149,6 +158,17 @@ impl Session {
             return false;
         };
         self.sources.read().await.values().any(|s| s.id == source)
+    }
+
+    /// Stops handing out leases: the gateway is shutting down.
+    pub fn start_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// True when no round of this stream holds a lease.
+    pub async fn holds_nothing(&self) -> bool {
+        self.held.read().await.is_empty()
     }
 
     /// The instance id from Hello.
@@ -401,6 +421,9 @@ impl Session {
         };
         let outcome = match pb::lease_request::Action::try_from(l.action) {
             Ok(pb::lease_request::Action::Acquire) => {
+                if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Ok(vec![deny("draining", Duration::from_secs(1))]);
+                }
                 if !self
                     .store
                     .connector_token_valid(tenant, self.claims.sub, self.claims.jti)
@@ -421,6 +444,7 @@ impl Session {
                 self.store
                     .release_lease(tenant, coll, &holder, l.fencing_token)
                     .await?;
+                self.held.write().await.remove(&coll);
                 return Ok(vec![grant(l.fencing_token, Duration::ZERO)]);
             }
             _ => {
@@ -444,6 +468,9 @@ impl Session {
                     reason: reason.into(),
                 })
                 .inc();
+        }
+        if matches!(outcome, LeaseOutcome::Granted(_)) {
+            self.held.write().await.insert(coll);
         }
         Ok(vec![match outcome {
             LeaseOutcome::Granted(token) => grant(token, ttl),
