@@ -67,6 +67,21 @@ enum AdminCommand {
         /// Only this tenant.
         #[arg(long)]
         tenant: Option<String>,
+        #[command(subcommand)]
+        action: Option<ConflictCmd>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConflictCmd {
+    /// Show both versions: the one kept as the loser and the item as it is now.
+    Show { id: String },
+    /// Settle a conflict: keep the current version, or bring the losing one back
+    /// (it then flows to the back end like any gateway-side change).
+    Resolve {
+        id: String,
+        #[arg(long, value_parser = ["current", "loser"])]
+        keep: String,
     },
 }
 
@@ -96,6 +111,34 @@ enum UserCmd {
         #[arg(long)]
         tenant: String,
         name: String,
+    },
+    /// A user's app passwords: add one per device, list, revoke one.
+    #[command(subcommand)]
+    Password(PasswordCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum PasswordCmd {
+    /// Add an app password (printed on the last line).
+    Add {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List a user's app passwords (ids, labels, dates; never the passwords).
+    List {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+    },
+    /// Revoke one app password by id: it stops working at once.
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+        id: String,
     },
 }
 
@@ -137,6 +180,13 @@ enum CollectionCmd {
         id: String,
         #[arg(long, default_value = "paused by operator")]
         reason: String,
+    },
+    /// Force a full resync: the next round compares the whole back end and re-reads
+    /// every item (nothing is duplicated; identical items are recognised).
+    Resync {
+        #[arg(long)]
+        tenant: String,
+        id: String,
     },
     /// Resume a paused collection (e.g. after the mass-deletion guard tripped).
     Resume {
@@ -237,6 +287,72 @@ pub async fn run(database_url: &str, args: AdminArgs) -> anyhow::Result<()> {
                     s.name, s.tenant, s.secret
                 )
             })
+        }
+        AdminCommand::User(UserCmd::Password(PasswordCmd::Add {
+            tenant,
+            name,
+            label,
+        })) => {
+            let tid = store.tenant_id(&tenant).await?;
+            let password = auth::new_app_password();
+            store
+                .add_password(tid, &name, &label, &auth::hash_password(&password)?)
+                .await?;
+            let s = Secret {
+                tenant: &tenant,
+                name: &name,
+                expires_at: None,
+                secret: password,
+            };
+            out(json, &s, |s| {
+                format!(
+                    "new app password for {}@{} (shown once):\n{}\n",
+                    s.name, s.tenant, s.secret
+                )
+            })
+        }
+        AdminCommand::User(UserCmd::Password(PasswordCmd::List { tenant, name })) => {
+            let tid = store.tenant_id(&tenant).await?;
+            out(json, &store.list_passwords(tid, &name).await?, |ps| {
+                ps.iter()
+                    .map(|p| {
+                        format!(
+                            "{}\t{}\tcreated {}\t{}\n",
+                            p.id,
+                            if p.label.is_empty() { "-" } else { &p.label },
+                            p.created_at.to_rfc3339(),
+                            p.revoked_at.map_or("live".to_string(), |t| format!(
+                                "revoked {}",
+                                t.to_rfc3339()
+                            ))
+                        )
+                    })
+                    .collect()
+            })
+        }
+        AdminCommand::User(UserCmd::Password(PasswordCmd::Revoke { tenant, name, id })) => {
+            let tid = store.tenant_id(&tenant).await?;
+            store
+                .revoke_password(tid, &name, parse_id("app password", &id)?)
+                .await?;
+            out(json, &serde_json::json!({"revoked": id}), |_| {
+                format!("app password {id} revoked\n")
+            })
+        }
+        AdminCommand::Collection(CollectionCmd::Resync { tenant, id }) => {
+            let tid = store.tenant_id(&tenant).await?;
+            let n = store
+                .force_resync(tid, parse_id("collection", &id)?)
+                .await?;
+            out(
+                json,
+                &serde_json::json!({"collection": id, "items": n}),
+                |_| {
+                    format!(
+                        "collection {id}: full resync requested; {n} items will be compared again on the next round\n"
+                    )
+                },
+            )
         }
         AdminCommand::User(UserCmd::List { tenant }) => {
             let tid = store.tenant_id(&tenant).await?;
@@ -430,7 +546,76 @@ pub async fn run(database_url: &str, args: AdminArgs) -> anyhow::Result<()> {
                 },
             )
         }
-        AdminCommand::Conflicts { tenant } => {
+        AdminCommand::Conflicts {
+            action: Some(ConflictCmd::Show { id }),
+            ..
+        } => {
+            let (tid, c) = store.conflict(parse_id("conflict", &id)?).await?;
+            let current = store.conflict_item(tid, &c).await?;
+            let v = serde_json::json!({"conflict": c, "current": current});
+            out(json, &v, |_| {
+                format!(
+                    "conflict {} (uid {}, {} version lost under {})\n--- kept loser ({}) ---\n{}\n--- current ---\n{}\n",
+                    c.id,
+                    c.uid,
+                    c.loser_side,
+                    c.policy,
+                    c.loser_side,
+                    c.loser_content
+                        .clone()
+                        .unwrap_or_else(|| "(a deletion)".into()),
+                    current
+                        .as_ref()
+                        .and_then(|i| i.content.clone())
+                        .unwrap_or_else(|| "(deleted)".into())
+                )
+            })
+        }
+        AdminCommand::Conflicts {
+            action: Some(ConflictCmd::Resolve { id, keep }),
+            ..
+        } => {
+            let (tid, c) = store.conflict(parse_id("conflict", &id)?).await?;
+            if keep == "loser" {
+                let current = store.conflict_item(tid, &c).await?;
+                let name = current.as_ref().map(|i| i.name.clone()).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "the item of conflict {id} no longer exists; nothing to bring back into"
+                    )
+                })?;
+                let kind: postern_core::model::CollectionKind =
+                    store.collection(tid, c.collection_id).await?.kind.parse()?;
+                match &c.loser_content {
+                    Some(content) => {
+                        store
+                            .put_item(
+                                tid,
+                                c.collection_id,
+                                &name,
+                                content.as_bytes(),
+                                kind.content_type(),
+                                None,
+                            )
+                            .await?;
+                    }
+                    None => {
+                        if current.as_ref().is_some_and(|i| i.content.is_some()) {
+                            store.delete_item(tid, c.collection_id, &name, None).await?;
+                        }
+                    }
+                }
+            }
+            store.mark_resolved(tid, c.id).await?;
+            out(
+                json,
+                &serde_json::json!({"conflict": id, "kept": keep}),
+                |_| format!("conflict {id} resolved, kept the {keep} version\n"),
+            )
+        }
+        AdminCommand::Conflicts {
+            tenant,
+            action: None,
+        } => {
             let cs = store.list_conflicts(tenant_id(tenant).await?).await?;
             out(json, &cs, |cs| {
                 if cs.is_empty() {

@@ -563,6 +563,45 @@ async fn a_rotated_password_stops_working_at_once() -> Result<()> {
     );
     let (status, _) = raw(&s, "GET", item, ("carol@acme", &fresh), &[], "").await?;
     assert_eq!(status, StatusCode::OK);
+
+    // One password per device: add, list, revoke one; the others keep working.
+    let phone = last_line(&admin(
+        &s.d.db,
+        &[
+            "user", "password", "add", "--tenant", "acme", "carol", "--label", "phone",
+        ],
+    )?);
+    let (status, _) = raw(&s, "GET", item, ("carol@acme", &phone), &[], "").await?;
+    assert_eq!(status, StatusCode::OK);
+    let listed: serde_json::Value = serde_json::from_str(&admin(
+        &s.d.db,
+        &[
+            "user", "password", "list", "--tenant", "acme", "carol", "--json",
+        ],
+    )?)?;
+    let phone_id = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["label"] == "phone")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    admin(
+        &s.d.db,
+        &[
+            "user", "password", "revoke", "--tenant", "acme", "carol", &phone_id,
+        ],
+    )?;
+    let (status, _) = raw(&s, "GET", item, ("carol@acme", &phone), &[], "").await?;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the revoked phone password stops at once"
+    );
+    let (status, _) = raw(&s, "GET", item, ("carol@acme", &fresh), &[], "").await?;
+    assert_eq!(status, StatusCode::OK, "the laptop's keeps working");
     Ok(())
 }
 

@@ -134,6 +134,36 @@ async fn a_restarted_connector_does_not_download_unchanged_items_again() -> Resu
         "only the new item was fetched after the restart: {fetched:?}"
     );
     assert!(fetched[0].contains("fetched=1"), "{}", fetched[0]);
+
+    // An operator's forced resync re-reads everything, and duplicates nothing.
+    let out = postern_e2e::admin(
+        &d.db,
+        &["collection", "resync", "--tenant", "acme", &cal.to_string()],
+    )?;
+    assert!(out.contains("101 items"), "{out}");
+    wait_until("everything read again", WAIT, || async {
+        Ok(restarted
+            .proc
+            .output()
+            .contains("fetched=101")
+            .then_some(()))
+    })
+    .await?;
+    wait_until("versions known again", WAIT, || async {
+        let empty: i64 = d
+            .query(&format!(
+                "SELECT count(*) FROM items WHERE collection_id = '{cal}' AND backend_version = ''"
+            ))
+            .await?[0]
+            .get(0);
+        Ok((empty == 0).then_some(()))
+    })
+    .await?;
+    assert_eq!(d.items_by_uid(cal).await?.len(), 101);
+    assert!(
+        d.store.list_conflicts(Some(d.tenant)).await?.is_empty(),
+        "identical items are not conflicts"
+    );
     Ok(())
 }
 

@@ -292,6 +292,37 @@ async fn concurrent_edits_resolve_by_policy_and_keep_the_loser() -> Result<()> {
         listed.contains("Gateway says 9am"),
         "admin conflicts lists the losing version"
     );
+    let shown = admin(&d.db, &["conflicts", "show", &kept[0].id.to_string()])?;
+    assert!(
+        shown.contains("Gateway says 9am") && shown.contains("Backend says 10am"),
+        "both versions: {shown}"
+    );
+    // The operator brings the losing version back: it becomes the gateway's and
+    // reaches the back end.
+    admin(
+        &d.db,
+        &[
+            "conflicts",
+            "resolve",
+            &kept[0].id.to_string(),
+            "--keep",
+            "loser",
+        ],
+    )?;
+    wait_until("the kept version on the back end", WAIT, || async {
+        let b = dav
+            .get("/alice/work/new-york.ics")
+            .await?
+            .unwrap_or_default();
+        Ok(String::from_utf8_lossy(&b)
+            .contains("Gateway says 9am")
+            .then_some(()))
+    })
+    .await?;
+    assert!(
+        d.store.list_conflicts(Some(d.tenant)).await?.is_empty(),
+        "resolved conflicts leave the list"
+    );
 
     // gateway-wins, set by the operator.
     admin(
@@ -345,12 +376,12 @@ async fn concurrent_edits_resolve_by_policy_and_keep_the_loser() -> Result<()> {
     .await?;
     let kept = wait_until("second loser kept", WAIT, || async {
         let k = d.store.list_conflicts(Some(d.tenant)).await?;
-        Ok((k.len() == 2).then_some(k))
+        Ok((k.len() == 1).then_some(k))
     })
     .await?;
-    assert_eq!(kept[1].loser_side, "backend");
+    assert_eq!(kept[0].loser_side, "backend");
     assert!(same_content(
-        kept[1].loser_content.as_deref().unwrap().as_bytes(),
+        kept[0].loser_content.as_deref().unwrap().as_bytes(),
         &backend_version
     ));
     let items = d.items_by_uid(cal).await?;

@@ -97,7 +97,16 @@ pub async fn run(ctx: &SourceCtx, coll: &mut CollectionState) -> Result<RoundSta
         .ask(lease_req(&coll.id, pb::lease_request::Action::Acquire, 0))
         .await?
     {
-        Ans::LeaseGrant(g) => g.fencing_token,
+        Ans::LeaseGrant(g) => {
+            // Work from the gateway's current state: an operator may have changed the
+            // mode or policy, or forced a resync, since the assignment.
+            coll.backend_state = g.backend_state.clone();
+            if let (Ok(mode), Ok(policy)) = (g.mode.parse(), g.conflict.parse()) {
+                coll.mode = mode;
+                coll.policy = policy;
+            }
+            g.fencing_token
+        }
         Ans::LeaseDeny(d) => {
             if d.reason == "paused" {
                 coll.paused = true;

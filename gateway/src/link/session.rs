@@ -409,16 +409,21 @@ impl Session {
                 }),
             )
         };
-        let grant = |token: u64, ttl: Duration| {
-            msg(
-                rid,
-                Out::LeaseGrant(pb::LeaseGrant {
-                    collection_id: l.collection_id.clone(),
-                    fencing_token: token,
-                    ttl_ms: ttl.as_millis() as u64,
-                }),
-            )
-        };
+        let grant =
+            |token: u64, ttl: Duration, current: Option<&crate::store::collections::Collection>| {
+                msg(
+                    rid,
+                    Out::LeaseGrant(pb::LeaseGrant {
+                        collection_id: l.collection_id.clone(),
+                        fencing_token: token,
+                        ttl_ms: ttl.as_millis() as u64,
+                        backend_state: current.map(|c| c.backend_state.clone()).unwrap_or_default(),
+                        mode: current.map(|c| c.mode.clone()).unwrap_or_default(),
+                        conflict: current.map(|c| c.conflict.clone()).unwrap_or_default(),
+                    }),
+                )
+            };
+        let is_acquire = l.action == pb::lease_request::Action::Acquire as i32;
         let outcome = match pb::lease_request::Action::try_from(l.action) {
             Ok(pb::lease_request::Action::Acquire) => {
                 if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
@@ -445,7 +450,7 @@ impl Session {
                     .release_lease(tenant, coll, &holder, l.fencing_token)
                     .await?;
                 self.held.write().await.remove(&coll);
-                return Ok(vec![grant(l.fencing_token, Duration::ZERO)]);
+                return Ok(vec![grant(l.fencing_token, Duration::ZERO, None)]);
             }
             _ => {
                 return Ok(vec![failure(
@@ -473,7 +478,15 @@ impl Session {
             self.held.write().await.insert(coll);
         }
         Ok(vec![match outcome {
-            LeaseOutcome::Granted(token) => grant(token, ttl),
+            LeaseOutcome::Granted(token) => {
+                // Acquire answers with the collection's current state; renewals need none.
+                let fresh = if is_acquire {
+                    self.store.collection(tenant, coll).await.ok()
+                } else {
+                    None
+                };
+                grant(token, ttl, fresh.as_ref())
+            }
             LeaseOutcome::Held(left) => deny("held", left.max(Duration::from_millis(200))),
             LeaseOutcome::Paused => deny("paused", ttl),
             LeaseOutcome::Changed => deny("changed", Duration::ZERO),

@@ -326,6 +326,33 @@ impl Store {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    /// Forces a full resync: the saved back-end state and every known back-end version
+    /// are forgotten, so the next round compares the whole back end and re-reads every
+    /// item (identical content is recognised; nothing is duplicated). Returns how many
+    /// items will be compared again.
+    pub async fn force_resync(&self, tenant: Uuid, id: Uuid) -> Result<u64> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let n = tx
+            .execute(
+                "UPDATE collections SET backend_state = '' WHERE tenant_id = $1 AND id = $2",
+                &[&tenant, &id],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("collection {id}")));
+        }
+        let items = tx
+            .execute(
+                "UPDATE items SET backend_version = '' WHERE tenant_id = $1 AND collection_id = $2 AND backend_href IS NOT NULL",
+                &[&tenant, &id],
+            )
+            .await?;
+        super::items::notify(&tx, tenant, id).await?;
+        tx.commit().await?;
+        Ok(items)
+    }
+
     /// Records how a round ended.
     pub async fn record_round(
         &self,

@@ -59,3 +59,79 @@ impl Store {
             .collect())
     }
 }
+
+/// The item a conflict is about, as it is now on the gateway.
+#[derive(Debug, Clone, Serialize)]
+pub struct CurrentItem {
+    /// Its name in the collection.
+    pub name: String,
+    /// Its content now, as text (`None` when deleted).
+    pub content: Option<String>,
+}
+
+impl Store {
+    /// One conflict (any tenant) and its tenant.
+    pub async fn conflict(&self, id: Uuid) -> Result<(Uuid, Conflict)> {
+        let c = self.client().await?;
+        let r = c
+            .query_opt(
+                "SELECT id, collection_id, item_id, uid, loser_side, loser_content, policy, backend_href, created_at, tenant_id
+                 FROM conflicts WHERE id = $1",
+                &[&id],
+            )
+            .await?
+            .ok_or_else(|| super::StoreError::NotFound(format!("conflict {id}")))?;
+        Ok((
+            r.get(9),
+            Conflict {
+                id: r.get(0),
+                collection_id: r.get(1),
+                item_id: r.get(2),
+                uid: r.get(3),
+                loser_side: r.get(4),
+                loser_content: r
+                    .get::<_, Option<Vec<u8>>>(5)
+                    .map(|b| String::from_utf8_lossy(&b).into_owned()),
+                policy: r.get(6),
+                backend_href: r.get(7),
+                created_at: r.get(8),
+            },
+        ))
+    }
+
+    /// The current state of the item a conflict is about.
+    pub async fn conflict_item(
+        &self,
+        tenant: Uuid,
+        conflict: &Conflict,
+    ) -> Result<Option<CurrentItem>> {
+        let Some(item) = conflict.item_id else {
+            return Ok(None);
+        };
+        let c = self.client().await?;
+        let row = c
+            .query_opt(
+                "SELECT name, CASE WHEN deleted THEN NULL ELSE content END FROM items
+                 WHERE tenant_id = $1 AND collection_id = $2 AND id = $3",
+                &[&tenant, &conflict.collection_id, &item],
+            )
+            .await?;
+        Ok(row.map(|r| CurrentItem {
+            name: r.get(0),
+            content: r
+                .get::<_, Option<Vec<u8>>>(1)
+                .map(|b| String::from_utf8_lossy(&b).into_owned()),
+        }))
+    }
+
+    /// Marks a conflict resolved.
+    pub async fn mark_resolved(&self, tenant: Uuid, id: Uuid) -> Result<()> {
+        let c = self.client().await?;
+        c.execute(
+            "UPDATE conflicts SET resolved_at = now() WHERE tenant_id = $1 AND id = $2",
+            &[&tenant, &id],
+        )
+        .await?;
+        Ok(())
+    }
+}

@@ -28,6 +28,19 @@ pub struct User {
     pub app_passwords: i64,
 }
 
+/// An app password's record (the password itself is never stored).
+#[derive(Debug, Clone, Serialize)]
+pub struct AppPassword {
+    /// Its id (for revoke).
+    pub id: Uuid,
+    /// What it is for ("phone", "laptop").
+    pub label: String,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it was revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
 /// An enrolled connector, as `admin connector list` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Connector {
@@ -157,6 +170,62 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Adds another app password to a user (one per device); returns its id.
+    pub async fn add_password(
+        &self,
+        tenant: Uuid,
+        name: &str,
+        label: &str,
+        hash: &str,
+    ) -> Result<Uuid> {
+        let user = self.user_id(tenant, name).await?;
+        let c = self.client().await?;
+        let id = Uuid::new_v4();
+        c.execute(
+            "INSERT INTO app_passwords (tenant_id, id, user_id, label, hash) VALUES ($1, $2, $3, $4, $5)",
+            &[&tenant, &id, &user, &label, &hash],
+        )
+        .await?;
+        Ok(id)
+    }
+
+    /// A user's app passwords (never the passwords: id, label, dates).
+    pub async fn list_passwords(&self, tenant: Uuid, name: &str) -> Result<Vec<AppPassword>> {
+        let user = self.user_id(tenant, name).await?;
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT id, label, created_at, revoked_at FROM app_passwords WHERE tenant_id = $1 AND user_id = $2 ORDER BY created_at",
+                &[&tenant, &user],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AppPassword {
+                id: r.get(0),
+                label: r.get(1),
+                created_at: r.get(2),
+                revoked_at: r.get(3),
+            })
+            .collect())
+    }
+
+    /// Revokes one app password of a user.
+    pub async fn revoke_password(&self, tenant: Uuid, name: &str, id: Uuid) -> Result<()> {
+        let user = self.user_id(tenant, name).await?;
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "UPDATE app_passwords SET revoked_at = now() WHERE tenant_id = $1 AND user_id = $2 AND id = $3 AND revoked_at IS NULL",
+                &[&tenant, &user, &id],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("live app password {id}")));
+        }
         Ok(())
     }
 
