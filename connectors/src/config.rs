@@ -38,6 +38,9 @@ struct RawConfig {
     gateway: String,
     token: Option<String>,
     token_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+    client_cert_file: Option<PathBuf>,
+    client_key_file: Option<PathBuf>,
     #[serde(default, rename = "source")]
     sources: Vec<RawSource>,
 }
@@ -138,6 +141,26 @@ pub struct Config {
     pub token: String,
     /// Sources.
     pub sources: Vec<Source>,
+    /// TLS to the gateway (`https://` URLs).
+    pub tls: TlsConfig,
+}
+
+/// How the connector checks the gateway's certificate and proves itself.
+#[derive(Clone, Default)]
+pub struct TlsConfig {
+    /// PEM of a private CA that signed the gateway's certificate (else the system's roots).
+    pub ca: Option<Vec<u8>>,
+    /// PEM certificate and key for mutual TLS.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("private_ca", &self.ca.is_some())
+            .field("client_cert", &self.identity.is_some())
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -253,10 +276,34 @@ impl Config {
                 exclude: s.exclude,
             });
         }
+        let read = |p: &PathBuf| {
+            let path = if p.is_absolute() {
+                p.clone()
+            } else {
+                base.join(p)
+            };
+            std::fs::read(&path).map_err(|source| ConfigError::Read { path, source })
+        };
+        let ca = raw.ca_file.as_ref().map(read).transpose()?;
+        let identity = match (&raw.client_cert_file, &raw.client_key_file) {
+            (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "give both client_cert_file and client_key_file, or neither".into(),
+                ));
+            }
+        };
+        if (ca.is_some() || identity.is_some()) && !raw.gateway.starts_with("https://") {
+            return Err(ConfigError::Invalid(
+                "ca_file and client certificates need an https:// gateway".into(),
+            ));
+        }
         Ok(Config {
             gateway: raw.gateway,
             token,
             sources,
+            tls: TlsConfig { ca, identity },
         })
     }
 }

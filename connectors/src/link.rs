@@ -56,6 +56,19 @@ impl std::fmt::Debug for Link {
     }
 }
 
+/// An error with its causes, which say what "transport error" meant (a certificate
+/// the connector does not trust, a refused connection...).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
 /// How long to wait for any one answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -65,15 +78,30 @@ impl Link {
     pub async fn connect(
         gateway: &str,
         token: &str,
+        tls: &crate::config::TlsConfig,
     ) -> Result<(Link, mpsc::UnboundedReceiver<String>), LinkError> {
-        let channel = tonic::transport::Endpoint::from_shared(gateway.to_string())
-            .map_err(|e| LinkError::Down(e.to_string()))?
+        let mut endpoint = tonic::transport::Endpoint::from_shared(gateway.to_string())
+            .map_err(|e| LinkError::Down(e.to_string()))?;
+        if gateway.starts_with("https://") {
+            let mut config = tonic::transport::ClientTlsConfig::new();
+            config = match &tls.ca {
+                Some(pem) => config.ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+                None => config.with_native_roots(),
+            };
+            if let Some((cert, key)) = &tls.identity {
+                config = config.identity(tonic::transport::Identity::from_pem(cert, key));
+            }
+            endpoint = endpoint
+                .tls_config(config)
+                .map_err(|e| LinkError::Down(format!("tls: {e}")))?;
+        }
+        let channel = endpoint
             .connect_timeout(Duration::from_secs(10))
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(true)
             .connect()
             .await
-            .map_err(|e| LinkError::Down(format!("{gateway}: {e}")))?;
+            .map_err(|e| LinkError::Down(format!("{gateway}: {}", chain(&e))))?;
         let bearer: MetadataValue<_> = format!("Bearer {token}").parse().map_err(|_| {
             LinkError::Unauthenticated("token has characters not allowed in a header".into())
         })?;

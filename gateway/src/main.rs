@@ -55,6 +55,15 @@ enum Command {
         /// Database connections per gateway process.
         #[arg(long, env = "POSTERN_DATABASE_POOL", default_value_t = 16)]
         database_pool: usize,
+        /// PEM certificate chain for TLS on the connector gRPC port.
+        #[arg(long, env = "POSTERN_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for --tls-cert.
+        #[arg(long, env = "POSTERN_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// PEM CA: require connectors to present a certificate it signed (mutual TLS).
+        #[arg(long, env = "POSTERN_TLS_CLIENT_CA", requires = "tls_cert")]
+        tls_client_ca: Option<PathBuf>,
         /// On SIGTERM, how long to let rounds in flight finish before closing streams.
         #[arg(long, env = "POSTERN_DRAIN_DEADLINE", default_value = "20s", value_parser = humantime::parse_duration)]
         drain_deadline: Duration,
@@ -123,6 +132,9 @@ async fn main() -> ExitCode {
             database_pool,
             max_item_bytes,
             drain_deadline,
+            tls_cert,
+            tls_key,
+            tls_client_ca,
         } => {
             init_logs(&cli.log_format);
             serve_until_signal(
@@ -133,6 +145,11 @@ async fn main() -> ExitCode {
                     pool_size: database_pool,
                     max_item_bytes,
                     drain_deadline,
+                    tls: tls_cert.zip(tls_key).map(|(cert, key)| serve::TlsFiles {
+                        cert,
+                        key,
+                        client_ca: tls_client_ca,
+                    }),
                 },
                 grpc_listen,
                 http_listen,

@@ -31,6 +31,23 @@ pub struct ServeConfig {
     pub max_item_bytes: usize,
     /// How long shutdown waits for rounds in flight.
     pub drain_deadline: Duration,
+    /// TLS for the connector gRPC port: certificate chain and key (PEM files).
+    pub tls: Option<TlsFiles>,
+}
+
+/// Certificate, key and (for mutual TLS) the CA that signs connector certificates.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// PEM CA: when set, connectors must present a certificate it signed.
+    pub client_ca: Option<PathBuf>,
+}
+
+fn read(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
 }
 
 /// Runs the gateway until `shutdown` resolves.
@@ -72,7 +89,18 @@ pub async fn run(
     let mut stop_http = stop_tx.subscribe();
     info!(grpc = %grpc.local_addr()?, http = %http.local_addr()?, "gateway serving");
 
-    let grpc_server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(t) = &config.tls {
+        let mut tls = tonic::transport::ServerTlsConfig::new().identity(
+            tonic::transport::Identity::from_pem(read(&t.cert)?, read(&t.key)?),
+        );
+        if let Some(ca) = &t.client_ca {
+            tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
+        }
+        builder = builder.tls_config(tls)?;
+        info!(mutual = t.client_ca.is_some(), "connector port serves TLS");
+    }
+    let grpc_server = builder
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(link)
         .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async move {

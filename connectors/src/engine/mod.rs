@@ -68,7 +68,7 @@ pub async fn run(config: Config) -> Result<(), LinkError> {
 
 /// One connection's life: returns when the link ends.
 async fn session(config: &Config, instance: &str) -> Result<(), LinkError> {
-    let (link, mut nudges) = Link::connect(&config.gateway, &config.token).await?;
+    let (link, mut nudges) = Link::connect(&config.gateway, &config.token, &config.tls).await?;
     let hello = pb::Hello {
         version: env!("CARGO_PKG_VERSION").to_string(),
         capabilities: vec!["caldav".into(), "carddav".into()],
