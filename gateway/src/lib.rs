@@ -29,3 +29,4 @@ pub mod metrics;
 pub mod nudge;
 pub mod serve;
 pub mod store;
+pub mod tls;

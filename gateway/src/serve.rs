@@ -113,13 +113,27 @@ pub async fn run(
         metrics: metrics.clone(),
     };
     let app = crate::http::router(store.clone(), dav, metrics.clone());
-    let http_server = axum::serve(
-        http,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let service = app.into_make_service_with_connect_info::<crate::tls::ClientAddr>();
+    let stop = async move {
         let _ = stop_http.recv().await;
-    });
+    };
+    // The HTTP port speaks HTTPS with the same certificate when one is given.
+    let http_server: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> =
+        match &config.tls {
+            Some(t) => {
+                let listener = crate::tls::TlsListener::new(http, &t.cert, &t.key)?;
+                Box::pin(
+                    axum::serve(listener, service)
+                        .with_graceful_shutdown(stop)
+                        .into_future(),
+                )
+            }
+            None => Box::pin(
+                axum::serve(http, service)
+                    .with_graceful_shutdown(stop)
+                    .into_future(),
+            ),
+        };
     // Graceful shutdown: stop handing out leases, let rounds in flight finish (up to
     // the drain deadline), release, close connector streams so they reconnect to
     // another replica, then stop the servers.

@@ -253,11 +253,23 @@ impl Gateway {
             grpc_url: format!("http://127.0.0.1:{grpc}"),
             http_port: http,
         };
-        let url = format!("http://127.0.0.1:{http}/readyz");
+        // With --tls-cert the HTTP port speaks HTTPS; readiness is probed without
+        // checking the (test) certificate.
+        let scheme = if extra.contains(&"--tls-cert") {
+            "https"
+        } else {
+            "http"
+        };
+        let url = format!("{scheme}://127.0.0.1:{http}/readyz");
+        let client = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .build()?;
         let res = wait_until("gateway ready", Duration::from_secs(30), || {
-            let url = url.clone();
+            let (url, client) = (url.clone(), client.clone());
             async move {
-                Ok(reqwest::get(&url)
+                Ok(client
+                    .get(&url)
+                    .send()
                     .await
                     .ok()
                     .filter(|r| r.status().is_success())

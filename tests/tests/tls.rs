@@ -120,5 +120,35 @@ async fn the_connector_verifies_the_gateway_and_mutual_tls_keeps_strangers_out()
         Ok((d.items_by_uid(coll).await?.len() == 5).then_some(()))
     })
     .await?;
+
+    // The DAV port speaks HTTPS with the same certificate; clients trusting the CA
+    // get in, and plain HTTP gets nowhere.
+    let password = postern_e2e::last_line(&postern_e2e::admin(
+        &d.db,
+        &["user", "add", "--tenant", "acme", "tls-user"],
+    )?);
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&p.ca)?)?)
+        .build()?;
+    let base = format!("https://localhost:{}", d.gateway.http_port);
+    assert_eq!(
+        client.get(format!("{base}/healthz")).send().await?.status(),
+        200
+    );
+    let resp = client
+        .request(
+            reqwest::Method::from_bytes(b"PROPFIND")?,
+            format!("{base}/dav/principals/tls-user@acme/"),
+        )
+        .basic_auth("tls-user@acme", Some(&password))
+        .header("Depth", "0")
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 207);
+    assert!(
+        reqwest::get(format!("http://127.0.0.1:{}/healthz", d.gateway.http_port))
+            .await
+            .is_err()
+    );
     Ok(())
 }

@@ -30,7 +30,6 @@ pub mod put;
 pub mod query;
 pub mod report;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -222,7 +221,7 @@ impl DavRequest {
 
 async fn handle(
     state: State<DavState>,
-    addr: ConnectInfo<SocketAddr>,
+    addr: ConnectInfo<crate::tls::ClientAddr>,
     req: Request<Body>,
 ) -> Response {
     let method = req.method().to_string();
@@ -234,7 +233,7 @@ async fn handle(
 
 async fn serve(
     State(state): State<DavState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ConnectInfo(crate::tls::ClientAddr(addr)): ConnectInfo<crate::tls::ClientAddr>,
     req: Request<Body>,
 ) -> Response {
     let (parts, body) = req.into_parts();
