@@ -29,6 +29,24 @@ pub struct Conflict {
     pub created_at: DateTime<Utc>,
 }
 
+/// A conflict from the columns id, collection_id, item_id, uid, loser_side,
+/// loser_content, policy, backend_href, created_at (in that order).
+fn conflict_row(r: &tokio_postgres::Row) -> Conflict {
+    Conflict {
+        id: r.get(0),
+        collection_id: r.get(1),
+        item_id: r.get(2),
+        uid: r.get(3),
+        loser_side: r.get(4),
+        loser_content: r
+            .get::<_, Option<Vec<u8>>>(5)
+            .map(|b| String::from_utf8_lossy(&b).into_owned()),
+        policy: r.get(6),
+        backend_href: r.get(7),
+        created_at: r.get(8),
+    }
+}
+
 impl Store {
     /// Unresolved conflicts of a tenant (or all tenants).
     pub async fn list_conflicts(&self, tenant: Option<Uuid>) -> Result<Vec<Conflict>> {
@@ -41,22 +59,7 @@ impl Store {
                 &[&tenant],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Conflict {
-                id: r.get(0),
-                collection_id: r.get(1),
-                item_id: r.get(2),
-                uid: r.get(3),
-                loser_side: r.get(4),
-                loser_content: r
-                    .get::<_, Option<Vec<u8>>>(5)
-                    .map(|b| String::from_utf8_lossy(&b).into_owned()),
-                policy: r.get(6),
-                backend_href: r.get(7),
-                created_at: r.get(8),
-            })
-            .collect())
+        Ok(rows.iter().map(conflict_row).collect())
     }
 }
 
@@ -81,22 +84,7 @@ impl Store {
             )
             .await?
             .ok_or_else(|| super::StoreError::NotFound(format!("conflict {id}")))?;
-        Ok((
-            r.get(9),
-            Conflict {
-                id: r.get(0),
-                collection_id: r.get(1),
-                item_id: r.get(2),
-                uid: r.get(3),
-                loser_side: r.get(4),
-                loser_content: r
-                    .get::<_, Option<Vec<u8>>>(5)
-                    .map(|b| String::from_utf8_lossy(&b).into_owned()),
-                policy: r.get(6),
-                backend_href: r.get(7),
-                created_at: r.get(8),
-            },
-        ))
+        Ok((r.get(9), conflict_row(&r)))
     }
 
     /// The current state of the item a conflict is about.
