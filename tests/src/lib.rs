@@ -458,3 +458,4 @@ impl Deployment {
 
 pub mod backends;
 pub mod dav;
+pub mod endpoint;
