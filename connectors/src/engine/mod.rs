@@ -188,7 +188,8 @@ async fn source_loop(
                     for c in &assigned {
                         let _ = routes.send((c.id.clone(), me.clone()));
                     }
-                    merge_assignment(&mut collections, assigned);
+                    // Each round takes the gateway's current state with its lease.
+                    collections = assigned;
                 }
                 Err(e) => {
                     warn!(source = %name, error = %e, "discovery failed; retrying next interval")
@@ -277,20 +278,6 @@ async fn run_round(ctx: &SourceCtx, coll: &mut CollectionState) -> bool {
     };
     let _ = ctx.link.tell(Req::RoundReport(report)).await;
     false
-}
-
-/// Keeps local state (sync token) of collections that stay assigned.
-fn merge_assignment(current: &mut Vec<CollectionState>, assigned: Vec<CollectionState>) {
-    let old: HashMap<String, CollectionState> =
-        current.drain(..).map(|c| (c.id.clone(), c)).collect();
-    for mut c in assigned {
-        if let Some(o) = old.get(&c.id)
-            && c.backend_state.is_empty()
-        {
-            c.backend_state = o.backend_state.clone();
-        }
-        current.push(c);
-    }
 }
 
 /// Discovery, then the gateway's assignment for what was found. Collections clients

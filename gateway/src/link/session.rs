@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::convert::{index_to_pb, pending_to_pb};
 use crate::auth::Claims;
 use crate::store::collections::{Collection, FoundCollection, SourceSpec};
-use crate::store::leases::LeaseOutcome;
+use crate::store::leases::{LeaseOutcome, SyncState};
 use crate::store::packet::{Packet, PacketOutcome};
 use crate::store::{Store, StoreError};
 
@@ -400,6 +400,10 @@ impl Session {
         let tenant = self.tenant();
         let ttl = self.settings.lease_ttl;
         let deny = |reason: &str, retry: Duration| {
+            let label = crate::metrics::Reason {
+                reason: reason.into(),
+            };
+            self.metrics.lease_denials.get_or_create(&label).inc();
             msg(
                 rid,
                 Out::LeaseDeny(pb::LeaseDeny {
@@ -409,21 +413,20 @@ impl Session {
                 }),
             )
         };
-        let grant =
-            |token: u64, ttl: Duration, current: Option<&crate::store::collections::Collection>| {
-                msg(
-                    rid,
-                    Out::LeaseGrant(pb::LeaseGrant {
-                        collection_id: l.collection_id.clone(),
-                        fencing_token: token,
-                        ttl_ms: ttl.as_millis() as u64,
-                        backend_state: current.map(|c| c.backend_state.clone()).unwrap_or_default(),
-                        mode: current.map(|c| c.mode.clone()).unwrap_or_default(),
-                        conflict: current.map(|c| c.conflict.clone()).unwrap_or_default(),
-                    }),
-                )
-            };
-        let is_acquire = l.action == pb::lease_request::Action::Acquire as i32;
+        let grant = |token: u64, ttl: Duration, state: Option<SyncState>| {
+            let state = state.unwrap_or_default();
+            msg(
+                rid,
+                Out::LeaseGrant(pb::LeaseGrant {
+                    collection_id: l.collection_id.clone(),
+                    fencing_token: token,
+                    ttl_ms: ttl.as_millis() as u64,
+                    backend_state: state.backend_state,
+                    mode: state.mode,
+                    conflict: state.conflict,
+                }),
+            )
+        };
         let outcome = match pb::lease_request::Action::try_from(l.action) {
             Ok(pb::lease_request::Action::Acquire) => {
                 if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
@@ -459,33 +462,10 @@ impl Session {
                 )]);
             }
         };
-        let denied = match &outcome {
-            LeaseOutcome::Granted(_) => None,
-            LeaseOutcome::Held(_) => Some("held"),
-            LeaseOutcome::Paused => Some("paused"),
-            LeaseOutcome::Changed => Some("changed"),
-            LeaseOutcome::Unknown => Some("unknown-collection"),
-        };
-        if let Some(reason) = denied {
-            self.metrics
-                .lease_denials
-                .get_or_create(&crate::metrics::Reason {
-                    reason: reason.into(),
-                })
-                .inc();
-        }
-        if matches!(outcome, LeaseOutcome::Granted(_)) {
-            self.held.write().await.insert(coll);
-        }
         Ok(vec![match outcome {
-            LeaseOutcome::Granted(token) => {
-                // Acquire answers with the collection's current state; renewals need none.
-                let fresh = if is_acquire {
-                    self.store.collection(tenant, coll).await.ok()
-                } else {
-                    None
-                };
-                grant(token, ttl, fresh.as_ref())
+            LeaseOutcome::Granted(token, state) => {
+                self.held.write().await.insert(coll);
+                grant(token, ttl, state)
             }
             LeaseOutcome::Held(left) => deny("held", left.max(Duration::from_millis(200))),
             LeaseOutcome::Paused => deny("paused", ttl),

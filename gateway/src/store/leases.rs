@@ -12,11 +12,24 @@ use uuid::Uuid;
 
 use super::{Result, Store};
 
+/// What a round needs to know of its collection now: an operator may have changed
+/// the mode or policy, or forced a resync by clearing the back-end state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncState {
+    /// The back-end resume point (sync token), empty for a full comparison.
+    pub backend_state: String,
+    /// Sync mode.
+    pub mode: String,
+    /// Conflict policy.
+    pub conflict: String,
+}
+
 /// The outcome of an acquire or renew.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LeaseOutcome {
-    /// Granted with this fencing token.
-    Granted(u64),
+    /// Granted with this fencing token; on acquire, with the collection's current
+    /// sync state (read in the same query that checked it may be leased).
+    Granted(u64, Option<SyncState>),
     /// Someone else holds it for about this long.
     Held(Duration),
     /// The collection is paused; no lease is handed out.
@@ -42,18 +55,23 @@ impl Store {
         let c = self.client().await?;
         let state = c
             .query_opt(
-                "SELECT paused_reason, create_pending OR delete_pending FROM collections WHERE tenant_id = $1 AND id = $2",
+                "SELECT paused_reason, create_pending OR delete_pending, backend_state, mode, conflict
+                 FROM collections WHERE tenant_id = $1 AND id = $2",
                 &[&tenant, &collection],
             )
             .await?;
-        match state {
+        let sync = match state {
             None => return Ok(LeaseOutcome::Unknown),
             Some(row) if row.get::<_, bool>(1) => return Ok(LeaseOutcome::Changed),
             Some(row) if row.get::<_, Option<String>>(0).is_some() => {
                 return Ok(LeaseOutcome::Paused);
             }
-            Some(_) => {}
-        }
+            Some(row) => SyncState {
+                backend_state: row.get(2),
+                mode: row.get(3),
+                conflict: row.get(4),
+            },
+        };
         let ttl_ms = ttl.as_millis() as f64;
         let row = c
             .query_opt(
@@ -71,7 +89,10 @@ impl Store {
             )
             .await?;
         if let Some(row) = row {
-            return Ok(LeaseOutcome::Granted(row.get::<_, i64>(0) as u64));
+            return Ok(LeaseOutcome::Granted(
+                row.get::<_, i64>(0) as u64,
+                Some(sync),
+            ));
         }
         let left = c
             .query_opt(
@@ -104,7 +125,7 @@ impl Store {
             )
             .await?;
         Ok(if n == 1 {
-            LeaseOutcome::Granted(token)
+            LeaseOutcome::Granted(token, None)
         } else {
             LeaseOutcome::Held(Duration::ZERO)
         })
