@@ -5,7 +5,7 @@
 //! not calendar data, so they are neither validated as such nor synced.
 //!
 //! [`route`] decides whether a request is about such a resource: anything below a
-//! folder, a plain MKCOL, COPY/MOVE, or a name that is a folder.
+//! folder, a folder path (ending in `/`), a plain MKCOL, or COPY/MOVE.
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -49,25 +49,24 @@ pub async fn route(state: &DavState, req: &DavRequest) -> Option<Result<Response
         _ => return None,
     };
     let rel = relative(&req.path)?;
+    // Decided from the request alone, so calendar and address-book items (the hot
+    // path) cost no extra query: below a folder, a folder path (trailing `/`), a plain
+    // MKCOL, or COPY/MOVE.
+    let method = req.method.as_str();
+    let nested = matches!(req.target, Target::Nested(..));
+    let plain_mkcol = method == "MKCOL" && req.body.is_empty();
+    if !(nested || rel.ends_with('/') || plain_mkcol || method == "COPY" || method == "MOVE") {
+        return None;
+    }
     let c = match super::own_collection(state, req, kind, &coll).await {
         Ok(c) => c,
         Err(e) => return Some(Err(e)),
     };
-    let method = req.method.as_str();
-    let nested = matches!(req.target, Target::Nested(..));
-    let dir = if rel.ends_with('/') {
-        rel.clone()
-    } else {
-        format!("{rel}/")
-    };
+    let dir = format!("{}/", rel.trim_end_matches('/'));
     let is_folder = match state.store.file(req.who.tenant, c.id, &dir).await {
         Ok(f) => f.is_some(),
         Err(e) => return Some(Err(e.into())),
     };
-    let plain_mkcol = method == "MKCOL" && req.body.is_empty();
-    if !(nested || is_folder || plain_mkcol || method == "COPY" || method == "MOVE") {
-        return None;
-    }
     Some(handle(state, req, &c, &rel, is_folder).await)
 }
 
@@ -261,26 +260,10 @@ async fn proppatch(
         .file(req.who.tenant, c.id, path)
         .await?
         .ok_or(DavError::NotFound)?;
-    let root =
-        postern_davxml::parse(&req.body).map_err(|e| DavError::BadRequest(None, e.to_string()))?;
-    if !root.is(DAV, "propertyupdate") {
-        return Err(DavError::BadRequest(None, "expected propertyupdate".into()));
-    }
-    let mut changes: Vec<(Name, Option<String>)> = Vec::new();
-    for op in &root.children {
-        let set = op.is(DAV, "set");
-        if !set && !op.is(DAV, "remove") {
-            continue;
-        }
-        for prop in op.children_named(DAV, "prop") {
-            for p in &prop.children {
-                changes.push((
-                    Name::new(&p.ns, &p.name),
-                    set.then(|| postern_davxml::inner_xml(p)),
-                ));
-            }
-        }
-    }
+    let changes: Vec<(Name, Option<String>)> = super::proppatch::changes(&req.body)?
+        .into_iter()
+        .map(|(n, e)| (n, e.map(|e| postern_davxml::inner_xml(&e))))
+        .collect();
     let refused = changes.iter().any(|(n, _)| protected(n));
     let results: Vec<(Name, &str)> = changes
         .iter()
