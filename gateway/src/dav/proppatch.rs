@@ -3,15 +3,15 @@
 //! request then fails (424 for the others) and nothing is changed.
 
 use axum::response::Response;
-use postern_davxml::{APPLE, DAV, Name};
+use postern_davxml::{APPLE, DAV, Element, Name};
 
 use super::path::{self, Target};
 use super::{DavError, DavRequest, DavState, multistatus};
 
 /// One requested change: a property and its new value (`None` to remove).
-type Change = (Name, Option<String>);
-
-fn changes(body: &[u8]) -> Result<Vec<Change>, DavError> {
+/// The properties a `propertyupdate` body sets (with their element) or removes
+/// (`None`), in order. Shared with plain resources ([`super::folder`]).
+pub fn changes(body: &[u8]) -> Result<Vec<(Name, Option<Element>)>, DavError> {
     let root =
         postern_davxml::parse(body).map_err(|e| DavError::BadRequest(None, e.to_string()))?;
     if !root.is(DAV, "propertyupdate") {
@@ -25,10 +25,7 @@ fn changes(body: &[u8]) -> Result<Vec<Change>, DavError> {
         }
         for prop in op.children_named(DAV, "prop") {
             for p in &prop.children {
-                out.push((
-                    Name::new(&p.ns, &p.name),
-                    set.then(|| p.trimmed().to_string()),
-                ));
+                out.push((Name::new(&p.ns, &p.name), set.then(|| p.clone())));
             }
         }
     }
@@ -41,7 +38,10 @@ pub async fn proppatch(state: &DavState, req: &DavRequest) -> Result<Response, D
         return Err(DavError::Forbidden(None));
     };
     let c = super::own_collection(state, req, *kind, name).await?;
-    let asked = changes(&req.body)?;
+    let asked: Vec<(Name, Option<String>)> = changes(&req.body)?
+        .into_iter()
+        .map(|(n, e)| (n, e.map(|e| e.trimmed().to_string())))
+        .collect();
     let settable = |n: &Name| {
         (n.ns == DAV && n.local == "displayname")
             || (n.ns == APPLE && (n.local == "calendar-color" || n.local == "calendar-order"))
