@@ -79,6 +79,28 @@ pub(crate) async fn reserve_seqs(
     Ok(row.get::<_, i64>(0) - n + 1)
 }
 
+/// Appends one journal entry: `op` is upsert or delete, `origin` backend or gateway;
+/// back-end writes carry the fencing token they were made under.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn journal(
+    tx: &tokio_postgres::Transaction<'_>,
+    tenant: Uuid,
+    collection: Uuid,
+    seq: i64,
+    item: Uuid,
+    op: &str,
+    origin: &str,
+    token: Option<i64>,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO journal (tenant_id, collection_id, seq, item_id, op, origin, fencing_token)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[&tenant, &collection, &seq, &item, &op, &origin, &token],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Announces gateway-side changes so the replica holding the connector nudges it.
 pub(crate) async fn notify(
     tx: &tokio_postgres::Transaction<'_>,
@@ -207,10 +229,12 @@ impl Store {
         let seq = reserve_seqs(&tx, tenant, collection, 1).await?;
         let existing = tx
             .query_opt(
-                "SELECT id, etag FROM items WHERE tenant_id = $1 AND collection_id = $2 AND name = $3 AND NOT deleted FOR UPDATE",
+                "SELECT id, etag, backend_href FROM items
+                 WHERE tenant_id = $1 AND collection_id = $2 AND name = $3 AND NOT deleted FOR UPDATE",
                 &[&tenant, &collection, &name],
             )
             .await?;
+        let backend_href: Option<String> = existing.as_ref().and_then(|r| r.get(2));
         if let Some(expected) = if_match {
             match &existing {
                 Some(row) if row.get::<_, String>(1) == expected => {}
@@ -244,19 +268,8 @@ impl Store {
                 id
             }
         };
-        tx.execute(
-            "INSERT INTO journal (tenant_id, collection_id, seq, item_id, op, origin) VALUES ($1, $2, $3, $4, 'upsert', 'gateway')",
-            &[&tenant, &collection, &seq, &id],
-        )
-        .await?;
+        journal(&tx, tenant, collection, seq, id, "upsert", "gateway", None).await?;
         notify(&tx, tenant, collection).await?;
-        let row = tx
-            .query_one("SELECT backend_href FROM items WHERE tenant_id = $1 AND collection_id = $2 AND id = $3", &[
-                &tenant,
-                &collection,
-                &id,
-            ])
-            .await?;
         tx.commit().await?;
         Ok(Item {
             id,
@@ -264,7 +277,7 @@ impl Store {
             uid,
             content: data.to_vec(),
             etag,
-            backend_href: row.get(0),
+            backend_href,
             pending: true,
         })
     }
@@ -302,11 +315,7 @@ impl Store {
             &[&tenant, &collection, &id, &seq],
         )
         .await?;
-        tx.execute(
-            "INSERT INTO journal (tenant_id, collection_id, seq, item_id, op, origin) VALUES ($1, $2, $3, $4, 'delete', 'gateway')",
-            &[&tenant, &collection, &seq, &id],
-        )
-        .await?;
+        journal(&tx, tenant, collection, seq, id, "delete", "gateway", None).await?;
         notify(&tx, tenant, collection).await?;
         tx.commit().await?;
         Ok(())

@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use postern_core::content;
 use uuid::Uuid;
 
-use super::items::reserve_seqs;
+use super::items::{journal, reserve_seqs};
 use super::{Result, Store, StoreError};
 
 /// One change of a packet, validated.
@@ -360,7 +360,17 @@ impl Store {
                     if n == 0 {
                         return Ok(PacketOutcome::Invalid(format!("unknown item {id}")));
                     }
-                    journal(&tx, tenant, coll, next_seq, *id, "upsert", token).await?;
+                    journal(
+                        &tx,
+                        tenant,
+                        coll,
+                        next_seq,
+                        *id,
+                        "upsert",
+                        "backend",
+                        Some(token),
+                    )
+                    .await?;
                     next_seq += 1;
                     item_ids.push(None);
                 }
@@ -394,7 +404,17 @@ impl Store {
                         &[&tenant, &coll, item_id, &next_seq],
                     )
                     .await?;
-                    journal(&tx, tenant, coll, next_seq, *item_id, "delete", token).await?;
+                    journal(
+                        &tx,
+                        tenant,
+                        coll,
+                        next_seq,
+                        *item_id,
+                        "delete",
+                        "backend",
+                        Some(token),
+                    )
+                    .await?;
                     next_seq += 1;
                     item_ids.push(None);
                 }
@@ -426,7 +446,17 @@ impl Store {
                             &[&tenant, &coll, item_id, &s],
                         )
                         .await?;
-                        journal(&tx, tenant, coll, s, *item_id, "delete", token).await?;
+                        journal(
+                            &tx,
+                            tenant,
+                            coll,
+                            s,
+                            *item_id,
+                            "delete",
+                            "backend",
+                            Some(token),
+                        )
+                        .await?;
                     }
                     item_ids.push(None);
                 }
@@ -487,24 +517,6 @@ impl Store {
             item_ids,
         })
     }
-}
-
-async fn journal(
-    tx: &tokio_postgres::Transaction<'_>,
-    tenant: Uuid,
-    coll: Uuid,
-    seq: i64,
-    item: Uuid,
-    op: &str,
-    token: i64,
-) -> Result<()> {
-    tx.execute(
-        "INSERT INTO journal (tenant_id, collection_id, seq, item_id, op, origin, fencing_token)
-         VALUES ($1, $2, $3, $4, $5, 'backend', $6)",
-        &[&tenant, &coll, &seq, &item, &op, &token],
-    )
-    .await?;
-    Ok(())
 }
 
 fn unique_to_invalid(e: tokio_postgres::Error, what: &str) -> StoreError {
