@@ -224,6 +224,34 @@ struct Secret<'a> {
     secret: String,
 }
 
+/// A new app password and its argon2id hash.
+fn new_password() -> anyhow::Result<(String, String)> {
+    let password = auth::new_app_password();
+    let hash = auth::hash_password(&password)?;
+    Ok((password, hash))
+}
+
+/// Prints a secret made for `name@tenant`, saying `what` it is; in text, the secret
+/// is the last line.
+fn print_secret(
+    json: bool,
+    tenant: &str,
+    name: &str,
+    expires_at: Option<String>,
+    secret: String,
+    what: &str,
+) -> anyhow::Result<()> {
+    let s = Secret {
+        tenant,
+        name,
+        expires_at,
+        secret,
+    };
+    out(json, &s, |s| {
+        format!("{what} (shown once):\n{}\n", s.secret)
+    })
+}
+
 /// Runs one admin command against the database.
 pub async fn run(database_url: &str, args: AdminArgs) -> anyhow::Result<()> {
     let store = Store::connect(database_url, 2)?;
@@ -252,41 +280,17 @@ pub async fn run(database_url: &str, args: AdminArgs) -> anyhow::Result<()> {
         }),
         AdminCommand::User(UserCmd::Add { tenant, name }) => {
             let tid = store.tenant_id(&tenant).await?;
-            let password = auth::new_app_password();
-            store
-                .add_user(tid, &name, &auth::hash_password(&password)?)
-                .await?;
-            let s = Secret {
-                tenant: &tenant,
-                name: &name,
-                expires_at: None,
-                secret: password,
-            };
-            out(json, &s, |s| {
-                format!(
-                    "user {}@{} added; log in with this app password (shown once):\n{}\n",
-                    s.name, s.tenant, s.secret
-                )
-            })
+            let (password, hash) = new_password()?;
+            store.add_user(tid, &name, &hash).await?;
+            let what = format!("user {name}@{tenant} added; log in with this app password");
+            print_secret(json, &tenant, &name, None, password, &what)
         }
         AdminCommand::User(UserCmd::Rotate { tenant, name }) => {
             let tid = store.tenant_id(&tenant).await?;
-            let password = auth::new_app_password();
-            store
-                .rotate_password(tid, &name, &auth::hash_password(&password)?)
-                .await?;
-            let s = Secret {
-                tenant: &tenant,
-                name: &name,
-                expires_at: None,
-                secret: password,
-            };
-            out(json, &s, |s| {
-                format!(
-                    "old app passwords of {}@{} revoked; the new one (shown once):\n{}\n",
-                    s.name, s.tenant, s.secret
-                )
-            })
+            let (password, hash) = new_password()?;
+            store.rotate_password(tid, &name, &hash).await?;
+            let what = format!("old app passwords of {name}@{tenant} revoked; the new one");
+            print_secret(json, &tenant, &name, None, password, &what)
         }
         AdminCommand::User(UserCmd::Password(PasswordCmd::Add {
             tenant,
@@ -294,22 +298,16 @@ pub async fn run(database_url: &str, args: AdminArgs) -> anyhow::Result<()> {
             label,
         })) => {
             let tid = store.tenant_id(&tenant).await?;
-            let password = auth::new_app_password();
-            store
-                .add_password(tid, &name, &label, &auth::hash_password(&password)?)
-                .await?;
-            let s = Secret {
-                tenant: &tenant,
-                name: &name,
-                expires_at: None,
-                secret: password,
-            };
-            out(json, &s, |s| {
-                format!(
-                    "new app password for {}@{} (shown once):\n{}\n",
-                    s.name, s.tenant, s.secret
-                )
-            })
+            let (password, hash) = new_password()?;
+            store.add_password(tid, &name, &label, &hash).await?;
+            print_secret(
+                json,
+                &tenant,
+                &name,
+                None,
+                password,
+                &format!("new app password for {name}@{tenant}"),
+            )
         }
         AdminCommand::User(UserCmd::Password(PasswordCmd::List { tenant, name })) => {
             let tid = store.tenant_id(&tenant).await?;
@@ -371,21 +369,18 @@ pub async fn run(database_url: &str, args: AdminArgs) -> anyhow::Result<()> {
             let keys = TokenKeys::load(&store, args.signing_key_file.as_deref()).await?;
             let (token, expires) =
                 auth::enroll_connector(&keys, &store, &tenant, &name, ttl).await?;
-            let s = Secret {
-                tenant: &tenant,
-                name: &name,
-                expires_at: Some(expires.to_rfc3339()),
-                secret: token,
-            };
-            out(json, &s, |s| {
-                format!(
-                    "connector {} enrolled in {} (token expires {}); its token (shown once):\n{}\n",
-                    s.name,
-                    s.tenant,
-                    s.expires_at.as_deref().unwrap_or(""),
-                    s.secret
-                )
-            })
+            let what = format!(
+                "connector {name} enrolled in {tenant} (token expires {}); its token",
+                expires.to_rfc3339()
+            );
+            print_secret(
+                json,
+                &tenant,
+                &name,
+                Some(expires.to_rfc3339()),
+                token,
+                &what,
+            )
         }
         AdminCommand::Connector(ConnectorCmd::Revoke { tenant, name }) => {
             let tid = store.tenant_id(&tenant).await?;
@@ -506,10 +501,8 @@ pub async fn run(database_url: &str, args: AdminArgs) -> anyhow::Result<()> {
             };
             let mut made = Vec::new();
             if store.user_id(tid, &user).await.is_err() {
-                let password = auth::new_app_password();
-                store
-                    .add_user(tid, &user, &auth::hash_password(&password)?)
-                    .await?;
+                let (password, hash) = new_password()?;
+                store.add_user(tid, &user, &hash).await?;
                 std::fs::write(&password_file, format!("{password}\n"))?;
                 made.push("user");
             }
