@@ -101,6 +101,21 @@ pub(crate) async fn journal(
     Ok(())
 }
 
+/// The last journal sequence of a collection, read in `tx`'s snapshot.
+async fn journal_head(
+    tx: &tokio_postgres::Transaction<'_>,
+    tenant: Uuid,
+    collection: Uuid,
+) -> Result<i64> {
+    tx.query_opt(
+        "SELECT journal_head FROM collections WHERE tenant_id = $1 AND id = $2",
+        &[&tenant, &collection],
+    )
+    .await?
+    .map(|r| r.get(0))
+    .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))
+}
+
 /// Announces gateway-side changes so the replica holding the connector nudges it.
 pub(crate) async fn notify(
     tx: &tokio_postgres::Transaction<'_>,
@@ -124,14 +139,7 @@ impl Store {
             .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
             .start()
             .await?;
-        let head = tx
-            .query_opt(
-                "SELECT journal_head FROM collections WHERE tenant_id = $1 AND id = $2",
-                &[&tenant, &collection],
-            )
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))?
-            .get(0);
+        let head = journal_head(&tx, tenant, collection).await?;
         let rows = tx
             .query(
                 "SELECT id, backend_href, COALESCE(backend_version, '') FROM items
@@ -166,14 +174,7 @@ impl Store {
             .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
             .start()
             .await?;
-        let head: i64 = tx
-            .query_opt(
-                "SELECT journal_head FROM collections WHERE tenant_id = $1 AND id = $2",
-                &[&tenant, &collection],
-            )
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))?
-            .get(0);
+        let head = journal_head(&tx, tenant, collection).await?;
         let rows = tx
             .query(
                 "SELECT id, pending_seq, uid, backend_href, backend_version, content, content_type, deleted,
