@@ -74,6 +74,13 @@ pub fn fixture_items(folder: &str) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// A one-event calendar object with `uid` and `summary`.
+pub fn event(uid: &str, summary: &str) -> String {
+    format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Postern//test//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250701T100000Z\r\nSUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+}
+
 /// `n` generated events (`ev-0.ics`...), for volume scenarios.
 pub fn generated_events(n: usize, tag: &str) -> Vec<(String, Vec<u8>)> {
     (0..n)

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use postern_e2e::backends::Radicale;
+use postern_e2e::backends::event;
 use postern_e2e::dav::Dav;
 use postern_e2e::endpoint::{Setup, WAIT, raw, setup};
 use postern_e2e::{admin, last_line, wait_until};
@@ -24,7 +25,7 @@ async fn every_method_refuses_other_users_and_tenants() -> Result<()> {
         &["user", "add", "--tenant", "globex", "carol"],
     )?);
     let me = ("carol@acme", s.password.as_str());
-    let ev = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:x@postern.test\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250701T100000Z\r\nSUMMARY:x\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let ev = event("x@postern.test", "x");
     let item = "/dav/calendars/carol@acme/work/new-york.ics";
     let coll = "/dav/calendars/carol@acme/work/";
     let multiget = r#"<c:calendar-multiget xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop><d:getetag/></d:prop><d:href>/dav/calendars/carol@acme/work/new-york.ics</d:href></c:calendar-multiget>"#;
@@ -35,7 +36,7 @@ async fn every_method_refuses_other_users_and_tenants() -> Result<()> {
         ("PROPFIND", coll, ""),
         ("GET", item, ""),
         ("HEAD", item, ""),
-        ("PUT", "/dav/calendars/carol@acme/work/x.ics", ev),
+        ("PUT", "/dav/calendars/carol@acme/work/x.ics", &ev),
         ("DELETE", item, ""),
         ("REPORT", coll, multiget),
         ("PROPPATCH", coll, patch),
@@ -187,11 +188,6 @@ async fn puts_are_validated_and_conditional() -> Result<()> {
     let s = setup("dav-put", &["--max-item-bytes", "4000"], "1h").await?;
     let me = ("carol@acme", s.password.as_str());
     let cal = "text/calendar; charset=utf-8";
-    let ev = |uid: &str, summary: &str| {
-        format!(
-            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250701T100000Z\r\nSUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
-        )
-    };
     let path = "/dav/calendars/carol@acme/work/fresh.ics";
 
     let (status, err) = raw(
@@ -211,7 +207,7 @@ async fn puts_are_validated_and_conditional() -> Result<()> {
         path,
         me,
         &[("Content-Type", "application/json")],
-        &ev("f", "x"),
+        &event("f", "x"),
     )
     .await?;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
@@ -222,7 +218,7 @@ async fn puts_are_validated_and_conditional() -> Result<()> {
         path,
         me,
         &[("Content-Type", cal)],
-        &ev("nyc-call@postern.test", "same uid"),
+        &event("nyc-call@postern.test", "same uid"),
     )
     .await?;
     assert_eq!(status, StatusCode::CONFLICT);
@@ -230,7 +226,7 @@ async fn puts_are_validated_and_conditional() -> Result<()> {
         err.contains("no-uid-conflict") && err.contains("new-york.ics"),
         "{err}"
     );
-    let big = ev("big", &"x".repeat(5000));
+    let big = event("big", &"x".repeat(5000));
     let (status, _) = raw(&s, "PUT", path, me, &[("Content-Type", cal)], &big).await?;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
 
@@ -239,7 +235,7 @@ async fn puts_are_validated_and_conditional() -> Result<()> {
         .basic_auth(me.0, Some(me.1))
         .header("Content-Type", cal)
         .header("If-None-Match", "*")
-        .body(ev("fresh@postern.test", "v1"))
+        .body(event("fresh@postern.test", "v1"))
         .send()
         .await?;
     assert_eq!(resp.status(), StatusCode::CREATED);
@@ -248,7 +244,7 @@ async fn puts_are_validated_and_conditional() -> Result<()> {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         got,
-        ev("fresh@postern.test", "v1"),
+        event("fresh@postern.test", "v1"),
         "the client's bytes are stored as sent"
     );
 
@@ -258,7 +254,7 @@ async fn puts_are_validated_and_conditional() -> Result<()> {
         path,
         me,
         &[("Content-Type", cal), ("If-None-Match", "*")],
-        &ev("fresh@postern.test", "v2"),
+        &event("fresh@postern.test", "v2"),
     )
     .await?;
     assert_eq!(
@@ -272,7 +268,7 @@ async fn puts_are_validated_and_conditional() -> Result<()> {
         path,
         me,
         &[("Content-Type", cal), ("If-Match", "\"stale\"")],
-        &ev("fresh@postern.test", "v2"),
+        &event("fresh@postern.test", "v2"),
     )
     .await?;
     assert_eq!(
@@ -286,7 +282,7 @@ async fn puts_are_validated_and_conditional() -> Result<()> {
         path,
         me,
         &[("Content-Type", cal), ("If-Match", &etag)],
-        &ev("fresh@postern.test", "v2"),
+        &event("fresh@postern.test", "v2"),
     )
     .await?;
     assert_eq!(status, StatusCode::NO_CONTENT);
@@ -317,7 +313,7 @@ async fn puts_are_validated_and_conditional() -> Result<()> {
         "/dav/calendars/carol@acme/work/ro.ics",
         me,
         &[("Content-Type", cal)],
-        &ev("ro", "x"),
+        &event("ro", "x"),
     )
     .await?;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -395,11 +391,6 @@ async fn client_writes_wait_while_the_backend_is_down_and_are_applied_when_it_re
     let me = ("carol@acme", s.password.clone());
     let me = (me.0, me.1.as_str());
     let cal = "text/calendar; charset=utf-8";
-    let ev = |uid: &str, summary: &str| {
-        format!(
-            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250701T100000Z\r\nSUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
-        )
-    };
     // The corporate server goes away.
     let port: u16 = s
         .rad
@@ -416,7 +407,7 @@ async fn client_writes_wait_while_the_backend_is_down_and_are_applied_when_it_re
         "/dav/calendars/carol@acme/work/offline.ics",
         me,
         &[("Content-Type", cal)],
-        &ev("offline@postern.test", "Written offline"),
+        &event("offline@postern.test", "Written offline"),
     )
     .await?;
     assert_eq!(
@@ -434,7 +425,7 @@ async fn client_writes_wait_while_the_backend_is_down_and_are_applied_when_it_re
     // and the very item the client also edited offline.
     std::fs::write(
         s.rad.folder("work").join("all-day.ics"),
-        ev("holiday@postern.test", "Edited while we were away"),
+        event("holiday@postern.test", "Edited while we were away"),
     )?;
     let (status, _) = raw(
         &s,
@@ -442,13 +433,13 @@ async fn client_writes_wait_while_the_backend_is_down_and_are_applied_when_it_re
         "/dav/calendars/carol@acme/work/new-york.ics",
         me,
         &[("Content-Type", cal)],
-        &ev("nyc-call@postern.test", "Client moved it offline"),
+        &event("nyc-call@postern.test", "Client moved it offline"),
     )
     .await?;
     assert_eq!(status, StatusCode::NO_CONTENT);
     std::fs::write(
         s.rad.folder("work").join("new-york.ics"),
-        ev("nyc-call@postern.test", "Corporate moved it"),
+        event("nyc-call@postern.test", "Corporate moved it"),
     )?;
 
     // The server comes back on the same address with the same data.
@@ -510,7 +501,7 @@ async fn a_put_on_one_replica_wakes_the_connector_on_another() -> Result<()> {
     let s = setup("dav-replicas", &[], "1h").await?;
     let b = postern_e2e::Gateway::start(&s.d.db, &s.d.dir, &[]).await?;
     let me = ("carol@acme", s.password.as_str());
-    let ev = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:replica-b@postern.test\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250701T100000Z\r\nSUMMARY:Via replica B\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let ev = event("replica-b@postern.test", "Via replica B");
     let resp = reqwest::Client::new()
         .put(format!(
             "http://127.0.0.1:{}/dav/calendars/carol@acme/work/replica-b.ics",

@@ -2,6 +2,7 @@
 //! real Radicale behind a real connector.
 
 use anyhow::{Result, bail};
+use postern_e2e::backends::event;
 use postern_e2e::dav::Dav;
 use postern_e2e::endpoint::{Setup, WAIT, py, raw, setup, uids};
 use postern_e2e::wait_until;
@@ -94,7 +95,7 @@ async fn python_caldav_discovers_writes_and_syncs_through_to_the_backend() -> Re
     .await?;
 
     // A change on the corporate server shows up in the client's next sync.
-    let ev = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:from-corp@postern.test\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250701T100000Z\r\nSUMMARY:From corp\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let ev = event("from-corp@postern.test", "From corp");
     backend
         .put("/alice/work/from-corp.ics", ev.as_bytes(), "text/calendar")
         .await?;
@@ -180,15 +181,10 @@ async fn vdirsyncer_syncs_both_ways_through_the_gateway() -> Result<()> {
     assert_eq!(files(&card_dir)?.len(), 3, "every contact arrived");
 
     let backend = Dav::new(&s.rad.url, "alice", "alicepw");
-    let ev = |uid: &str, summary: &str| {
-        format!(
-            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250801T100000Z\r\nSUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
-        )
-    };
     // Client side: a new event, a new contact, and a deleted task.
     std::fs::write(
         cal_dir.join("local-new.ics"),
-        ev("local-new@postern.test", "Made in vdirsyncer"),
+        event("local-new@postern.test", "Made in vdirsyncer"),
     )?;
     std::fs::write(
         card_dir.join("local-card.vcf"),
@@ -202,7 +198,7 @@ async fn vdirsyncer_syncs_both_ways_through_the_gateway() -> Result<()> {
     backend
         .put(
             "/alice/work/corp-new.ics",
-            ev("corp-new@postern.test", "Made at the office").as_bytes(),
+            event("corp-new@postern.test", "Made at the office").as_bytes(),
             "text/calendar",
         )
         .await?;
@@ -250,7 +246,7 @@ async fn vdirsyncer_syncs_both_ways_through_the_gateway() -> Result<()> {
         .into_iter()
         .find(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("nyc-call")))
         .unwrap();
-    std::fs::write(&nyc, ev("nyc-call@postern.test", "Client edit"))?;
+    std::fs::write(&nyc, event("nyc-call@postern.test", "Client edit"))?;
     vdirsyncer(&config, "sync")?;
     wait_until("client edit on the back end", WAIT, || async {
         let b = backend

@@ -56,7 +56,7 @@ async fn the_connector_reconnects_after_a_gateway_restart() -> Result<()> {
     d.gateway = Gateway::start_on(&d.db, &d.dir, &[], grpc, d.gateway.http_port).await?;
 
     // Only a reconnected stream can carry the nudge for this edit (rounds are an hour apart).
-    let body = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:after-restart@postern.test\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250505T100000Z\r\nSUMMARY:After restart\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let body = postern_e2e::backends::event("after-restart@postern.test", "After restart");
     let dav = Dav::new(&rad.url, "alice", "alicepw");
     wait_until("connector back on the new gateway", WAIT, || async {
         let up = conn
@@ -69,7 +69,14 @@ async fn the_connector_reconnects_after_a_gateway_restart() -> Result<()> {
     })
     .await?;
     d.store
-        .put_item(d.tenant, cal, "after.ics", body, "text/calendar", None)
+        .put_item(
+            d.tenant,
+            cal,
+            "after.ics",
+            body.as_bytes(),
+            "text/calendar",
+            None,
+        )
         .await?;
     wait_until("edit on the back end", WAIT, || async {
         Ok(dav

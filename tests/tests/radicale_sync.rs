@@ -23,10 +23,7 @@ fn both_sources(url: &str, interval: &str) -> Vec<SourceSpec> {
 }
 
 fn event(uid: &str, summary: &str) -> Vec<u8> {
-    format!(
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250301T100000Z\r\nDTEND:20250301T110000Z\r\nSUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
-    )
-    .into_bytes()
+    postern_e2e::backends::event(uid, summary).into_bytes()
 }
 
 async fn count_items(d: &Deployment, coll: uuid::Uuid, n: usize) -> Result<()> {
