@@ -73,6 +73,8 @@ pub struct Metrics {
     pub lease_expiries: Counter,
     /// DAV requests by method and status.
     pub dav_requests: Family<Request, Counter>,
+    /// Failed logins that were slowed down (repeated failures per user or address).
+    pub auth_throttled: Counter,
     /// Gateway-side changes waiting for the back end, per collection (set at scrape).
     pub pending: Family<CollectionLabel, Gauge>,
 }
@@ -92,6 +94,7 @@ impl Default for Metrics {
             lease_denials: Family::default(),
             lease_expiries: Counter::default(),
             dav_requests: Family::default(),
+            auth_throttled: Counter::default(),
             pending: Family::default(),
             registry: Registry::default(),
         };
@@ -139,6 +142,11 @@ impl Default for Metrics {
             "dav_requests",
             "CalDAV/CardDAV requests by method and status",
             m.dav_requests.clone(),
+        );
+        registry.register(
+            "auth_throttled",
+            "Failed logins slowed down",
+            m.auth_throttled.clone(),
         );
         registry.register(
             "journal_pending",

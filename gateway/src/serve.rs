@@ -108,7 +108,9 @@ pub async fn run(
         });
     let dav = crate::dav::DavState {
         store: store.clone(),
-        auth: std::sync::Arc::default(),
+        auth: std::sync::Arc::new(crate::dav::auth::Authenticator::new(
+            metrics.auth_throttled.clone(),
+        )),
         max_item_bytes: config.max_item_bytes,
         metrics: metrics.clone(),
     };

@@ -114,6 +114,36 @@ async fn every_method_refuses_other_users_and_tenants() -> Result<()> {
     );
     let (status, _) = raw(&s, "GET", item, ("carol@acme", "wrong"), &[], "").await?;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Repeated failures for one user are slowed down (counted, not timed), and the
+    // right password still gets in.
+    let throttled = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("postern_auth_throttled_total"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let metrics = format!("{}/metrics", s.base);
+    let before = throttled(&reqwest::get(&metrics).await?.text().await?);
+    for _ in 0..3 {
+        let (status, _) = raw(&s, "GET", item, ("dave@acme", "wrong"), &[], "").await?;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let after = throttled(&reqwest::get(&metrics).await?.text().await?);
+    assert!(
+        after > before,
+        "the third failure in a row was slowed down ({before} -> {after})"
+    );
+    let (status, _) = raw(
+        &s,
+        "PROPFIND",
+        "/dav/calendars/dave@acme/",
+        ("dave@acme", &dave),
+        &[("Depth", "0")],
+        "",
+    )
+    .await?;
+    assert_eq!(status.as_u16(), 207, "dave's own password still works");
     Ok(())
 }
 

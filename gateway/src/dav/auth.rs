@@ -48,6 +48,8 @@ pub enum DavAuthError {
 pub struct Authenticator {
     verified: Mutex<HashSet<[u8; 32]>>,
     failures: Mutex<HashMap<String, (u32, Instant)>>,
+    /// Failed attempts that were slowed down (exported as a metric).
+    throttled: prometheus_client::metrics::counter::Counter,
 }
 
 /// How long failures are remembered.
@@ -86,6 +88,14 @@ pub fn split_login(login: &str) -> Option<(String, String)> {
 }
 
 impl Authenticator {
+    /// An authenticator counting slowed-down attempts in `throttled`.
+    pub fn new(throttled: prometheus_client::metrics::counter::Counter) -> Self {
+        Authenticator {
+            throttled,
+            ..Authenticator::default()
+        }
+    }
+
     /// Checks an `Authorization` header.
     pub async fn check(
         &self,
@@ -173,7 +183,11 @@ impl Authenticator {
                 worst = worst.max(e.0);
             }
         }
-        tokio::time::sleep(delay_for(worst)).await;
+        let delay = delay_for(worst);
+        if !delay.is_zero() {
+            self.throttled.inc();
+        }
+        tokio::time::sleep(delay).await;
     }
 
     fn forgive(&self, login: &str, addr: Option<IpAddr>) {
