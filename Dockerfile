@@ -7,6 +7,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY proto proto
 COPY core core
 COPY davxml davxml
+COPY telemetry telemetry
 COPY gateway gateway
 COPY connectors connectors
 COPY tests tests

@@ -35,4 +35,10 @@ for f in "$out/defaults.yaml" "$out/full.yaml"; do
   hardened=$(grep -c 'readOnlyRootFilesystem: true' "$f" || true)
   [ "$containers" = "$hardened" ] || { echo "$f: $containers containers, $hardened hardened" >&2; exit 1; }
 done
+# Traces are exported only where an OTLP endpoint is set: by both parts in the full
+# example, by neither with the defaults.
+[ "$(grep -c 'name: OTEL_EXPORTER_OTLP_ENDPOINT' "$out/full.yaml")" = 2 ] \
+  || { echo "full example: the gateway and connector should both export traces" >&2; exit 1; }
+! grep -q OTEL_EXPORTER_OTLP_ENDPOINT "$out/defaults.yaml" \
+  || { echo "defaults: no OTLP endpoint should be set" >&2; exit 1; }
 echo "chart ok"

@@ -197,6 +197,7 @@ impl Link {
             .send(pb::ConnectorMessage {
                 request_id: id,
                 body: Some(body),
+                trace_context: postern_telemetry::inject_current(),
             })
             .await
             .map_err(|_| LinkError::Down("stream closed".into()))?;
@@ -237,12 +238,23 @@ impl Link {
             .ok_or_else(|| LinkError::Unexpected("empty answer".into()))
     }
 
+    /// Sends an advisory message that needs no answer, or drops it when the stream is
+    /// busy (progress reports: a round never waits for them).
+    pub fn tell_if_free(&self, body: Req) {
+        let _ = self.tx.try_send(pb::ConnectorMessage {
+            request_id: 0,
+            body: Some(body),
+            trace_context: postern_telemetry::inject_current(),
+        });
+    }
+
     /// Sends a message that needs no answer.
     pub async fn tell(&self, body: Req) -> Result<(), LinkError> {
         self.tx
             .send(pb::ConnectorMessage {
                 request_id: 0,
                 body: Some(body),
+                trace_context: postern_telemetry::inject_current(),
             })
             .await
             .map_err(|_| LinkError::Down("stream closed".into()))

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use postern_connector::{config::Config, engine};
-use tracing_subscriber::EnvFilter;
+use postern_telemetry::{LogFormat, Telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -21,7 +21,11 @@ struct Cli {
         default_value = "text",
         global = true
     )]
-    log_format: String,
+    log_format: LogFormat,
+    /// OTLP/gRPC endpoint (`http://collector:4317`) to export traces to: each sync
+    /// round is one trace, continued by the gateway. Nothing is exported without it.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    otlp_endpoint: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -45,16 +49,17 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = EnvFilter::try_from_env("POSTERN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if cli.log_format == "json" {
-        logs.json().init();
-    } else {
-        logs.init();
-    }
+    let _telemetry = match Telemetry::init(
+        "postern-connector",
+        cli.log_format,
+        cli.otlp_endpoint.as_deref(),
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let (Command::Run { config } | Command::Check { config }) = &cli.command;
     let config = match Config::load(config) {
         Ok(c) => c,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use postern_gateway::{admin, serve};
-use tracing_subscriber::EnvFilter;
+use postern_telemetry::{LogFormat, Telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -30,7 +30,11 @@ struct Cli {
         default_value = "text",
         global = true
     )]
-    log_format: String,
+    log_format: LogFormat,
+    /// OTLP/gRPC endpoint (`http://collector:4317`) to export traces to. Nothing is
+    /// exported without it.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    otlp_endpoint: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -82,19 +86,6 @@ enum Command {
     },
 }
 
-fn init_logs(format: &str) {
-    let filter = EnvFilter::try_from_env("POSTERN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -136,7 +127,17 @@ async fn main() -> ExitCode {
             tls_key,
             tls_client_ca,
         } => {
-            init_logs(&cli.log_format);
+            let _telemetry = match Telemetry::init(
+                "postern-gateway",
+                cli.log_format,
+                cli.otlp_endpoint.as_deref(),
+            ) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             serve_until_signal(
                 serve::ServeConfig {
                     database_url,

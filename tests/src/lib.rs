@@ -305,11 +305,23 @@ impl Connector {
 
     /// Starts a connector on an existing config file.
     pub fn start_file(dir: &Scratch, name: &str, path: &Path) -> Result<Self> {
+        Self::start_file_with(dir, name, path, &[])
+    }
+
+    /// [`Connector::start`] with more command-line arguments (`--otlp-endpoint`).
+    pub fn start_with(dir: &Scratch, name: &str, config: &str, extra: &[&str]) -> Result<Self> {
+        let path = dir.path(&format!("{name}.toml"));
+        std::fs::write(&path, config)?;
+        Self::start_file_with(dir, name, &path, extra)
+    }
+
+    fn start_file_with(dir: &Scratch, name: &str, path: &Path, extra: &[&str]) -> Result<Self> {
         let mut cmd = Command::new(bin("postern-connector"));
         cmd.env("POSTERN_LOG", "info,postern_connector=debug")
             .arg("run")
             .arg("--config")
-            .arg(path);
+            .arg(path)
+            .args(extra);
         let n = std::fs::read_dir(&dir.0).map(|d| d.count()).unwrap_or(0);
         let proc = Proc::spawn(cmd, dir.path(&format!("connector-{name}-{n}.log")))?;
         Ok(Connector {
@@ -459,3 +471,4 @@ impl Deployment {
 pub mod backends;
 pub mod dav;
 pub mod endpoint;
+pub mod otlp;

@@ -48,6 +48,7 @@ impl RawLink {
             .send(pb::ConnectorMessage {
                 request_id: id,
                 body: Some(body),
+                trace_context: Default::default(),
             })
             .await?;
         loop {

@@ -142,30 +142,82 @@ async fn a_restarted_connector_does_not_download_unchanged_items_again() -> Resu
     );
     assert!(fetched[0].contains("fetched=1"), "{}", fetched[0]);
 
-    // An operator's forced resync re-reads everything, and duplicates nothing.
-    let out = postern_e2e::admin(
+    // An operator's forced resync re-reads everything and duplicates nothing; with
+    // --wait the CLI follows the round (fenced from any round already running) to its
+    // end, showing its progress.
+    let admin_json = |args: Vec<String>| {
+        let db = d.db.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(postern_e2e::bin("postern-gateway"))
+                .env("POSTERN_DATABASE_URL", db)
+                .args(["admin", "--json"])
+                .args(args)
+                .output()
+        })
+    };
+    let resync = |extra: &[&str]| {
+        let mut a: Vec<String> = ["collection", "resync", "--tenant", "acme", &cal.to_string()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let before: i64 = d
+        .query(&format!(
+            "SELECT last_round_token FROM collections WHERE id = '{cal}'"
+        ))
+        .await?[0]
+        .get(0);
+    let out = admin_json(resync(&["--wait", "--timeout", "60s"])).await??;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("101 items to compare"), "{stderr}");
+    // The last progress the round reported is printed before the command returns
+    // (earlier phases may pass between two looks at the database).
+    let last = stderr
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("  "))
+        .unwrap_or("");
+    assert!(
+        last.trim().starts_with("pushing ") && last.ends_with("(100%)"),
+        "{stderr}"
+    );
+    let done: serde_json::Value = serde_json::from_str(&stdout)?;
+    assert_eq!(done["last_outcome"], "ok", "{done}");
+    assert_eq!(done["items"], 101, "{done}");
+    assert!(
+        done["last_round_token"].as_i64().unwrap() > before,
+        "{done}"
+    );
+    assert_eq!(done["progress"]["running"], false, "{done}");
+    // The round it waited for really was the resync: everything was read again and
+    // every back-end version is known again, before the command returned.
+    assert!(restarted.proc.output().contains("fetched=101"));
+    let empty: i64 = d
+        .query(&format!(
+            "SELECT count(*) FROM items WHERE collection_id = '{cal}' AND backend_version = ''"
+        ))
+        .await?[0]
+        .get(0);
+    assert_eq!(empty, 0);
+    // A paused collection cannot resync: --wait says so instead of waiting forever.
+    postern_e2e::admin(
         &d.db,
-        &["collection", "resync", "--tenant", "acme", &cal.to_string()],
+        &["collection", "pause", "--tenant", "acme", &cal.to_string()],
     )?;
-    assert!(out.contains("101 items"), "{out}");
-    wait_until("everything read again", WAIT, || async {
-        Ok(restarted
-            .proc
-            .output()
-            .contains("fetched=101")
-            .then_some(()))
-    })
-    .await?;
-    wait_until("versions known again", WAIT, || async {
-        let empty: i64 = d
-            .query(&format!(
-                "SELECT count(*) FROM items WHERE collection_id = '{cal}' AND backend_version = ''"
-            ))
-            .await?[0]
-            .get(0);
-        Ok((empty == 0).then_some(()))
-    })
-    .await?;
+    let out = admin_json(resync(&["--wait", "--timeout", "60s"])).await??;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("is paused"), "{stderr}");
+    postern_e2e::admin(
+        &d.db,
+        &["collection", "resume", "--tenant", "acme", &cal.to_string()],
+    )?;
     assert_eq!(d.items_by_uid(cal).await?.len(), 101);
     assert!(
         d.store.list_conflicts(Some(d.tenant)).await?.is_empty(),

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use postern_e2e::backends::{Radicale, Seed, fixture_items};
+use postern_e2e::otlp::Collector;
 use postern_e2e::{Connector, Deployment, SourceSpec, connector_config, wait_until};
 
 /// The value of the first sample whose line starts with `prefix`.
@@ -33,7 +34,7 @@ async fn metrics_move_with_a_sync() -> Result<()> {
 
     let rad = Radicale::start(&d.dir, &[Seed::calendar("work", fixture_items("calendar"))]).await?;
     let src = SourceSpec::alice("cal", "caldav", &rad.url, "1h");
-    let _conn = Connector::start(
+    let conn = Connector::start(
         &d.dir,
         "hq",
         &connector_config(&d.gateway.grpc_url, &d.token, &[src]),
@@ -88,5 +89,142 @@ async fn metrics_move_with_a_sync() -> Result<()> {
             >= 1.0,
         "{text}"
     );
+
+    // Without an OTLP endpoint no exporter exists: nothing tries to reach a collector,
+    // so nothing complains about a missing one.
+    for log in [d.gateway.proc.output(), conn.proc.output()] {
+        let lower = log.to_lowercase();
+        assert!(
+            !lower.contains("opentelemetry") && !lower.contains("otlp"),
+            "{log}"
+        );
+    }
+    Ok(())
+}
+
+/// One sync round is one trace: the connector's round is its root, the back-end
+/// requests are the connector's children, and the gateway's lease, journal and packet
+/// work joins the same trace through the context carried in the link messages.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_round_is_one_trace_across_connector_and_gateway() -> Result<()> {
+    let collector = Collector::start().await?;
+    let otlp = ["--otlp-endpoint", collector.endpoint.as_str()];
+    let d = Deployment::start("traces", &otlp).await?;
+    let rad = Radicale::start(&d.dir, &[Seed::calendar("work", fixture_items("calendar"))]).await?;
+    let src = SourceSpec::alice("cal", "caldav", &rad.url, "1h");
+    let _conn = Connector::start_with(
+        &d.dir,
+        "hq",
+        &connector_config(&d.gateway.grpc_url, &d.token, &[src]),
+        &otlp,
+    )?;
+    let coll = d.collection("/alice/work/").await?;
+    wait_until("import", Duration::from_secs(60), || async {
+        Ok((d.items_by_uid(coll).await?.len() == 5).then_some(()))
+    })
+    .await?;
+
+    // The import round: a connector root span whose trace also holds the gateway's
+    // accepted change packet (spans are exported in batches, so wait for both sides).
+    let (root, trace) = wait_until("the import round's trace", Duration::from_secs(60), || {
+        let spans = collector.spans();
+        async move {
+            let found = spans
+                .iter()
+                .filter(|s| s.service == "postern-connector" && s.name == "sync round")
+                .filter(|r| r.attribute("collection") == Some("/alice/work/"))
+                .find_map(|root| {
+                    let trace: Vec<_> = spans
+                        .iter()
+                        .filter(|s| s.trace_id == root.trace_id)
+                        .cloned()
+                        .collect();
+                    let has = |service: &str, name: &str| {
+                        trace.iter().any(|s| s.service == service && s.name == name)
+                    };
+                    (has("postern-gateway", "change packet")
+                        && has("postern-gateway", "round report")
+                        && has("postern-connector", "fetch from back end"))
+                    .then(|| (root.clone(), trace))
+                });
+            Ok(found)
+        }
+    })
+    .await?;
+    assert_eq!(root.parent_span_id, "", "the round is the root: {root:?}");
+    assert_eq!(root.attribute("outcome"), Some("ok"), "{root:?}");
+    // Exactly one root: every other span hangs off a span of the same trace.
+    let ids: Vec<&str> = trace.iter().map(|s| s.span_id.as_str()).collect();
+    for s in &trace {
+        if s.span_id != root.span_id {
+            assert!(
+                ids.contains(&s.parent_span_id.as_str()),
+                "{s:?} has no parent in the trace"
+            );
+        }
+    }
+    // The gateway's spans are children of the connector's (the context crossed the
+    // stream), and they name the collection they worked on.
+    let gateway: Vec<_> = trace
+        .iter()
+        .filter(|s| s.service == "postern-gateway")
+        .collect();
+    for name in [
+        "lease acquire",
+        "journal pull",
+        "change packet",
+        "lease release",
+    ] {
+        let s = gateway
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no gateway span {name:?} in {trace:#?}"));
+        let parent = trace
+            .iter()
+            .find(|p| p.span_id == s.parent_span_id)
+            .unwrap();
+        assert_eq!(
+            parent.service, "postern-connector",
+            "{s:?} under {parent:?}"
+        );
+        assert_eq!(s.attribute("collection"), Some(coll.to_string().as_str()));
+    }
+    // The back-end requests of the round are in it, with their outcome.
+    let reads: Vec<_> = trace
+        .iter()
+        .filter(|s| s.name.starts_with("REPORT ") || s.name.starts_with("PROPFIND "))
+        .collect();
+    assert!(!reads.is_empty(), "{trace:#?}");
+    assert!(
+        reads
+            .iter()
+            .all(|s| s.attribute("http.response.status_code") == Some("207")),
+        "{reads:#?}"
+    );
+
+    // A CalDAV client that sends W3C trace context has its request continued by the
+    // gateway; one that does not starts a trace of its own.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let resp = reqwest::Client::new()
+        .get(format!(
+            "http://127.0.0.1:{}/dav/calendars/alice@acme/",
+            d.gateway.http_port
+        ))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 401);
+    let dav = wait_until("the DAV request's span", Duration::from_secs(30), || {
+        let spans = collector.spans();
+        async move {
+            Ok(spans
+                .into_iter()
+                .find(|s| s.service == "postern-gateway" && s.trace_id == trace_id))
+        }
+    })
+    .await?;
+    assert_eq!(dav.parent_span_id, "00f067aa0ba902b7");
+    assert_eq!(dav.attribute("http.response.status_code"), Some("401"));
+    assert_eq!(dav.attribute("http.request.method"), Some("GET"));
     Ok(())
 }

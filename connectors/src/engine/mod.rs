@@ -19,7 +19,7 @@ use postern_proto as pb;
 use rand::Rng;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tracing::{error, info, warn};
+use tracing::{Instrument, error, info, warn};
 
 use crate::backends::dav::{self, DavClient, DavKind};
 use crate::config::{Config, Source, SourceKind};
@@ -229,10 +229,30 @@ async fn source_loop(
 
 /// Runs a round and reports it; true when the gateway says the collection itself
 /// changed (a client created or deleted it) and the assignment must be asked again.
+///
+/// Each round is the root of its own trace: the gateway continues it for every message
+/// the round sends (see `postern-telemetry`).
 async fn run_round(ctx: &SourceCtx, coll: &mut CollectionState) -> bool {
     if ctx.link.is_closed() {
         return false;
     }
+    let span = tracing::info_span!(
+        parent: None,
+        "sync round",
+        source = %ctx.source.name,
+        collection = %coll.href,
+        outcome = tracing::field::Empty,
+    );
+    round_and_report(ctx, coll, &span)
+        .instrument(span.clone())
+        .await
+}
+
+async fn round_and_report(
+    ctx: &SourceCtx,
+    coll: &mut CollectionState,
+    span: &tracing::Span,
+) -> bool {
     let started = std::time::Instant::now();
     let result = round::run(ctx, coll).await;
     let (outcome, detail, stats) = match &result {
@@ -244,6 +264,7 @@ async fn run_round(ctx: &SourceCtx, coll: &mut CollectionState) -> bool {
             ("ok", String::new(), s.clone())
         }
         Err(RoundError::NoLease(reason)) => {
+            span.record("outcome", format!("no lease: {reason}"));
             if reason == "changed" {
                 return true;
             }
@@ -263,6 +284,7 @@ async fn run_round(ctx: &SourceCtx, coll: &mut CollectionState) -> bool {
             ("error", e.to_string(), Default::default())
         }
     };
+    span.record("outcome", outcome);
     let report = pb::RoundReport {
         collection_id: coll.id.clone(),
         outcome: if outcome == "ok" && stats.conflicts > 0 {
@@ -275,6 +297,7 @@ async fn run_round(ctx: &SourceCtx, coll: &mut CollectionState) -> bool {
         to_backend: stats.to_backend,
         conflicts: stats.conflicts,
         duration_ms: started.elapsed().as_millis() as u64,
+        fencing_token: stats.fencing_token,
     };
     let _ = ctx.link.tell(Req::RoundReport(report)).await;
     false

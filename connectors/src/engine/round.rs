@@ -21,7 +21,7 @@ use postern_core::plan::{
     self, Action, BackendChange, BackendSignal, GatewayChange, Known, Loser, Round as PlanRound,
 };
 use postern_proto as pb;
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 use super::SourceCtx;
 use crate::backends::dav::write::WriteOutcome;
@@ -37,6 +37,8 @@ pub struct RoundStats {
     pub to_backend: u32,
     /// Conflicts settled (losers kept).
     pub conflicts: u32,
+    /// The fencing token of the lease the round held.
+    pub fencing_token: u64,
     /// Gateway changes left for a later round (the back end changed under us).
     pub deferred: u32,
 }
@@ -116,13 +118,16 @@ pub async fn run(ctx: &SourceCtx, coll: &mut CollectionState) -> Result<RoundSta
         other => return Err(LinkError::Unexpected(format!("{other:?}")).into()),
     };
     let lost = Arc::new(AtomicBool::new(false));
-    let renewer = tokio::spawn(renew(
-        ctx.link.clone(),
-        coll.id.clone(),
-        token,
-        ctx.lease_ttl,
-        lost.clone(),
-    ));
+    let renewer = tokio::spawn(
+        renew(
+            ctx.link.clone(),
+            coll.id.clone(),
+            token,
+            ctx.lease_ttl,
+            lost.clone(),
+        )
+        .in_current_span(),
+    );
     let mut result = Err(RoundError::StaleBase);
     for _ in 0..MAX_ATTEMPTS {
         result = attempt(ctx, coll, token, &lost).await;
@@ -132,6 +137,9 @@ pub async fn run(ctx: &SourceCtx, coll: &mut CollectionState) -> Result<RoundSta
         info!(collection = %coll.href, "gateway moved on while we planned; pulling again");
     }
     renewer.abort();
+    if let Ok(stats) = &mut result {
+        stats.fencing_token = token;
+    }
     let _ = ctx
         .link
         .ask(lease_req(
@@ -141,6 +149,17 @@ pub async fn run(ctx: &SourceCtx, coll: &mut CollectionState) -> Result<RoundSta
         ))
         .await;
     result
+}
+
+/// Tells the gateway how far a phase of the round got (`admin status`, `admin
+/// collection resync --wait`). Advisory: dropped rather than waited for.
+fn progress(ctx: &SourceCtx, id: &str, phase: &str, done: usize, total: usize) {
+    ctx.link.tell_if_free(Req::RoundProgress(pb::RoundProgress {
+        collection_id: id.to_string(),
+        phase: phase.to_string(),
+        done: done as u64,
+        total: total as u64,
+    }));
 }
 
 fn lease_req(id: &str, action: pb::lease_request::Action, token: u64) -> Req {
@@ -182,6 +201,7 @@ struct Detected {
     new_state: String,
 }
 
+#[tracing::instrument(name = "read back end changes", skip_all)]
 async fn detect(
     ctx: &SourceCtx,
     coll: &CollectionState,
@@ -286,6 +306,7 @@ impl AsyncIndex for &GatewayIndex<'_> {
     }
 }
 
+#[tracing::instrument(name = "pull gateway changes", skip_all)]
 async fn pull_gateway(ctx: &SourceCtx, id: &str) -> Result<(Vec<GatewayChange>, u64), RoundError> {
     let answers = ctx
         .link
@@ -322,6 +343,7 @@ async fn pull_gateway(ctx: &SourceCtx, id: &str) -> Result<(Vec<GatewayChange>, 
     Ok((out, head))
 }
 
+#[tracing::instrument(name = "attempt", skip_all)]
 async fn attempt(
     ctx: &SourceCtx,
     coll: &mut CollectionState,
@@ -376,6 +398,7 @@ async fn attempt(
     let total = wanted.len();
     let href_str = coll.href.to_string();
     let (copies, gone) = multiget::fetch(&ctx.dav, ctx.kind, coll.href.as_str(), &wanted, |done| {
+        progress(ctx, &coll.id, "fetching", done, total);
         if total >= 500 {
             info!(collection = %href_str, fetched = done, total, "fetching from the back end");
         }
@@ -407,7 +430,7 @@ async fn attempt(
         backend: &backend,
         gateway: &gateway,
     });
-    let (acks, contents, losers, mut stats) = execute_backend(ctx, actions).await?;
+    let (acks, contents, losers, mut stats) = execute_backend(ctx, &coll.id, actions).await?;
     if lost.load(Ordering::SeqCst) {
         return Err(RoundError::LeaseLost("not renewed in time".into()));
     }
@@ -428,6 +451,7 @@ async fn attempt(
 
 /// Pushes a round's packets in order; only the last is final and carries the new
 /// back-end state.
+#[tracing::instrument(name = "push to gateway", skip_all, fields(packets = packets.len()))]
 async fn push_all(
     ctx: &SourceCtx,
     coll: &mut CollectionState,
@@ -438,6 +462,7 @@ async fn push_all(
 ) -> Result<(), RoundError> {
     let (token, lost) = lease;
     let n = packets.len();
+    let total: usize = packets.iter().map(|(c, _)| c.len()).sum();
     let mut pushed = 0;
     for (i, (changes, conflicts)) in packets.into_iter().enumerate() {
         if lost.load(Ordering::SeqCst) {
@@ -460,6 +485,7 @@ async fn push_all(
             r#final: is_final,
         };
         send_packet(ctx, packet).await?;
+        progress(ctx, &coll.id, "pushing", pushed, total);
         if n > 2 {
             info!(collection = %coll.href, pushed, "pushed to the gateway");
         }
@@ -541,7 +567,17 @@ type Executed = (
 /// Performs the back-end writes of a plan and turns every action into the packet
 /// changes that record it: acknowledgements (facts about the back end) and content
 /// changes for the gateway.
-async fn execute_backend(ctx: &SourceCtx, actions: Vec<Action>) -> Result<Executed, RoundError> {
+#[tracing::instrument(name = "write back end", skip_all, fields(actions = actions.len()))]
+async fn execute_backend(
+    ctx: &SourceCtx,
+    id: &str,
+    actions: Vec<Action>,
+) -> Result<Executed, RoundError> {
+    let writes = actions
+        .iter()
+        .filter(|a| matches!(a, Action::Put { .. } | Action::DeleteOnBackend { .. }))
+        .count();
+    let mut written = 0;
     let mut stats = RoundStats::default();
     let mut failed: HashSet<ItemId> = HashSet::new();
     let mut acks: Vec<pb::Change> = Vec::new();
@@ -552,6 +588,12 @@ async fn execute_backend(ctx: &SourceCtx, actions: Vec<Action>) -> Result<Execut
     let ctype: &'static str = content_type;
 
     for (i, action) in actions.into_iter().enumerate() {
+        if matches!(action, Action::Put { .. } | Action::DeleteOnBackend { .. }) {
+            if written % 50 == 0 {
+                progress(ctx, id, "writing", written, writes);
+            }
+            written += 1;
+        }
         match action {
             Action::Put {
                 item_id,

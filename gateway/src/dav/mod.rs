@@ -39,7 +39,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use postern_davxml::{Name, Writer};
-use tracing::warn;
+use tracing::{Instrument, warn};
 
 use crate::store::{Store, StoreError};
 use auth::{Authenticator, DavAuthError, Principal};
@@ -226,8 +226,27 @@ async fn handle(
 ) -> Response {
     let method = req.method().to_string();
     let metrics = state.metrics.clone();
-    let response = serve(state, addr, req).await;
-    metrics.dav(&method, response.status().as_u16());
+    // A client that sends W3C trace context (`traceparent`) gets its trace continued.
+    let span = tracing::info_span!(
+        "dav request",
+        otel.name = %format_args!("{method} {}", req.uri().path()),
+        otel.kind = "server",
+        http.request.method = %method,
+        url.path = %req.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+    );
+    let carrier: std::collections::HashMap<String, String> = ["traceparent", "tracestate"]
+        .into_iter()
+        .filter_map(|h| {
+            let v = req.headers().get(h)?.to_str().ok()?;
+            Some((h.to_string(), v.to_string()))
+        })
+        .collect();
+    postern_telemetry::continue_from(&span, &carrier);
+    let response = serve(state, addr, req).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
+    metrics.dav(&method, status);
     response
 }
 

@@ -12,7 +12,7 @@ use pb::gateway_message::Body as Out;
 use postern_core::model::{CollectionKind, ConflictPolicy, Mode};
 use postern_proto as pb;
 use tokio::sync::RwLock;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 use uuid::Uuid;
 
 use super::convert::{index_to_pb, pending_to_pb};
@@ -80,6 +80,36 @@ impl std::fmt::Debug for Session {
         f.debug_struct("Session")
             .field("connector", &self.claims.name)
             .finish_non_exhaustive()
+    }
+}
+
+/// The span name of the gateway's work for a connector message.
+fn message_name(body: &In) -> &'static str {
+    match body {
+        In::Hello(_) => "hello",
+        In::CollectionsFound(_) => "collections found",
+        In::Lease(l) if l.action == pb::lease_request::Action::Release as i32 => "lease release",
+        In::Lease(l) if l.action == pb::lease_request::Action::Renew as i32 => "lease renew",
+        In::Lease(_) => "lease acquire",
+        In::IndexPull(_) => "index pull",
+        In::JournalPull(_) => "journal pull",
+        In::ChangePacket(_) => "change packet",
+        In::Heartbeat(_) => "heartbeat",
+        In::RoundReport(_) => "round report",
+        In::RoundProgress(_) => "round progress",
+    }
+}
+
+/// The collection a connector message is about, or "" for session-wide ones.
+fn collection_of(body: &In) -> &str {
+    match body {
+        In::Lease(l) => &l.collection_id,
+        In::IndexPull(p) => &p.collection_id,
+        In::JournalPull(p) => &p.collection_id,
+        In::ChangePacket(p) => &p.collection_id,
+        In::RoundReport(r) => &r.collection_id,
+        In::RoundProgress(p) => &p.collection_id,
+        In::Hello(_) | In::CollectionsFound(_) | In::Heartbeat(_) => "",
     }
 }
 
@@ -182,7 +212,29 @@ impl Session {
 
     /// Answers one message. Errors of the store become `Failure` answers: the stream
     /// stays up and the connector retries its round later.
+    ///
+    /// The work runs in a span that continues the connector's trace when the message
+    /// carries one (heartbeats are not traced).
     pub async fn handle(&self, m: pb::ConnectorMessage, address: &str) -> Vec<pb::GatewayMessage> {
+        let span = match &m.body {
+            None | Some(In::Heartbeat(_)) => tracing::Span::none(),
+            Some(body) => {
+                let span = tracing::info_span!(
+                    "link",
+                    otel.name = message_name(body),
+                    otel.kind = "server",
+                    connector = %self.claims.name,
+                    request_id = m.request_id,
+                    collection = collection_of(body),
+                );
+                postern_telemetry::continue_from(&span, &m.trace_context);
+                span
+            }
+        };
+        self.answer(m, address).instrument(span).await
+    }
+
+    async fn answer(&self, m: pb::ConnectorMessage, address: &str) -> Vec<pb::GatewayMessage> {
         let rid = m.request_id;
         let Some(body) = m.body else {
             return vec![failure(rid, "empty message")];
@@ -207,6 +259,7 @@ impl Session {
                 )])
             }
             In::RoundReport(r) => self.round_report(r).await.map(|()| vec![]),
+            In::RoundProgress(p) => self.round_progress(p).await.map(|()| vec![]),
         };
         match result {
             Ok(out) => out,
@@ -648,7 +701,20 @@ impl Session {
             r.detail
         };
         self.store
-            .record_round(self.tenant(), coll, &r.outcome, &detail)
+            .record_round(self.tenant(), coll, &r.outcome, &detail, r.fencing_token)
+            .await
+    }
+
+    async fn round_progress(&self, p: pb::RoundProgress) -> Result<(), StoreError> {
+        let Ok(coll) = Uuid::parse_str(&p.collection_id) else {
+            return Ok(());
+        };
+        if !self.watches(coll).await {
+            return Ok(());
+        }
+        let phase: String = p.phase.chars().take(32).collect();
+        self.store
+            .record_progress(self.tenant(), coll, &phase, p.done, p.total)
             .await
     }
 

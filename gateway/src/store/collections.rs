@@ -65,6 +65,8 @@ pub struct Collection {
     pub journal_head: i64,
     /// When the last round ended.
     pub last_round_at: Option<DateTime<Utc>>,
+    /// The fencing token of the lease the last round held.
+    pub last_round_token: i64,
     /// How it ended.
     pub last_outcome: String,
     /// Details of the last round.
@@ -79,6 +81,25 @@ pub struct Collection {
     pub create_pending: bool,
     /// Deleted by a client on the gateway; the connector is to delete it on the back end.
     pub delete_pending: bool,
+    /// How far the running round got (or the last one, when `running` is false).
+    pub progress: Option<Progress>,
+}
+
+/// A round's progress as its connector last reported it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Progress {
+    /// "fetching" (reading items from the back end), "writing" (to the back end),
+    /// "pushing" (to the gateway).
+    pub phase: String,
+    /// Items done in this phase.
+    pub done: i64,
+    /// Items in this phase.
+    pub total: i64,
+    /// When it was reported.
+    pub at: DateTime<Utc>,
+    /// True while the round has not reported its end yet (and reported progress in
+    /// the last five minutes).
+    pub running: bool,
 }
 
 const COLLECTION_SELECT: &str = "
@@ -88,7 +109,8 @@ const COLLECTION_SELECT: &str = "
            (SELECT count(*) FROM items i WHERE i.tenant_id = c.tenant_id AND i.collection_id = c.id AND NOT i.deleted),
            (SELECT count(*) FROM items i WHERE i.tenant_id = c.tenant_id AND i.collection_id = c.id AND i.pending_seq IS NOT NULL),
            (SELECT count(*) FROM conflicts f WHERE f.tenant_id = c.tenant_id AND f.collection_id = c.id AND f.resolved_at IS NULL),
-           c.create_pending, c.delete_pending
+           c.create_pending, c.delete_pending,
+           c.progress_phase, c.progress_done, c.progress_total, c.progress_at, c.last_round_token
     FROM collections c
     JOIN sources s ON s.tenant_id = c.tenant_id AND s.id = c.source_id
     JOIN users u ON u.tenant_id = c.tenant_id AND u.id = c.user_id";
@@ -115,6 +137,20 @@ fn collection_from_row(r: &tokio_postgres::Row) -> Collection {
         open_conflicts: r.get(17),
         create_pending: r.get(18),
         delete_pending: r.get(19),
+        last_round_token: r.get(24),
+        progress: r.get::<_, Option<DateTime<Utc>>>(23).map(|at| {
+            let last_round: Option<DateTime<Utc>> = r.get(12);
+            Progress {
+                phase: r.get(20),
+                done: r.get(21),
+                total: r.get(22),
+                at,
+                // A round that stopped reporting for minutes (its connector died) is
+                // not shown as running forever.
+                running: last_round.is_none_or(|l| l < at)
+                    && Utc::now() - at < chrono::TimeDelta::minutes(5),
+            }
+        }),
     }
 }
 
@@ -329,8 +365,9 @@ impl Store {
     /// Forces a full resync: the saved back-end state and every known back-end version
     /// are forgotten, so the next round compares the whole back end and re-reads every
     /// item (identical content is recognised; nothing is duplicated). Returns how many
-    /// items will be compared again.
-    pub async fn force_resync(&self, tenant: Uuid, id: Uuid) -> Result<u64> {
+    /// items will be compared again, and the fencing token that a round begun after
+    /// this request holds a newer one than.
+    pub async fn force_resync(&self, tenant: Uuid, id: Uuid) -> Result<(u64, i64)> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         let n = tx
@@ -348,9 +385,41 @@ impl Store {
                 &[&tenant, &id],
             )
             .await?;
+        // A round in flight planned from the old state and would save it back over
+        // this request: fence it off (its packets are refused as stale) and let the
+        // next round start from nothing.
+        let fence: i64 = tx
+            .query_opt(
+                "UPDATE leases SET fencing_token = fencing_token + 1, expires_at = now()
+                 WHERE tenant_id = $1 AND collection_id = $2
+                 RETURNING fencing_token",
+                &[&tenant, &id],
+            )
+            .await?
+            .map_or(0, |r| r.get(0));
         super::items::notify(&tx, tenant, id).await?;
         tx.commit().await?;
-        Ok(items)
+        Ok((items, fence))
+    }
+
+    /// Records how far a running round got.
+    pub async fn record_progress(
+        &self,
+        tenant: Uuid,
+        id: Uuid,
+        phase: &str,
+        done: u64,
+        total: u64,
+    ) -> Result<()> {
+        let c = self.client().await?;
+        c.execute(
+            "UPDATE collections SET progress_phase = $3, progress_done = $4, progress_total = $5,
+                                    progress_at = clock_timestamp()
+             WHERE tenant_id = $1 AND id = $2",
+            &[&tenant, &id, &phase, &(done as i64), &(total as i64)],
+        )
+        .await?;
+        Ok(())
     }
 
     /// Records how a round ended.
@@ -360,12 +429,14 @@ impl Store {
         id: Uuid,
         outcome: &str,
         detail: &str,
+        fencing_token: u64,
     ) -> Result<()> {
         let c = self.client().await?;
         c.execute(
-            "UPDATE collections SET last_round_at = now(), last_outcome = $3, last_detail = $4
+            "UPDATE collections SET last_round_at = clock_timestamp(), last_outcome = $3, last_detail = $4,
+                                    last_round_token = $5
              WHERE tenant_id = $1 AND id = $2",
-            &[&tenant, &id, &outcome, &detail],
+            &[&tenant, &id, &outcome, &detail, &(fencing_token as i64)],
         )
         .await?;
         Ok(())

@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
         include_str!("../../migrations/0003_collection_lifecycle.sql"),
     ),
     (4, include_str!("../../migrations/0004_dav_folders.sql")),
+    (5, include_str!("../../migrations/0005_round_progress.sql")),
 ];
 
 /// An arbitrary constant naming the migration lock.

@@ -232,6 +232,13 @@ impl DavClient {
 
     /// Sends a request. Any status is returned except 401/403 on discovery-level
     /// failures, which callers see as [`DavError::Unauthorized`] when appropriate.
+    #[tracing::instrument(name = "backend request", skip_all, fields(
+        otel.name = %format_args!("{} {}", req.method, req.path),
+        otel.kind = "client",
+        http.request.method = %req.method,
+        url.path = %req.path,
+        http.response.status_code = tracing::field::Empty,
+    ))]
     pub async fn send(&self, req: &DavRequest) -> Result<DavResponse, DavError> {
         let _permit = self
             .permits
@@ -260,6 +267,7 @@ impl DavClient {
             .await
             .map_err(|e| DavError::Transport(e.to_string()))?;
         let status = resp.status().as_u16();
+        tracing::Span::current().record("http.response.status_code", status);
         let headers = resp.headers().clone();
         let body = resp
             .bytes()

@@ -65,6 +65,7 @@ pub fn parse(kind: DavKind, body: &[u8]) -> Result<(Vec<BackendCopy>, Vec<Href>)
 }
 
 /// Fetches `hrefs` in batches; `progress` is told how many are done after each batch.
+#[tracing::instrument(name = "fetch from back end", skip_all, fields(items = hrefs.len()))]
 pub async fn fetch(
     client: &DavClient,
     kind: DavKind,

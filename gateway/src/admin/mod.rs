@@ -12,6 +12,8 @@ use uuid::Uuid;
 use crate::auth::{self, TokenKeys};
 use crate::store::{Store, parse_id};
 
+mod follow;
+
 /// `admin` and its global options.
 #[derive(Args, Debug)]
 pub struct AdminArgs {
@@ -187,6 +189,12 @@ enum CollectionCmd {
         #[arg(long)]
         tenant: String,
         id: String,
+        /// Wait for the resync round to finish, showing its progress on stderr.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up (exit 1) after this long.
+        #[arg(long, default_value = "30m", value_parser = humantime::parse_duration, requires = "wait")]
+        timeout: Duration,
     },
     /// Resume a paused collection (e.g. after the mass-deletion guard tripped).
     Resume {
@@ -337,20 +345,36 @@ pub async fn run(database_url: &str, args: AdminArgs) -> anyhow::Result<()> {
                 format!("app password {id} revoked\n")
             })
         }
-        AdminCommand::Collection(CollectionCmd::Resync { tenant, id }) => {
+        AdminCommand::Collection(CollectionCmd::Resync {
+            tenant,
+            id,
+            wait,
+            timeout,
+        }) => {
             let tid = store.tenant_id(&tenant).await?;
-            let n = store
-                .force_resync(tid, parse_id("collection", &id)?)
-                .await?;
-            out(
-                json,
-                &serde_json::json!({"collection": id, "items": n}),
-                |_| {
-                    format!(
-                        "collection {id}: full resync requested; {n} items will be compared again on the next round\n"
-                    )
-                },
-            )
+            let cid = parse_id("collection", &id)?;
+            let (n, fence) = store.force_resync(tid, cid).await?;
+            if !wait {
+                return out(
+                    json,
+                    &serde_json::json!({"collection": id, "items": n}),
+                    |_| {
+                        format!(
+                            "collection {id}: full resync requested; {n} items will be compared again on the next round\n"
+                        )
+                    },
+                );
+            }
+            eprintln!(
+                "collection {id}: full resync requested; waiting for the round ({n} items to compare)"
+            );
+            let c = follow::resync(&store, tid, cid, fence, timeout).await?;
+            out(json, &c, |c| {
+                format!(
+                    "collection {id}: resync done: {} items, outcome {}, {}\n",
+                    c.items, c.last_outcome, c.last_detail
+                )
+            })
         }
         AdminCommand::User(UserCmd::List { tenant }) => {
             let tid = store.tenant_id(&tenant).await?;
@@ -430,7 +454,7 @@ pub async fn run(database_url: &str, args: AdminArgs) -> anyhow::Result<()> {
                 cs.iter()
                     .map(|c| {
                         format!(
-                            "{}\t{}\t{} {}\t{}\t{}/{}\titems {}\tpending {}\tconflicts {}\tlast round {} {}{}\n",
+                            "{}\t{}\t{} {}\t{}\t{}/{}\titems {}\tpending {}\tconflicts {}\tlast round {} {}{}{}\n",
                             c.id,
                             c.user,
                             c.kind,
@@ -444,6 +468,10 @@ pub async fn run(database_url: &str, args: AdminArgs) -> anyhow::Result<()> {
                             c.last_round_at.map_or("never".into(), |t| t.to_rfc3339()),
                             c.last_outcome,
                             c.paused_reason.as_ref().map_or(String::new(), |r| format!("\tPAUSED: {r}")),
+                            c.progress
+                                .as_ref()
+                                .filter(|p| p.running)
+                                .map_or(String::new(), |p| format!("\tnow {}", follow::describe(p))),
                         )
                     })
                     .collect()
