@@ -109,7 +109,16 @@ async fn metrics_move_with_a_sync() -> Result<()> {
 async fn a_sync_round_is_one_trace_across_connector_and_gateway() -> Result<()> {
     let collector = Collector::start().await?;
     let otlp = ["--otlp-endpoint", collector.endpoint.as_str()];
-    let d = Deployment::start("traces", &otlp).await?;
+    let d = Deployment::start(
+        "traces",
+        &[
+            "--otlp-endpoint",
+            &collector.endpoint,
+            "--log-format",
+            "json",
+        ],
+    )
+    .await?;
     let rad = Radicale::start(&d.dir, &[Seed::calendar("work", fixture_items("calendar"))]).await?;
     let src = SourceSpec::alice("cal", "caldav", &rad.url, "1h");
     let _conn = Connector::start_with(
@@ -224,6 +233,19 @@ async fn a_sync_round_is_one_trace_across_connector_and_gateway() -> Result<()> 
     })
     .await?;
     assert_eq!(dav.parent_span_id, "00f067aa0ba902b7");
+
+    // Logs as JSON: one object per line, with level, target and fields.
+    let log = d.gateway.proc.output();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).map_err(|e| anyhow::anyhow!("{e}: {l}")))
+        .collect::<Result<_>>()?;
+    assert!(
+        lines.iter().any(|l| l["level"] == "INFO"
+            && l["fields"]["message"] == "exporting traces over OTLP"
+            && l["fields"]["endpoint"] == collector.endpoint.as_str()),
+        "{log}"
+    );
     assert_eq!(dav.attribute("http.response.status_code"), Some("401"));
     assert_eq!(dav.attribute("http.request.method"), Some("GET"));
     Ok(())
