@@ -226,6 +226,94 @@ async fn gateway_changes_reach_the_backend_at_once_by_nudge() -> Result<()> {
     Ok(())
 }
 
+/// A nudged round writes the gateway's change without reading the back end first; when
+/// the back end changed the same item meanwhile, the conditional write fails and the
+/// round reads the back end and settles the conflict by policy, loser kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nudged_write_that_meets_a_backend_edit_is_settled_by_policy() -> Result<()> {
+    let d = Deployment::start("nudge-conflict", &[]).await?;
+    let rad = Radicale::start(&d.dir, &[Seed::calendar("work", fixture_items("calendar"))]).await?;
+    // An hour between rounds: only nudges start the rounds below.
+    let sources = vec![source("corp-calendar", "caldav", &rad.url, "1h")];
+    let conn = Connector::start(
+        &d.dir,
+        "hq",
+        &connector_config(&d.gateway.grpc_url, &d.token, &sources),
+    )?;
+    let cal = d.collection("/alice/work/").await?;
+    count_items(&d, cal, 5).await?;
+    let dav = Dav::new(&rad.url, "alice", "alicepw");
+
+    // A first gateway change: its round saves a sync token (the import listed).
+    let warm = event("warm-up@postern.test", "First");
+    d.store
+        .put_item(d.tenant, cal, "warm-up.ics", &warm, "text/calendar", None)
+        .await?;
+    wait_until("a saved sync token", WAIT, || async {
+        let c = d.store.collection(d.tenant, cal).await?;
+        Ok((c.pending == 0 && !c.backend_state.is_empty()).then_some(()))
+    })
+    .await?;
+
+    // The office edits an event on the back end; the connector does not read it (no
+    // round for an hour). Then a client edits the same event on the gateway.
+    dav.put(
+        "/alice/work/new-york.ics",
+        &event("nyc-call@postern.test", "Backend says 10am"),
+        "text/calendar",
+    )
+    .await?;
+    let item = d
+        .store
+        .list_items(d.tenant, cal)
+        .await?
+        .into_iter()
+        .find(|i| i.uid == "nyc-call@postern.test")
+        .unwrap();
+    let gw_version = event("nyc-call@postern.test", "Gateway says 9am");
+    d.store
+        .put_item(
+            d.tenant,
+            cal,
+            &item.name,
+            &gw_version,
+            "text/calendar",
+            Some(&item.etag),
+        )
+        .await?;
+    // backend-wins: the back end keeps its version, the gateway takes it, and the
+    // client's version is kept as the loser.
+    wait_until("the conflict settled", WAIT, || async {
+        Ok((!d.store.list_conflicts(Some(d.tenant)).await?.is_empty()).then_some(()))
+    })
+    .await?;
+    let kept = d.store.list_conflicts(Some(d.tenant)).await?;
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].loser_side, "gateway");
+    assert!(same_content(
+        kept[0].loser_content.as_deref().unwrap().as_bytes(),
+        &gw_version
+    ));
+    wait_until("the back end's version on the gateway", WAIT, || async {
+        let items = d.items_by_uid(cal).await?;
+        Ok(String::from_utf8_lossy(&items["nyc-call@postern.test"])
+            .contains("Backend says 10am")
+            .then_some(()))
+    })
+    .await?;
+    let on_backend = dav.get("/alice/work/new-york.ics").await?.unwrap();
+    assert!(String::from_utf8_lossy(&on_backend).contains("Backend says 10am"));
+    // It was the nudged round's conditional write that found the back-end edit.
+    assert!(
+        conn.proc
+            .output()
+            .contains("the back end changed too; reading it"),
+        "{}",
+        conn.proc.output()
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_edits_resolve_by_policy_and_keep_the_loser() -> Result<()> {
     let d = Deployment::start("conflicts", &[]).await?;

@@ -24,7 +24,7 @@ use tracing::{Instrument, error, info, warn};
 use crate::backends::dav::{self, DavClient, DavKind};
 use crate::config::{Config, Source, SourceKind};
 use crate::link::{Link, LinkError};
-use round::{CollectionState, RoundError};
+use round::{CollectionState, RoundError, Trigger};
 
 /// Time between heartbeats on an idle stream.
 const HEARTBEAT: Duration = Duration::from_secs(30);
@@ -197,7 +197,7 @@ async fn source_loop(
             }
         }
         for coll in collections.iter_mut() {
-            refresh |= run_round(&ctx, coll).await;
+            refresh |= run_round(&ctx, coll, Trigger::Interval).await;
         }
         ticks += 1;
         // Wait for the interval, or a nudge; a nudge runs only its collection.
@@ -210,7 +210,7 @@ async fn source_loop(
                     Some(NudgeOrRoute::Nudge(id)) => {
                         if let Some(coll) = collections.iter_mut().find(|c| c.id == id) {
                             coll.paused = false;
-                            if run_round(&ctx, coll).await {
+                            if run_round(&ctx, coll, Trigger::Nudge).await {
                                 refresh = true;
                                 break;
                             }
@@ -232,7 +232,7 @@ async fn source_loop(
 ///
 /// Each round is the root of its own trace: the gateway continues it for every message
 /// the round sends (see `postern-telemetry`).
-async fn run_round(ctx: &SourceCtx, coll: &mut CollectionState) -> bool {
+async fn run_round(ctx: &SourceCtx, coll: &mut CollectionState, trigger: Trigger) -> bool {
     if ctx.link.is_closed() {
         return false;
     }
@@ -241,9 +241,10 @@ async fn run_round(ctx: &SourceCtx, coll: &mut CollectionState) -> bool {
         "sync round",
         source = %ctx.source.name,
         collection = %coll.href,
+        trigger = ?trigger,
         outcome = tracing::field::Empty,
     );
-    round_and_report(ctx, coll, &span)
+    round_and_report(ctx, coll, trigger, &span)
         .instrument(span.clone())
         .await
 }
@@ -251,10 +252,11 @@ async fn run_round(ctx: &SourceCtx, coll: &mut CollectionState) -> bool {
 async fn round_and_report(
     ctx: &SourceCtx,
     coll: &mut CollectionState,
+    trigger: Trigger,
     span: &tracing::Span,
 ) -> bool {
     let started = std::time::Instant::now();
-    let result = round::run(ctx, coll).await;
+    let result = round::run(ctx, coll, trigger).await;
     let (outcome, detail, stats) = match &result {
         Ok(s) => {
             if s.to_gateway + s.to_backend + s.conflicts > 0 {

@@ -43,6 +43,15 @@ pub struct RoundStats {
     pub deferred: u32,
 }
 
+impl RoundStats {
+    /// Adds what an earlier attempt of the same round did.
+    fn add(&mut self, earlier: &RoundStats) {
+        self.to_gateway += earlier.to_gateway;
+        self.to_backend += earlier.to_backend;
+        self.conflicts += earlier.conflicts;
+    }
+}
+
 /// Why a round did not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum RoundError {
@@ -92,8 +101,22 @@ const MAX_ATTEMPTS: usize = 3;
 const PACKET_CHANGES: usize = 500;
 const PACKET_BYTES: usize = 4 << 20;
 
+/// What started a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The source's interval: read the back end and the gateway.
+    Interval,
+    /// A nudge: the gateway has changes for the back end. They are written at once,
+    /// without reading the back end first (see [`attempt`]).
+    Nudge,
+}
+
 /// Runs one round, holding the lease for its duration.
-pub async fn run(ctx: &SourceCtx, coll: &mut CollectionState) -> Result<RoundStats, RoundError> {
+pub async fn run(
+    ctx: &SourceCtx,
+    coll: &mut CollectionState,
+    trigger: Trigger,
+) -> Result<RoundStats, RoundError> {
     let token = match ctx
         .link
         .ask(lease_req(&coll.id, pb::lease_request::Action::Acquire, 0))
@@ -129,12 +152,24 @@ pub async fn run(ctx: &SourceCtx, coll: &mut CollectionState) -> Result<RoundSta
         .in_current_span(),
     );
     let mut result = Err(RoundError::StaleBase);
+    let mut light = trigger == Trigger::Nudge;
+    let mut done = RoundStats::default();
     for _ in 0..MAX_ATTEMPTS {
-        result = attempt(ctx, coll, token, &lost).await;
-        if !matches!(result, Err(RoundError::StaleBase)) {
-            break;
+        result = attempt(ctx, coll, token, &lost, light).await;
+        match &result {
+            Err(RoundError::StaleBase) => {
+                info!(collection = %coll.href, "gateway moved on while we planned; pulling again");
+            }
+            Ok(s) if light && s.deferred > 0 => {
+                info!(collection = %coll.href, "the back end changed too; reading it");
+                done.add(s);
+                light = false;
+            }
+            _ => break,
         }
-        info!(collection = %coll.href, "gateway moved on while we planned; pulling again");
+    }
+    if let Ok(stats) = &mut result {
+        stats.add(&done);
     }
     renewer.abort();
     if let Ok(stats) = &mut result {
@@ -343,12 +378,22 @@ async fn pull_gateway(ctx: &SourceCtx, id: &str) -> Result<(Vec<GatewayChange>, 
     Ok((out, head))
 }
 
-#[tracing::instrument(name = "attempt", skip_all)]
+/// One attempt at a round: pull, read, plan, write, push.
+///
+/// A `light` attempt (a nudge: the gateway has changes) writes the gateway's changes
+/// without reading the back end's first, which on a large collection is most of the
+/// time a client waits for its write to arrive. That is safe because every back-end
+/// write is conditional: an item changed on the back end meanwhile answers 412, and
+/// the round then reads the back end and settles it by policy. The sync state is left
+/// as it was, so the next full round sees every back-end change. Not light: the first
+/// import and a forced resync (no saved state).
+#[tracing::instrument(name = "attempt", skip_all, fields(light))]
 async fn attempt(
     ctx: &SourceCtx,
     coll: &mut CollectionState,
     token: u64,
     lost: &AtomicBool,
+    light: bool,
 ) -> Result<RoundStats, RoundError> {
     let (gateway, head) = pull_gateway(ctx, &coll.id).await?;
     let index_source = GatewayIndex {
@@ -356,7 +401,16 @@ async fn attempt(
         id: &coll.id,
         cache: tokio::sync::OnceCell::new(),
     };
-    let detected = detect(ctx, coll, &index_source).await?;
+    let light = light && !gateway.is_empty() && !coll.backend_state.is_empty();
+    tracing::Span::current().record("light", light);
+    let detected = if light {
+        Detected {
+            signals: Vec::new(),
+            new_state: String::new(),
+        }
+    } else {
+        detect(ctx, coll, &index_source).await?
+    };
     let state_changed = !detected.new_state.is_empty() && detected.new_state != coll.backend_state;
     if detected.signals.is_empty() && gateway.is_empty() {
         if state_changed {
