@@ -94,15 +94,11 @@ impl Store {
     /// The tenant, user and live password hashes of `user@tenant`.
     pub async fn credentials(&self, tenant: &str, user: &str) -> Result<Option<Credentials>> {
         let c = self.client().await?;
-        let rows = c
-            .query(
-                "SELECT t.id, u.id, p.hash FROM tenants t
+        let stmt = c.prepare_cached("SELECT t.id, u.id, p.hash FROM tenants t
                  JOIN users u ON u.tenant_id = t.id AND u.name = $2
                  LEFT JOIN app_passwords p ON p.tenant_id = t.id AND p.user_id = u.id AND p.revoked_at IS NULL
-                 WHERE t.name = $1",
-                &[&tenant, &user],
-            )
-            .await?;
+                 WHERE t.name = $1").await?;
+        let rows = c.query(&stmt, &[&tenant, &user]).await?;
         let Some(first) = rows.first() else {
             return Ok(None);
         };
@@ -124,14 +120,12 @@ impl Store {
         kind: &str,
     ) -> Result<Vec<DavCollection>> {
         let c = self.client().await?;
-        let rows = c
-            .query(
-                &format!(
-                    "{COLL} WHERE tenant_id = $1 AND user_id = $2 AND kind = $3 ORDER BY name"
-                ),
-                &[&tenant, &user, &kind],
-            )
+        let stmt = c
+            .prepare_cached(&format!(
+                "{COLL} WHERE tenant_id = $1 AND user_id = $2 AND kind = $3 ORDER BY name"
+            ))
             .await?;
+        let rows = c.query(&stmt, &[&tenant, &user, &kind]).await?;
         Ok(rows.iter().map(coll_row).collect())
     }
 
@@ -144,14 +138,12 @@ impl Store {
         name: &str,
     ) -> Result<Option<DavCollection>> {
         let c = self.client().await?;
-        let row = c
-            .query_opt(
-                &format!(
-                    "{COLL} WHERE tenant_id = $1 AND user_id = $2 AND kind = $3 AND name = $4"
-                ),
-                &[&tenant, &user, &kind, &name],
-            )
+        let stmt = c
+            .prepare_cached(&format!(
+                "{COLL} WHERE tenant_id = $1 AND user_id = $2 AND kind = $3 AND name = $4"
+            ))
             .await?;
+        let row = c.query_opt(&stmt, &[&tenant, &user, &kind, &name]).await?;
         Ok(row.as_ref().map(coll_row))
     }
 
@@ -260,13 +252,9 @@ impl Store {
         name: &str,
     ) -> Result<Option<DavItem>> {
         let c = self.client().await?;
-        let row = c
-            .query_opt(
-                "SELECT name, etag, content_type, content, COALESCE(length(content), 0)::bigint FROM items
-                 WHERE tenant_id = $1 AND collection_id = $2 AND name = $3 AND NOT deleted",
-                &[&tenant, &collection, &name],
-            )
-            .await?;
+        let stmt = c.prepare_cached("SELECT name, etag, content_type, content, COALESCE(length(content), 0)::bigint FROM items
+                 WHERE tenant_id = $1 AND collection_id = $2 AND name = $3 AND NOT deleted").await?;
+        let row = c.query_opt(&stmt, &[&tenant, &collection, &name]).await?;
         Ok(row.as_ref().map(item_row))
     }
 
@@ -284,7 +272,8 @@ impl Store {
              WHERE tenant_id = $1 AND collection_id = $2 AND NOT deleted ORDER BY name",
             if with_content { "content" } else { "NULL::bytea" }
         );
-        let rows = c.query(&sql, &[&tenant, &collection]).await?;
+        let stmt = c.prepare_cached(&sql).await?;
+        let rows = c.query(&stmt, &[&tenant, &collection]).await?;
         Ok(rows.iter().map(item_row).collect())
     }
 
@@ -296,13 +285,9 @@ impl Store {
         names: &[String],
     ) -> Result<Vec<DavItem>> {
         let c = self.client().await?;
-        let rows = c
-            .query(
-                "SELECT name, etag, content_type, content, COALESCE(length(content), 0)::bigint FROM items
-                 WHERE tenant_id = $1 AND collection_id = $2 AND NOT deleted AND name = ANY($3)",
-                &[&tenant, &collection, &names],
-            )
-            .await?;
+        let stmt = c.prepare_cached("SELECT name, etag, content_type, content, COALESCE(length(content), 0)::bigint FROM items
+                 WHERE tenant_id = $1 AND collection_id = $2 AND NOT deleted AND name = ANY($3)").await?;
+        let rows = c.query(&stmt, &[&tenant, &collection, &names]).await?;
         Ok(rows.iter().map(item_row).collect())
     }
 
@@ -317,14 +302,10 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<MemberChange>> {
         let c = self.client().await?;
-        let rows = c
-            .query(
-                "SELECT DISTINCT ON (name) name, CASE WHEN deleted THEN NULL ELSE etag END, last_seq
+        let stmt = c.prepare_cached("SELECT DISTINCT ON (name) name, CASE WHEN deleted THEN NULL ELSE etag END, last_seq
                  FROM items WHERE tenant_id = $1 AND collection_id = $2 AND last_seq > $3
-                 ORDER BY name, deleted ASC, last_seq DESC",
-                &[&tenant, &collection, &since],
-            )
-            .await?;
+                 ORDER BY name, deleted ASC, last_seq DESC").await?;
+        let rows = c.query(&stmt, &[&tenant, &collection, &since]).await?;
         let mut out: Vec<MemberChange> = rows
             .iter()
             .map(|r| MemberChange {
