@@ -114,11 +114,6 @@ impl Telemetry {
         }
         Ok(Telemetry { traces })
     }
-
-    /// True when spans are being exported.
-    pub fn exporting(&self) -> bool {
-        self.traces.is_some()
-    }
 }
 
 impl Drop for Telemetry {

@@ -186,13 +186,18 @@ pub async fn fresh_database() -> Result<String> {
     Ok(format!("{base}/{name}"))
 }
 
-/// Runs `postern-gateway admin ARGS` and returns its stdout.
-pub fn admin(db: &str, args: &[&str]) -> Result<String> {
-    let out = Command::new(bin("postern-gateway"))
+/// Runs `postern-gateway admin ARGS` and returns what it printed and how it exited.
+pub fn admin_output(db: &str, args: &[&str]) -> Result<std::process::Output> {
+    Ok(Command::new(bin("postern-gateway"))
         .env("POSTERN_DATABASE_URL", db)
         .arg("admin")
         .args(args)
-        .output()?;
+        .output()?)
+}
+
+/// Runs `postern-gateway admin ARGS` and returns its stdout; fails when it fails.
+pub fn admin(db: &str, args: &[&str]) -> Result<String> {
+    let out = admin_output(db, args)?;
     if !out.status.success() {
         bail!(
             "admin {args:?} failed: {}",

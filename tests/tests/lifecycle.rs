@@ -145,23 +145,24 @@ async fn a_restarted_connector_does_not_download_unchanged_items_again() -> Resu
     // An operator's forced resync re-reads everything and duplicates nothing; with
     // --wait the CLI follows the round (fenced from any round already running) to its
     // end, showing its progress.
-    let admin_json = |args: Vec<String>| {
-        let db = d.db.clone();
+    let resync_and_wait = || {
+        let (db, id) = (d.db.clone(), cal.to_string());
         tokio::task::spawn_blocking(move || {
-            std::process::Command::new(postern_e2e::bin("postern-gateway"))
-                .env("POSTERN_DATABASE_URL", db)
-                .args(["admin", "--json"])
-                .args(args)
-                .output()
+            postern_e2e::admin_output(
+                &db,
+                &[
+                    "--json",
+                    "collection",
+                    "resync",
+                    "--tenant",
+                    "acme",
+                    &id,
+                    "--wait",
+                    "--timeout",
+                    "60s",
+                ],
+            )
         })
-    };
-    let resync = |extra: &[&str]| {
-        let mut a: Vec<String> = ["collection", "resync", "--tenant", "acme", &cal.to_string()]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        a.extend(extra.iter().map(|s| s.to_string()));
-        a
     };
     let before: i64 = d
         .query(&format!(
@@ -169,7 +170,7 @@ async fn a_restarted_connector_does_not_download_unchanged_items_again() -> Resu
         ))
         .await?[0]
         .get(0);
-    let out = admin_json(resync(&["--wait", "--timeout", "60s"])).await??;
+    let out = resync_and_wait().await??;
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
@@ -210,7 +211,7 @@ async fn a_restarted_connector_does_not_download_unchanged_items_again() -> Resu
         &d.db,
         &["collection", "pause", "--tenant", "acme", &cal.to_string()],
     )?;
-    let out = admin_json(resync(&["--wait", "--timeout", "60s"])).await??;
+    let out = resync_and_wait().await??;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("is paused"), "{stderr}");

@@ -26,6 +26,30 @@ fn event(uid: &str, summary: &str) -> Vec<u8> {
     postern_e2e::backends::event(uid, summary).into_bytes()
 }
 
+/// A client's edit, on the gateway, of the item with `uid`: with the ETag it saw when
+/// `conditional`. Returns the item as it was before.
+async fn edit_on_gateway(
+    d: &Deployment,
+    coll: uuid::Uuid,
+    uid: &str,
+    content: &[u8],
+    content_type: &str,
+    conditional: bool,
+) -> Result<postern_gateway::store::items::Item> {
+    let item = d
+        .store
+        .list_items(d.tenant, coll)
+        .await?
+        .into_iter()
+        .find(|i| i.uid == uid)
+        .ok_or_else(|| anyhow::anyhow!("no item {uid} on the gateway"))?;
+    let if_match = conditional.then_some(item.etag.as_str());
+    d.store
+        .put_item(d.tenant, coll, &item.name, content, content_type, if_match)
+        .await?;
+    Ok(item)
+}
+
 async fn count_items(d: &Deployment, coll: uuid::Uuid, n: usize) -> Result<()> {
     wait_until(&format!("{n} items on the gateway"), WAIT, || async {
         let items = d.items_by_uid(coll).await?;
@@ -172,24 +196,16 @@ async fn gateway_changes_reach_the_backend_at_once_by_nudge() -> Result<()> {
     assert!(same_content(&on_backend, &created));
 
     // Update in place, with the ETag the client saw.
-    let item = d
-        .store
-        .list_items(d.tenant, cal)
-        .await?
-        .into_iter()
-        .find(|i| i.uid == "nyc-call@postern.test")
-        .unwrap();
     let edited = event("nyc-call@postern.test", "Edited on the gateway");
-    d.store
-        .put_item(
-            d.tenant,
-            cal,
-            &item.name,
-            &edited,
-            "text/calendar",
-            Some(&item.etag),
-        )
-        .await?;
+    edit_on_gateway(
+        &d,
+        cal,
+        "nyc-call@postern.test",
+        &edited,
+        "text/calendar",
+        true,
+    )
+    .await?;
     wait_until("edit on Radicale", WAIT, || async {
         let b = dav
             .get("/alice/work/new-york.ics")
@@ -263,24 +279,16 @@ async fn a_nudged_write_that_meets_a_backend_edit_is_settled_by_policy() -> Resu
         "text/calendar",
     )
     .await?;
-    let item = d
-        .store
-        .list_items(d.tenant, cal)
-        .await?
-        .into_iter()
-        .find(|i| i.uid == "nyc-call@postern.test")
-        .unwrap();
     let gw_version = event("nyc-call@postern.test", "Gateway says 9am");
-    d.store
-        .put_item(
-            d.tenant,
-            cal,
-            &item.name,
-            &gw_version,
-            "text/calendar",
-            Some(&item.etag),
-        )
-        .await?;
+    edit_on_gateway(
+        &d,
+        cal,
+        "nyc-call@postern.test",
+        &gw_version,
+        "text/calendar",
+        true,
+    )
+    .await?;
     // backend-wins: the back end keeps its version, the gateway takes it, and the
     // client's version is kept as the loser.
     wait_until("the conflict settled", WAIT, || async {
@@ -330,24 +338,16 @@ async fn concurrent_edits_resolve_by_policy_and_keep_the_loser() -> Result<()> {
 
     // backend-wins: both sides edit the same event while the connector is away.
     conn.proc.kill9();
-    let item = d
-        .store
-        .list_items(d.tenant, cal)
-        .await?
-        .into_iter()
-        .find(|i| i.uid == "nyc-call@postern.test")
-        .unwrap();
     let gw_version = event("nyc-call@postern.test", "Gateway says 9am");
-    d.store
-        .put_item(
-            d.tenant,
-            cal,
-            &item.name,
-            &gw_version,
-            "text/calendar",
-            None,
-        )
-        .await?;
+    edit_on_gateway(
+        &d,
+        cal,
+        "nyc-call@postern.test",
+        &gw_version,
+        "text/calendar",
+        false,
+    )
+    .await?;
     dav.put(
         "/alice/work/new-york.ics",
         &event("nyc-call@postern.test", "Backend says 10am"),
@@ -424,23 +424,15 @@ async fn concurrent_edits_resolve_by_policy_and_keep_the_loser() -> Result<()> {
     )?;
     let mut conn = conn;
     conn.proc.kill9();
-    let item = d
-        .store
-        .list_items(d.tenant, cal)
-        .await?
-        .into_iter()
-        .find(|i| i.uid == "nyc-call@postern.test")
-        .unwrap();
-    d.store
-        .put_item(
-            d.tenant,
-            cal,
-            &item.name,
-            &event("nyc-call@postern.test", "Gateway says 11am"),
-            "text/calendar",
-            None,
-        )
-        .await?;
+    edit_on_gateway(
+        &d,
+        cal,
+        "nyc-call@postern.test",
+        &event("nyc-call@postern.test", "Gateway says 11am"),
+        "text/calendar",
+        false,
+    )
+    .await?;
     let backend_version = event("nyc-call@postern.test", "Backend says noon");
     dav.put(
         "/alice/work/new-york.ics",
@@ -637,17 +629,16 @@ async fn merge_keeps_backend_deletions_off_and_mirror_reverts_gateway_edits() ->
     );
 
     // mirror: a gateway-side edit is reverted to the back end's copy and kept as a conflict.
-    let item = d
-        .store
-        .list_items(d.tenant, mirrored)
-        .await?
-        .into_iter()
-        .find(|i| i.uid == "card3@postern.test")
-        .unwrap();
-    let original = item.content.clone();
-    d.store
-        .put_item(d.tenant, mirrored, &item.name, b"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:card3@postern.test\r\nFN:Local edit\r\nEND:VCARD\r\n", "text/vcard", None)
-        .await?;
+    let original = edit_on_gateway(
+        &d,
+        mirrored,
+        "card3@postern.test",
+        b"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:card3@postern.test\r\nFN:Local edit\r\nEND:VCARD\r\n",
+        "text/vcard",
+        false,
+    )
+    .await?
+    .content;
     wait_until("mirror restores the back end's copy", WAIT, || async {
         let items = d.items_by_uid(mirrored).await?;
         let c = d.store.collection(d.tenant, mirrored).await?;

@@ -627,10 +627,9 @@ async fn execute_backend(
     id: &str,
     actions: Vec<Action>,
 ) -> Result<Executed, RoundError> {
-    let writes = actions
-        .iter()
-        .filter(|a| matches!(a, Action::Put { .. } | Action::DeleteOnBackend { .. }))
-        .count();
+    let writes_backend =
+        |a: &Action| matches!(a, Action::Put { .. } | Action::DeleteOnBackend { .. });
+    let writes = actions.iter().filter(|a| writes_backend(a)).count();
     let mut written = 0;
     let mut stats = RoundStats::default();
     let mut failed: HashSet<ItemId> = HashSet::new();
@@ -642,7 +641,7 @@ async fn execute_backend(
     let ctype: &'static str = content_type;
 
     for (i, action) in actions.into_iter().enumerate() {
-        if matches!(action, Action::Put { .. } | Action::DeleteOnBackend { .. }) {
+        if writes_backend(&action) {
             if written % 50 == 0 {
                 progress(ctx, id, "writing", written, writes);
             }

@@ -431,13 +431,18 @@ impl Session {
 
     /// The collection a request names, if it is assigned to this stream.
     async fn own(&self, rid: u64, id: &str) -> Result<Uuid, pb::GatewayMessage> {
-        match Uuid::parse_str(id) {
-            Ok(id) if self.watches(id).await => Ok(id),
-            _ => Err(failure(
+        self.assigned(id).await.ok_or_else(|| {
+            failure(
                 rid,
                 format!("collection {id:?} is not assigned to this connector"),
-            )),
-        }
+            )
+        })
+    }
+
+    /// The collection `id` names, when it is assigned to this connector.
+    async fn assigned(&self, id: &str) -> Option<Uuid> {
+        let id = Uuid::parse_str(id).ok()?;
+        self.watches(id).await.then_some(id)
     }
 
     async fn lease(
@@ -669,12 +674,9 @@ impl Session {
     }
 
     async fn round_report(&self, r: pb::RoundReport) -> Result<(), StoreError> {
-        let Ok(coll) = Uuid::parse_str(&r.collection_id) else {
+        let Some(coll) = self.assigned(&r.collection_id).await else {
             return Ok(());
         };
-        if !self.watches(coll).await {
-            return Ok(());
-        }
         let m = &self.metrics;
         m.rounds
             .get_or_create(&crate::metrics::Outcome {
@@ -706,12 +708,9 @@ impl Session {
     }
 
     async fn round_progress(&self, p: pb::RoundProgress) -> Result<(), StoreError> {
-        let Ok(coll) = Uuid::parse_str(&p.collection_id) else {
+        let Some(coll) = self.assigned(&p.collection_id).await else {
             return Ok(());
         };
-        if !self.watches(coll).await {
-            return Ok(());
-        }
         let phase: String = p.phase.chars().take(32).collect();
         self.store
             .record_progress(self.tenant(), coll, &phase, p.done, p.total)

@@ -64,8 +64,23 @@ pub struct Credentials {
     pub hashes: Vec<String>,
 }
 
-const COLL: &str =
-    "SELECT id, name, kind, display_name, color, sort_order, mode, journal_head FROM collections";
+/// The columns of a [`DavCollection`], as a literal for `concat!`.
+macro_rules! coll_select {
+    () => {
+        "SELECT id, name, kind, display_name, color, sort_order, mode, journal_head FROM collections"
+    };
+}
+
+/// The columns of a [`DavItem`], with `content` or `NULL::bytea` in its place.
+macro_rules! item_select {
+    ($content:literal) => {
+        concat!(
+            "SELECT name, etag, content_type, ",
+            $content,
+            ", COALESCE(length(content), 0)::bigint FROM items"
+        )
+    };
+}
 
 fn item_row(r: &tokio_postgres::Row) -> DavItem {
     DavItem {
@@ -93,12 +108,15 @@ fn coll_row(r: &tokio_postgres::Row) -> DavCollection {
 impl Store {
     /// The tenant, user and live password hashes of `user@tenant`.
     pub async fn credentials(&self, tenant: &str, user: &str) -> Result<Option<Credentials>> {
-        let c = self.client().await?;
-        let stmt = c.prepare_cached("SELECT t.id, u.id, p.hash FROM tenants t
+        let rows = self
+            .read(
+                "SELECT t.id, u.id, p.hash FROM tenants t
                  JOIN users u ON u.tenant_id = t.id AND u.name = $2
                  LEFT JOIN app_passwords p ON p.tenant_id = t.id AND p.user_id = u.id AND p.revoked_at IS NULL
-                 WHERE t.name = $1").await?;
-        let rows = c.query(&stmt, &[&tenant, &user]).await?;
+                 WHERE t.name = $1",
+                &[&tenant, &user],
+            )
+            .await?;
         let Some(first) = rows.first() else {
             return Ok(None);
         };
@@ -119,13 +137,15 @@ impl Store {
         user: Uuid,
         kind: &str,
     ) -> Result<Vec<DavCollection>> {
-        let c = self.client().await?;
-        let stmt = c
-            .prepare_cached(&format!(
-                "{COLL} WHERE tenant_id = $1 AND user_id = $2 AND kind = $3 ORDER BY name"
-            ))
+        let rows = self
+            .read(
+                concat!(
+                    coll_select!(),
+                    " WHERE tenant_id = $1 AND user_id = $2 AND kind = $3 ORDER BY name"
+                ),
+                &[&tenant, &user, &kind],
+            )
             .await?;
-        let rows = c.query(&stmt, &[&tenant, &user, &kind]).await?;
         Ok(rows.iter().map(coll_row).collect())
     }
 
@@ -137,13 +157,17 @@ impl Store {
         kind: &str,
         name: &str,
     ) -> Result<Option<DavCollection>> {
-        let c = self.client().await?;
-        let stmt = c
-            .prepare_cached(&format!(
-                "{COLL} WHERE tenant_id = $1 AND user_id = $2 AND kind = $3 AND name = $4"
-            ))
-            .await?;
-        let row = c.query_opt(&stmt, &[&tenant, &user, &kind, &name]).await?;
+        let row = self
+            .read(
+                concat!(
+                    coll_select!(),
+                    " WHERE tenant_id = $1 AND user_id = $2 AND kind = $3 AND name = $4"
+                ),
+                &[&tenant, &user, &kind, &name],
+            )
+            .await?
+            .into_iter()
+            .next();
         Ok(row.as_ref().map(coll_row))
     }
 
@@ -251,10 +275,17 @@ impl Store {
         collection: Uuid,
         name: &str,
     ) -> Result<Option<DavItem>> {
-        let c = self.client().await?;
-        let stmt = c.prepare_cached("SELECT name, etag, content_type, content, COALESCE(length(content), 0)::bigint FROM items
-                 WHERE tenant_id = $1 AND collection_id = $2 AND name = $3 AND NOT deleted").await?;
-        let row = c.query_opt(&stmt, &[&tenant, &collection, &name]).await?;
+        let row = self
+            .read(
+                concat!(
+                    item_select!("content"),
+                    " WHERE tenant_id = $1 AND collection_id = $2 AND name = $3 AND NOT deleted"
+                ),
+                &[&tenant, &collection, &name],
+            )
+            .await?
+            .into_iter()
+            .next();
         Ok(row.as_ref().map(item_row))
     }
 
@@ -265,15 +296,25 @@ impl Store {
         collection: Uuid,
         with_content: bool,
     ) -> Result<Vec<DavItem>> {
-        let c = self.client().await?;
-        let sql =
-            format!(
-            "SELECT name, etag, content_type, {}, COALESCE(length(content), 0)::bigint FROM items
-             WHERE tenant_id = $1 AND collection_id = $2 AND NOT deleted ORDER BY name",
-            if with_content { "content" } else { "NULL::bytea" }
-        );
-        let stmt = c.prepare_cached(&sql).await?;
-        let rows = c.query(&stmt, &[&tenant, &collection]).await?;
+        let rows = if with_content {
+            self.read(
+                concat!(
+                    item_select!("content"),
+                    " WHERE tenant_id = $1 AND collection_id = $2 AND NOT deleted ORDER BY name"
+                ),
+                &[&tenant, &collection],
+            )
+            .await?
+        } else {
+            self.read(
+                concat!(
+                    item_select!("NULL::bytea"),
+                    " WHERE tenant_id = $1 AND collection_id = $2 AND NOT deleted ORDER BY name"
+                ),
+                &[&tenant, &collection],
+            )
+            .await?
+        };
         Ok(rows.iter().map(item_row).collect())
     }
 
@@ -284,10 +325,15 @@ impl Store {
         collection: Uuid,
         names: &[String],
     ) -> Result<Vec<DavItem>> {
-        let c = self.client().await?;
-        let stmt = c.prepare_cached("SELECT name, etag, content_type, content, COALESCE(length(content), 0)::bigint FROM items
-                 WHERE tenant_id = $1 AND collection_id = $2 AND NOT deleted AND name = ANY($3)").await?;
-        let rows = c.query(&stmt, &[&tenant, &collection, &names]).await?;
+        let rows = self
+            .read(
+                concat!(
+                    item_select!("content"),
+                    " WHERE tenant_id = $1 AND collection_id = $2 AND NOT deleted AND name = ANY($3)"
+                ),
+                &[&tenant, &collection, &names],
+            )
+            .await?;
         Ok(rows.iter().map(item_row).collect())
     }
 
@@ -301,11 +347,14 @@ impl Store {
         since: i64,
         limit: i64,
     ) -> Result<Vec<MemberChange>> {
-        let c = self.client().await?;
-        let stmt = c.prepare_cached("SELECT DISTINCT ON (name) name, CASE WHEN deleted THEN NULL ELSE etag END, last_seq
+        let rows = self
+            .read(
+                "SELECT DISTINCT ON (name) name, CASE WHEN deleted THEN NULL ELSE etag END, last_seq
                  FROM items WHERE tenant_id = $1 AND collection_id = $2 AND last_seq > $3
-                 ORDER BY name, deleted ASC, last_seq DESC").await?;
-        let rows = c.query(&stmt, &[&tenant, &collection, &since]).await?;
+                 ORDER BY name, deleted ASC, last_seq DESC",
+                &[&tenant, &collection, &since],
+            )
+            .await?;
         let mut out: Vec<MemberChange> = rows
             .iter()
             .map(|r| MemberChange {
