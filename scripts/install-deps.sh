@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Installs what Postern needs on a fresh Debian/Ubuntu machine: PostgreSQL, the real
 # back ends (Radicale, Xandikos) and clients (vdirsyncer, python-caldav, litmus) used
-# by the demo, the tests and the benchmarks. Idempotent; skips what is already there.
+# by the demo, the tests and the benchmarks, and podman for the image check.
+# Idempotent; skips what is already there.
 set -euo pipefail
 need_apt=()
 ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v litmus >/dev/null || need_apt+=(litmus)
+# The image check (scripts/check-image.sh): podman builds and runs the Dockerfile
+# without a Docker engine; debootstrap makes base-image stand-ins where registries
+# are out of reach.
+command -v podman >/dev/null || need_apt+=(podman)
+command -v runc >/dev/null || need_apt+=(runc)
+command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> apt-get install ${need_apt[*]}"
   apt-get update -qq

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, starts a throwaway PostgreSQL on
-# loopback, builds, checks formatting and lints, and runs every test (unit, property,
-# and end-to-end against real PostgreSQL, Radicale and Xandikos).
+# loopback, builds, checks formatting and lints, builds and runs the container image
+# (podman), and runs every test (unit, property, and end-to-end against real
+# PostgreSQL, Radicale and Xandikos).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -15,7 +16,7 @@ echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "==> cargo build"
 cargo build --workspace --bins --quiet
-echo "==> Dockerfile build context"
-scripts/check-dockerfile.sh
+echo "==> container image"
+scripts/check-image.sh
 echo "==> cargo test"
 scripts/with-postgres.sh cargo test --workspace --quiet --no-fail-fast -- --test-threads="${POSTERN_TEST_THREADS:-3}" "$@"
