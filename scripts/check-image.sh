@@ -45,7 +45,7 @@ podman=(podman --runtime "$runtime")
 echo "==> podman build ($runtime; a release build, several minutes when not cached)"
 start=$(date +%s)
 "${podman[@]}" build --pull=never --network=host "${limits[@]}" -t "$image" . 2>&1 | tee "$work/build.log" \
-  | grep --line-buffered -E '^\[[0-9]/[0-9]\] STEP [0-9/]+: (FROM|RUN)|Finished' | sed 's/^/    /' \
+  | grep --line-buffered -E '^\[[0-9]/[0-9]\] STEP [0-9/]+: (FROM|RUN)|Finished' | sed -u 's/^/    /' \
   || { tail -30 "$work/build.log" >&2; fail "podman build"; }
 echo "    built in $(( $(date +%s) - start )) s, $(( $(podman image inspect -f '{{.Size}}' "$image") / 1000000 )) MB"
 
