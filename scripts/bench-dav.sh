@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark of the CalDAV endpoint against Radicale and Xandikos with the same data:
 # no-change sync-collection and PROPFIND depth 1 under 50 clients (wrk), the gateway's
-# static-route ceiling, and PUT-to-back-end latency. POSTERN_BENCH_EVENTS sets the size.
+# static-route ceiling, one calendar-query with data, and PUT-to-back-end latency.
+# POSTERN_BENCH_EVENTS sets the size; POSTERN_BENCH_BIG=N measures large answers
+# (calendar-query and sync-collection with data, memory) on the gateway alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh

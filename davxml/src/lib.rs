@@ -383,6 +383,17 @@ impl Writer {
         self.out.push_str("</d:sync-token>");
     }
 
+    /// Bytes written and not yet taken.
+    pub fn pending(&self) -> usize {
+        self.out.len()
+    }
+
+    /// What was written since the start or the last `take`, for an answer sent in
+    /// pieces while it is produced.
+    pub fn take(&mut self) -> String {
+        std::mem::take(&mut self.out)
+    }
+
     /// Ends the body.
     pub fn finish(mut self) -> String {
         self.out.push_str("</d:multistatus>");

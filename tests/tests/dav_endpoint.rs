@@ -5,11 +5,12 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use postern_e2e::backends::Radicale;
-use postern_e2e::backends::event;
+use postern_e2e::backends::{Radicale, Seed, event, fixture_items, generated_events};
 use postern_e2e::dav::Dav;
 use postern_e2e::endpoint::{Setup, WAIT, raw, setup};
-use postern_e2e::{admin, last_line, wait_until};
+use postern_e2e::{
+    Connector, Deployment, SourceSpec, admin, connector_config, last_line, wait_until,
+};
 use reqwest::StatusCode;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -555,5 +556,159 @@ async fn a_put_on_one_replica_wakes_the_connector_on_another() -> Result<()> {
         },
     )
     .await?;
+    Ok(())
+}
+
+/// Answers over more items than one page (500) are sent in pieces while they are read,
+/// and hold every item exactly once: PROPFIND depth 1, calendar-query with data, and
+/// sync-collection from an empty token (whose token then reports nothing new). A small
+/// answer is still sent whole, with its length.
+#[tokio::test(flavor = "multi_thread")]
+async fn large_answers_are_sent_in_pieces_and_hold_every_item_once() -> Result<()> {
+    use postern_davxml::{CALDAV, DAV};
+    use std::collections::BTreeSet;
+
+    let d = Deployment::start("dav-large", &[]).await?;
+    let password = last_line(&admin(
+        &d.db,
+        &["user", "add", "--tenant", "acme", "carol"],
+    )?);
+    let n = 1234;
+    let events = generated_events(n, "big");
+    let rad = Radicale::start(
+        &d.dir,
+        &[
+            Seed::calendar("big", events.clone()),
+            Seed::calendar("small", fixture_items("calendar")),
+        ],
+    )
+    .await?;
+    let mut cal = SourceSpec::alice("cal", "caldav", &rad.url, "1h");
+    cal.user = "carol".into();
+    let _conn = Connector::start(
+        &d.dir,
+        "hq",
+        &connector_config(&d.gateway.grpc_url, &d.token, &[cal]),
+    )?;
+    let (big, small) = (
+        d.collection("/alice/big/").await?,
+        d.collection("/alice/small/").await?,
+    );
+    wait_until("import", WAIT, || async {
+        Ok(
+            (d.items_by_uid(big).await?.len() == n && d.items_by_uid(small).await?.len() == 5)
+                .then_some(()),
+        )
+    })
+    .await?;
+
+    let base = format!(
+        "http://127.0.0.1:{}/dav/calendars/carol@acme/",
+        d.gateway.http_port
+    );
+    let client = reqwest::Client::new();
+    let ask = |method: &'static str, coll: &str, body: String| {
+        client
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{base}{coll}/"),
+            )
+            .basic_auth("carol@acme", Some(&password))
+            .header("Depth", "1")
+            .header("Content-Type", "application/xml")
+            .body(body)
+            .send()
+    };
+    // The members of a multistatus: (href, UID in its calendar-data if any).
+    let members = |body: &str| -> Result<Vec<(String, Option<String>)>> {
+        let root = postern_davxml::parse(body.as_bytes())?;
+        Ok(root
+            .children_named(DAV, "response")
+            .map(|r| {
+                let href = r
+                    .child(DAV, "href")
+                    .map(|h| h.trimmed().to_string())
+                    .unwrap_or_default();
+                let uid = r.find(CALDAV, "calendar-data").and_then(|c| {
+                    c.trimmed()
+                        .lines()
+                        .find_map(|l| l.trim().strip_prefix("UID:").map(str::to_string))
+                });
+                (href, uid)
+            })
+            .collect())
+    };
+    let want_uids: BTreeSet<String> = (0..n).map(|i| format!("big-{i}@postern.test")).collect();
+    let sent_in_pieces = |r: &reqwest::Response| {
+        r.headers().get("content-length").is_none()
+            && r.headers()
+                .get("transfer-encoding")
+                .is_some_and(|v| v == "chunked")
+    };
+
+    // PROPFIND depth 1: the collection and n distinct members.
+    let propfind = r#"<d:propfind xmlns:d="DAV:"><d:prop><d:getetag/></d:prop></d:propfind>"#;
+    let r = ask("PROPFIND", "big", propfind.into()).await?;
+    assert_eq!(r.status(), StatusCode::MULTI_STATUS);
+    assert!(
+        sent_in_pieces(&r),
+        "PROPFIND of {n} items sent whole: {:?}",
+        r.headers()
+    );
+    let got = members(&r.text().await?)?;
+    let hrefs: BTreeSet<&String> = got.iter().map(|(h, _)| h).collect();
+    assert_eq!(got.len(), n + 1, "the collection and every member, once");
+    assert_eq!(hrefs.len(), n + 1, "no member twice");
+
+    // calendar-query with data: every event once, with its own data.
+    let query = r#"<c:calendar-query xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop><d:getetag/><c:calendar-data/></d:prop><c:filter><c:comp-filter name="VCALENDAR"><c:comp-filter name="VEVENT"/></c:comp-filter></c:filter></c:calendar-query>"#;
+    let r = ask("REPORT", "big", query.into()).await?;
+    assert_eq!(r.status(), StatusCode::MULTI_STATUS);
+    assert!(sent_in_pieces(&r), "calendar-query of {n} items sent whole");
+    let got = members(&r.text().await?)?;
+    let uids: BTreeSet<String> = got.iter().filter_map(|(_, u)| u.clone()).collect();
+    assert_eq!(got.len(), n);
+    assert_eq!(uids, want_uids, "every event's own data, once");
+
+    // sync-collection from an empty token, with data; then nothing new since its token.
+    let sync = |token: &str| {
+        format!(
+            r#"<d:sync-collection xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:sync-token>{token}</d:sync-token><d:sync-level>1</d:sync-level><d:prop><d:getetag/><c:calendar-data/></d:prop></d:sync-collection>"#
+        )
+    };
+    let r = ask("REPORT", "big", sync("")).await?;
+    assert_eq!(r.status(), StatusCode::MULTI_STATUS);
+    assert!(
+        sent_in_pieces(&r),
+        "sync-collection of {n} items sent whole"
+    );
+    let body = r.text().await?;
+    let got = members(&body)?;
+    let uids: BTreeSet<String> = got.iter().filter_map(|(_, u)| u.clone()).collect();
+    assert_eq!(got.len(), n);
+    assert_eq!(uids, want_uids);
+    let token = postern_davxml::parse(body.as_bytes())?
+        .child(DAV, "sync-token")
+        .map(|t| t.trimmed().to_string())
+        .expect("a sync-token after the members");
+    let r = ask("REPORT", "big", sync(&token)).await?;
+    assert_eq!(r.status(), StatusCode::MULTI_STATUS);
+    assert!(
+        members(&r.text().await?)?.is_empty(),
+        "nothing new since the token"
+    );
+
+    // A small answer is sent whole.
+    let r = ask("REPORT", "small", query.into()).await?;
+    assert_eq!(r.status(), StatusCode::MULTI_STATUS);
+    assert!(
+        r.headers().get("content-length").is_some(),
+        "a small answer has its length"
+    );
+    assert_eq!(
+        members(&r.text().await?)?.len(),
+        4,
+        "the fixture's four events"
+    );
     Ok(())
 }

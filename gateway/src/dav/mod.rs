@@ -7,7 +7,8 @@
 //! - [`props`]: the properties of principals, homes, collections and items;
 //! - [`propfind`], [`proppatch`], [`options`];
 //! - [`get`] (GET/HEAD), [`put`], [`delete`], [`mkcol`] (MKCALENDAR, extended MKCOL);
-//! - [`report`]: multiget and sync-collection.
+//! - [`report`]: multiget and sync-collection;
+//! - [`stream`]: large multistatus answers sent while they are produced.
 //!
 //! URL layout (DESIGN.md): `/.well-known/caldav|carddav` lead to the principal
 //! `/dav/principals/alice@acme/`; calendars under `/dav/calendars/alice@acme/`, address
@@ -29,6 +30,7 @@ pub mod props;
 pub mod put;
 pub mod query;
 pub mod report;
+pub mod stream;
 
 use std::sync::Arc;
 
@@ -109,6 +111,9 @@ pub enum DavError {
     /// 501.
     #[error("not implemented: {0}")]
     NotImplemented(&'static str),
+    /// 500: a fault of ours (a task that panicked).
+    #[error("internal error: {0}")]
+    Internal(&'static str),
     /// 500/503: the store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -160,6 +165,10 @@ impl IntoResponse for DavError {
                 error_body(StatusCode::UNSUPPORTED_MEDIA_TYPE, Some(&p), text)
             }
             DavError::NotImplemented(_) => error_body(StatusCode::NOT_IMPLEMENTED, None, text),
+            DavError::Internal(what) => {
+                warn!(what, "dav request failed inside the gateway");
+                error_body(StatusCode::INTERNAL_SERVER_ERROR, None, text)
+            }
             DavError::Store(StoreError::NotFound(_)) => {
                 error_body(StatusCode::NOT_FOUND, None, text)
             }
@@ -337,7 +346,7 @@ pub async fn own_collection(
 }
 
 /// A 207 Multi-Status response.
-pub fn multistatus(body: String) -> Response {
+pub fn multistatus(body: impl IntoResponse) -> Response {
     (
         StatusCode::MULTI_STATUS,
         [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],

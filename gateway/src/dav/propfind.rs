@@ -1,11 +1,13 @@
 //! PROPFIND (RFC 4918 §9.1): properties of a resource and, at depth 1, its members.
 //! Unknown properties are answered 404 inside the multistatus, never as an error.
+//! A collection's members are sent while they are read ([`super::stream`]).
 
 use axum::response::Response;
 use postern_davxml::{DAV, Name};
 
-use super::path::{self, Target};
-use super::{DavError, DavRequest, DavState, multistatus, props};
+use super::path::{self, Kind, Target};
+use super::{DavError, DavRequest, DavState, multistatus, props, stream};
+use crate::store::dav::DavCollection;
 
 /// What the body asks for: `None` for allprop (or an empty body), else the names.
 pub fn requested(body: &[u8]) -> Result<Option<Vec<Name>>, DavError> {
@@ -67,15 +69,13 @@ pub async fn propfind(state: &DavState, req: &DavRequest) -> Result<Response, Da
         }
         Target::Collection(kind, _, name) => {
             let c = super::own_collection(state, req, *kind, name).await?;
+            if depth > 0 {
+                return with_members(state, req, *kind, c, wanted.map(<[Name]>::to_vec)).await;
+            }
             add(
                 &path::collection(*kind, login, &c.name),
                 props::collection(*kind, login, &c),
             );
-            if depth > 0 {
-                for i in state.store.dav_items(req.who.tenant, c.id, false).await? {
-                    add(&path::item(*kind, login, &c.name, &i.name), props::item(&i));
-                }
-            }
         }
         Target::Item(kind, _, coll, name) => {
             let c = super::own_collection(state, req, *kind, coll).await?;
@@ -91,6 +91,40 @@ pub async fn propfind(state: &DavState, req: &DavRequest) -> Result<Response, Da
         Target::Nested(..) => return Err(DavError::NotFound),
     }
     Ok(multistatus(w.finish()))
+}
+
+/// A collection and its members, read and sent a page at a time: its version (getctag,
+/// sync-token) comes first, read before the members, so a change made while the answer
+/// is produced shows as a newer version next time.
+async fn with_members(
+    state: &DavState,
+    req: &DavRequest,
+    kind: Kind,
+    c: DavCollection,
+    wanted: Option<Vec<Name>>,
+) -> Result<Response, DavError> {
+    let mut pages = state
+        .store
+        .dav_item_pages(req.who.tenant, c.id, false, stream::PAGE);
+    let login = req.who.login.clone();
+    stream::members(move |mut m| async move {
+        let (found, missing) =
+            props::select(props::collection(kind, &login, &c), wanted.as_deref());
+        m.w.response(&path::collection(kind, &login, &c.name), &found, &missing);
+        while let Some(page) = pages.next().await? {
+            for i in &page {
+                let (found, missing) = props::select(props::item(i), wanted.as_deref());
+                m.w.response(
+                    &path::item(kind, &login, &c.name, &i.name),
+                    &found,
+                    &missing,
+                );
+            }
+            m.flush().await?;
+        }
+        Ok(m)
+    })
+    .await
 }
 
 #[cfg(test)]

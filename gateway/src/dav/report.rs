@@ -6,13 +6,18 @@
 //! client starts over; `Depth: 1` (Thunderbird) is accepted; a `limit` truncates with
 //! a 507 for the collection and a token that resumes where the answer stopped;
 //! deletions appear as 404 members.
+//!
+//! Answers over many items (a query, a sync from an empty token) are sent while they
+//! are produced ([`super::stream`]); every lookup is by hash, so time stays linear.
+
+use std::collections::HashMap;
 
 use axum::response::Response;
 use postern_davxml::{CALDAV, CARDDAV, DAV, Element, Name, Value};
 
 use super::path::{self, Kind, Target};
 use super::query::{CalendarFilter, CardFilter};
-use super::{DavError, DavRequest, DavState, multistatus, props};
+use super::{DavError, DavRequest, DavState, multistatus, props, stream};
 use crate::store::dav::{DavCollection, DavItem};
 
 /// Largest number of members one sync-collection answer carries without a limit.
@@ -65,78 +70,108 @@ pub async fn report(state: &DavState, req: &DavRequest) -> Result<Response, DavE
         _ => return Err(DavError::Forbidden(None)),
     };
     let c = super::own_collection(state, req, kind, &name).await?;
-    let coll_href = path::collection(kind, &req.who.login, &c.name);
     let wanted = wanted(&root, kind);
-    let mut w = postern_davxml::Writer::multistatus();
     match (root.ns.as_str(), root.name.as_str()) {
         (CALDAV, "calendar-multiget") | (CARDDAV, "addressbook-multiget") => {
-            let hrefs: Vec<String> = root
-                .children_named(DAV, "href")
-                .map(|h| h.trimmed().to_string())
-                .collect();
-            let names: Vec<String> = hrefs
-                .iter()
-                .filter_map(|h| path::item_name_in(h, &coll_href))
-                .collect();
-            let items = state
-                .store
-                .dav_items_named(req.who.tenant, c.id, &names)
-                .await?;
-            for h in &hrefs {
-                let item = path::item_name_in(h, &coll_href)
-                    .and_then(|n| items.iter().find(|i| i.name == n));
-                match item {
-                    Some(i) => item_response(
-                        &mut w,
-                        &path::item(kind, &req.who.login, &c.name, &i.name),
-                        i,
-                        kind,
-                        &wanted,
-                    ),
-                    None => w.status(h, "404 Not Found"),
-                }
-            }
+            multiget(state, req, &c, kind, &root, &wanted).await
         }
-        (DAV, "sync-collection") => sync(state, req, &c, kind, &root, &wanted, &mut w).await?,
+        (DAV, "sync-collection") => sync(state, req, c, kind, &root, wanted).await,
         (CALDAV, "calendar-query") | (CARDDAV, "addressbook-query") => {
-            let cal = CalendarFilter::from_query(&root);
-            let card = CardFilter::from_query(&root);
-            for i in state.store.dav_items(req.who.tenant, c.id, true).await? {
-                let content = i.content.as_deref().unwrap_or_default();
-                let keep = match kind {
-                    Kind::Calendars => cal.matches(content),
-                    Kind::AddressBooks => card.matches(content),
-                };
-                if keep {
-                    item_response(
-                        &mut w,
-                        &path::item(kind, &req.who.login, &c.name, &i.name),
-                        &i,
-                        kind,
-                        &wanted,
-                    );
-                }
-            }
+            query(state, req, c, kind, &root, wanted).await
         }
-        _ => {
-            return Err(DavError::Forbidden(Some(Name::new(
-                DAV,
-                "supported-report",
-            ))));
-        }
+        _ => Err(DavError::Forbidden(Some(Name::new(
+            DAV,
+            "supported-report",
+        )))),
     }
-    Ok(multistatus(w.finish()))
 }
 
-async fn sync(
+/// The items a client names (as many as its request body holds), in its order.
+async fn multiget(
     state: &DavState,
     req: &DavRequest,
     c: &DavCollection,
     kind: Kind,
     root: &Element,
     wanted: &[Name],
-    w: &mut postern_davxml::Writer,
-) -> Result<(), DavError> {
+) -> Result<Response, DavError> {
+    let coll_href = path::collection(kind, &req.who.login, &c.name);
+    let hrefs: Vec<String> = root
+        .children_named(DAV, "href")
+        .map(|h| h.trimmed().to_string())
+        .collect();
+    let names: Vec<String> = hrefs
+        .iter()
+        .filter_map(|h| path::item_name_in(h, &coll_href))
+        .collect();
+    let items: HashMap<String, DavItem> = state
+        .store
+        .dav_items_named(req.who.tenant, c.id, &names)
+        .await?
+        .into_iter()
+        .map(|i| (i.name.clone(), i))
+        .collect();
+    let mut w = postern_davxml::Writer::multistatus();
+    for h in &hrefs {
+        match path::item_name_in(h, &coll_href).and_then(|n| items.get(&n)) {
+            Some(i) => item_response(
+                &mut w,
+                &path::item(kind, &req.who.login, &c.name, &i.name),
+                i,
+                kind,
+                wanted,
+            ),
+            None => w.status(h, "404 Not Found"),
+        }
+    }
+    Ok(multistatus(w.finish()))
+}
+
+/// Every item whose content matches the filter, read and sent a page at a time.
+async fn query(
+    state: &DavState,
+    req: &DavRequest,
+    c: DavCollection,
+    kind: Kind,
+    root: &Element,
+    wanted: Vec<Name>,
+) -> Result<Response, DavError> {
+    let cal = CalendarFilter::from_query(root);
+    let card = CardFilter::from_query(root);
+    let mut pages = state
+        .store
+        .dav_item_pages(req.who.tenant, c.id, true, stream::PAGE);
+    let login = req.who.login.clone();
+    stream::members(move |mut m| async move {
+        while let Some(page) = pages.next().await? {
+            for i in &page {
+                let content = i.content.as_deref().unwrap_or_default();
+                let keep = match kind {
+                    Kind::Calendars => cal.matches(content),
+                    Kind::AddressBooks => card.matches(content),
+                };
+                if keep {
+                    let href = path::item(kind, &login, &c.name, &i.name);
+                    item_response(&mut m.w, &href, i, kind, &wanted);
+                }
+            }
+            m.flush().await?;
+        }
+        Ok(m)
+    })
+    .await
+}
+
+/// sync-collection (RFC 6578): the token is checked and the changes listed before the
+/// answer starts; their data is read and sent a page of changes at a time.
+async fn sync(
+    state: &DavState,
+    req: &DavRequest,
+    c: DavCollection,
+    kind: Kind,
+    root: &Element,
+    wanted: Vec<Name>,
+) -> Result<Response, DavError> {
     let token = root
         .child(DAV, "sync-token")
         .map(|t| t.trimmed().to_string())
@@ -144,7 +179,7 @@ async fn sync(
     let since = if token.is_empty() {
         0
     } else {
-        props::parse_sync_token(c, &token).ok_or(DavError::Forbidden(Some(Name::new(
+        props::parse_sync_token(&c, &token).ok_or(DavError::Forbidden(Some(Name::new(
             DAV,
             "valid-sync-token",
         ))))?
@@ -171,48 +206,50 @@ async fn sync(
     } else {
         c.head.max(changes.last().map_or(0, |m| m.seq))
     };
-    let names: Vec<String> = changes
-        .iter()
-        .filter(|m| m.etag.is_some())
-        .map(|m| m.name.clone())
-        .collect();
     let with_data = wanted.contains(&data_name(kind));
-    let items = if with_data {
-        state
-            .store
-            .dav_items_named(req.who.tenant, c.id, &names)
-            .await?
-    } else {
-        Vec::new()
-    };
-    for m in &changes {
-        let href = path::item(kind, &req.who.login, &c.name, &m.name);
-        match &m.etag {
-            None if since > 0 => w.status(&href, "404 Not Found"),
-            None => {}
-            Some(etag) => match items.iter().find(|i| i.name == m.name) {
-                Some(i) => item_response(w, &href, i, kind, wanted),
-                None => {
-                    let meta = DavItem {
-                        name: m.name.clone(),
-                        etag: etag.clone(),
-                        content_type: String::new(),
-                        content: None,
-                        length: 0,
-                    };
-                    let all = vec![(Name::new(DAV, "getetag"), Value::Text(meta.etag.clone()))];
-                    let (found, missing) = props::select(all, Some(wanted));
-                    w.response(&href, &found, &missing);
+    let store = state.store.clone();
+    let (tenant, login) = (req.who.tenant, req.who.login.clone());
+    stream::members(move |mut m| async move {
+        for chunk in changes.chunks(stream::PAGE as usize) {
+            let items: HashMap<String, DavItem> = if with_data {
+                let names: Vec<String> = chunk
+                    .iter()
+                    .filter(|m| m.etag.is_some())
+                    .map(|m| m.name.clone())
+                    .collect();
+                store
+                    .dav_items_named(tenant, c.id, &names)
+                    .await?
+                    .into_iter()
+                    .map(|i| (i.name.clone(), i))
+                    .collect()
+            } else {
+                HashMap::new()
+            };
+            for change in chunk {
+                let href = path::item(kind, &login, &c.name, &change.name);
+                match (&change.etag, items.get(&change.name)) {
+                    (None, _) if since > 0 => m.w.status(&href, "404 Not Found"),
+                    (None, _) => {}
+                    (Some(_), Some(i)) => item_response(&mut m.w, &href, i, kind, &wanted),
+                    // Metadata only, or the item went away since the listing.
+                    (Some(etag), None) => {
+                        let all = vec![(Name::new(DAV, "getetag"), Value::Text(etag.clone()))];
+                        let (found, missing) = props::select(all, Some(&wanted));
+                        m.w.response(&href, &found, &missing);
+                    }
                 }
-            },
+            }
+            m.flush().await?;
         }
-    }
-    if truncated {
-        w.status(
-            &path::collection(kind, &req.who.login, &c.name),
-            "507 Insufficient Storage",
-        );
-    }
-    w.sync_token(&props::sync_token(c, new_seq));
-    Ok(())
+        if truncated {
+            m.w.status(
+                &path::collection(kind, &login, &c.name),
+                "507 Insufficient Storage",
+            );
+        }
+        m.w.sync_token(&props::sync_token(&c, new_seq));
+        Ok(m)
+    })
+    .await
 }

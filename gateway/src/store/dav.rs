@@ -82,6 +82,61 @@ macro_rules! item_select {
     };
 }
 
+/// A collection's live items in name order, read a page at a time with a keyset on the
+/// `items_live_name` index, so that an answer over any number of items holds one page
+/// in memory. Pages are separate reads: an item written meanwhile may or may not show,
+/// as with any listing taken while clients write; the collection's version read before
+/// the listing tells the client to look again.
+pub struct ItemPages {
+    store: Store,
+    tenant: Uuid,
+    collection: Uuid,
+    with_content: bool,
+    page: i64,
+    /// The last name read, `None` once the last page was read.
+    after: Option<String>,
+}
+
+impl ItemPages {
+    /// The next page, or `None` when every item was read.
+    pub async fn next(&mut self) -> Result<Option<Vec<DavItem>>> {
+        let Some(after) = &self.after else {
+            return Ok(None);
+        };
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+            [&self.tenant, &self.collection, after, &self.page];
+        let rows = if self.with_content {
+            self.store
+                .read(
+                    concat!(
+                        item_select!("content"),
+                        " WHERE tenant_id = $1 AND collection_id = $2 AND NOT deleted",
+                        " AND name > $3 ORDER BY name LIMIT $4"
+                    ),
+                    &params,
+                )
+                .await?
+        } else {
+            self.store
+                .read(
+                    concat!(
+                        item_select!("NULL::bytea"),
+                        " WHERE tenant_id = $1 AND collection_id = $2 AND NOT deleted",
+                        " AND name > $3 ORDER BY name LIMIT $4"
+                    ),
+                    &params,
+                )
+                .await?
+        };
+        let items: Vec<DavItem> = rows.iter().map(item_row).collect();
+        self.after = match items.last() {
+            Some(last) if items.len() as i64 == self.page => Some(last.name.clone()),
+            _ => None,
+        };
+        Ok((!items.is_empty()).then_some(items))
+    }
+}
+
 fn item_row(r: &tokio_postgres::Row) -> DavItem {
     DavItem {
         name: r.get(0),
@@ -289,33 +344,23 @@ impl Store {
         Ok(row.as_ref().map(item_row))
     }
 
-    /// Live items of a collection: metadata only, or with content.
-    pub async fn dav_items(
+    /// A collection's live items in name order, a page of `page` at a time (see
+    /// [`ItemPages`]).
+    pub fn dav_item_pages(
         &self,
         tenant: Uuid,
         collection: Uuid,
         with_content: bool,
-    ) -> Result<Vec<DavItem>> {
-        let rows = if with_content {
-            self.read(
-                concat!(
-                    item_select!("content"),
-                    " WHERE tenant_id = $1 AND collection_id = $2 AND NOT deleted ORDER BY name"
-                ),
-                &[&tenant, &collection],
-            )
-            .await?
-        } else {
-            self.read(
-                concat!(
-                    item_select!("NULL::bytea"),
-                    " WHERE tenant_id = $1 AND collection_id = $2 AND NOT deleted ORDER BY name"
-                ),
-                &[&tenant, &collection],
-            )
-            .await?
-        };
-        Ok(rows.iter().map(item_row).collect())
+        page: i64,
+    ) -> ItemPages {
+        ItemPages {
+            store: self.clone(),
+            tenant,
+            collection,
+            with_content,
+            page,
+            after: Some(String::new()),
+        }
     }
 
     /// Live items by name (multiget); names not found are simply absent.

@@ -4,8 +4,13 @@
 //! - requests/s of a no-change `sync-collection` and of `PROPFIND` depth 1, with 50
 //!   concurrent clients (wrk), and of a trivial static route on the gateway (the
 //!   ceiling of the HTTP stack on this machine);
+//! - one `calendar-query` of every event with its data: time to the answer's head and
+//!   to its end, and the gateway's peak memory;
 //! - latency from a client's PUT on the gateway to the item being on the back end
 //!   (p50, p99 over 200 writes), with the connector attached.
+//!
+//! `POSTERN_BENCH_BIG=N` measures instead the gateway alone with N events (large
+//! answers: calendar-query and sync-collection with data, and memory).
 //!
 //! Run it with `scripts/bench-dav.sh`.
 
@@ -22,6 +27,48 @@ use postern_e2e::{
 
 const SYNC: &str = r#"<?xml version="1.0"?><d:sync-collection xmlns:d="DAV:"><d:sync-token>TOKEN</d:sync-token><d:sync-level>1</d:sync-level><d:prop><d:getetag/></d:prop></d:sync-collection>"#;
 const PROPFIND: &str = r#"<?xml version="1.0"?><d:propfind xmlns:d="DAV:"><d:prop><d:getetag/><d:getcontenttype/></d:prop></d:propfind>"#;
+
+const QUERY: &str = r#"<?xml version="1.0"?><c:calendar-query xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop><d:getetag/><c:calendar-data/></d:prop><c:filter><c:comp-filter name="VCALENDAR"><c:comp-filter name="VEVENT"/></c:comp-filter></c:filter></c:calendar-query>"#;
+
+/// One REPORT (`QUERY`: every event with its data, as some clients do for a first
+/// sync): the time until the answer's head arrives, until its last byte, and its size.
+async fn answer(
+    url: &str,
+    auth: Option<(&str, &str)>,
+    query: &str,
+) -> Result<(Duration, Duration, usize)> {
+    let started = Instant::now();
+    let mut r = reqwest::Client::new()
+        .request(reqwest::Method::from_bytes(b"REPORT")?, url)
+        .header("Content-Type", "application/xml")
+        .header("Depth", "1")
+        .body(query.to_string());
+    if let Some((u, p)) = auth {
+        r = r.basic_auth(u, Some(p));
+    }
+    let mut resp = r.send().await?;
+    let head = started.elapsed();
+    if resp.status().as_u16() != 207 {
+        bail!("REPORT on {url} answered {}", resp.status());
+    }
+    let mut bytes = 0;
+    while let Some(chunk) = resp.chunk().await? {
+        bytes += chunk.len();
+    }
+    Ok((head, started.elapsed(), bytes))
+}
+
+/// A /proc/PID/status figure in KiB (`VmRSS`, `VmHWM`).
+fn kib(pid: u32, field: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
 
 /// The sync token a server gives for an empty-token sync of `url`.
 async fn token(url: &str, auth: Option<(&str, &str)>) -> Result<String> {
@@ -88,8 +135,67 @@ fn rand_name() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
 }
 
+const SYNC_DATA: &str = r#"<?xml version="1.0"?><d:sync-collection xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:sync-token/><d:sync-level>1</d:sync-level><d:prop><d:getetag/><c:calendar-data/></d:prop></d:sync-collection>"#;
+
+/// `POSTERN_BENCH_BIG=N`: the gateway alone with an N-event calendar (too large for
+/// the peers to be seeded in reasonable time): one calendar-query and one
+/// sync-collection from an empty token, both with data, and the gateway's memory.
+async fn big_answers(n: usize) -> Result<()> {
+    println!("dav benchmark, large answers: {n}-event calendar, gateway only");
+    let d = Deployment::start("dav-bench-big", &[]).await?;
+    let password = last_line(&admin(
+        &d.db,
+        &["user", "add", "--tenant", "acme", "bench"],
+    )?);
+    let rad = Radicale::start(
+        &d.dir,
+        &[Seed::calendar("calendar", generated_events(n, "bench"))],
+    )
+    .await?;
+    let mut src = SourceSpec::alice("cal", "caldav", &rad.url, "1h");
+    src.user = "bench".into();
+    let conn = Connector::start(
+        &d.dir,
+        "bench",
+        &connector_config(&d.gateway.grpc_url, &d.token, &[src]),
+    )?;
+    let coll = d.collection("/alice/calendar/").await?;
+    wait_until("import", Duration::from_secs(900), || async {
+        Ok((d.items_by_uid(coll).await?.len() == n).then_some(()))
+    })
+    .await?;
+    drop(conn);
+    let url = format!(
+        "http://127.0.0.1:{}/dav/calendars/bench@acme/calendar/",
+        d.gateway.http_port
+    );
+    let pid = d.gateway.proc_pid().context("gateway pid")?;
+    let me = Some(("bench@acme", password.as_str()));
+    for (name, body) in [("calendar-query", QUERY), ("sync-collection", SYNC_DATA)] {
+        let rss = kib(pid, "VmRSS:").unwrap_or(0);
+        let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+        let (head, total, bytes) = answer(&url, me, body).await?;
+        let peak = kib(pid, "VmHWM:").unwrap_or(0);
+        println!(
+            "  {name:<16} head {:>8.1} ms, whole {:>8.1} ms, {:>7.2} MB; gateway {:.1} MB before, peak {:.1} MB",
+            head.as_secs_f64() * 1000.0,
+            total.as_secs_f64() * 1000.0,
+            bytes as f64 / 1e6,
+            rss as f64 / 1024.0,
+            peak as f64 / 1024.0
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
+    if let Some(big) = std::env::var("POSTERN_BENCH_BIG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return big_answers(big).await;
+    }
     let n: usize = std::env::var("POSTERN_BENCH_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -154,6 +260,24 @@ async fn main() -> Result<()> {
     }
     let ceiling = wrk(&dir, &format!("{gw}/healthz"), "GET", "", "", None)?;
 
+    // One big answer: the best of three runs per server; the gateway's peak memory
+    // during its runs, its peak reset first (clear_refs 5).
+    let pid = d.gateway.proc_pid().context("gateway pid")?;
+    let rss_before = kib(pid, "VmRSS:").unwrap_or(0);
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+    let mut query = Vec::new();
+    for (name, url, auth) in rows {
+        let mut best = answer(url, auth, QUERY).await?;
+        for _ in 0..2 {
+            let run = answer(url, auth, QUERY).await?;
+            if run.1 < best.1 {
+                best = run;
+            }
+        }
+        query.push((name, best));
+    }
+    let gw_peak = kib(pid, "VmHWM:").unwrap_or(0);
+
     // PUT on the gateway -> item on the back end, with the connector attached.
     let backend = Dav::new(&rad.url, "alice", "alicepw");
     let client = reqwest::Client::new();
@@ -212,6 +336,27 @@ async fn main() -> Result<()> {
     println!(
         "  ratio postern / xandikos {:>8.1}",
         propfind[0].1 / xan_of(&propfind)
+    );
+    println!("\none calendar-query with calendar-data of all {n} events (best of 3)");
+    for (name, (head, total, bytes)) in &query {
+        println!(
+            "  {name:<16} head {:>8.1} ms, whole {:>8.1} ms, {:>6.2} MB",
+            head.as_secs_f64() * 1000.0,
+            total.as_secs_f64() * 1000.0,
+            *bytes as f64 / 1e6
+        );
+    }
+    let xan_query = query.iter().find(|(n, _)| *n == "xandikos").map(|q| q.1.1);
+    if let Some(x) = xan_query {
+        println!(
+            "  ratio xandikos / postern time {:>5.1}",
+            x.as_secs_f64() / query[0].1.1.as_secs_f64()
+        );
+    }
+    println!(
+        "  gateway memory: {:.1} MB before, peak {:.1} MB during its queries",
+        rss_before as f64 / 1024.0,
+        gw_peak as f64 / 1024.0
     );
     println!("\nceiling: GET /healthz on the gateway {ceiling:>10.1} requests/s");
     println!(
