@@ -14,6 +14,7 @@
 //!   makes the spans of its work for that message children of it ([`inject`],
 //!   [`continue_from`]). A collector thus shows the connector's back-end reads and
 //!   writes and the gateway's lease, journal and packet handling in one tree.
+//! - JSON log lines logged inside an exported span carry its `trace_id` and `span_id`.
 //! - Only Postern's own spans are exported (targets starting with `postern`): the
 //!   exporter's own gRPC client is never traced, so exporting cannot feed itself.
 
@@ -27,7 +28,10 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::fmt::format::{self, Format, Json};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, filter};
 
@@ -92,7 +96,10 @@ impl Telemetry {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
         let logs = match format {
             LogFormat::Text => logs.boxed(),
-            LogFormat::Json => logs.json().boxed(),
+            LogFormat::Json => logs
+                .json()
+                .event_format(JsonWithTrace(tracing_subscriber::fmt::format().json()))
+                .boxed(),
         };
         let endpoint = otlp_endpoint.map(str::trim).filter(|e| !e.is_empty());
         let traces = endpoint.map(|e| provider(service, e)).transpose()?;
@@ -124,6 +131,48 @@ impl Drop for Telemetry {
             let _ = p.shutdown();
         }
     }
+}
+
+/// JSON log lines that carry, when traces are exported, the `trace_id` and `span_id`
+/// of the span they were logged in: the way from a log line to its trace.
+struct JsonWithTrace(Format<Json>);
+
+impl<S, N> FormatEvent<S, N> for JsonWithTrace
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'w> FormatFields<'w> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> fmt::Result {
+        // Asked before the line is formatted: formatting holds the span's data.
+        let ids = current_ids();
+        let mut line = String::new();
+        self.0
+            .format_event(ctx, format::Writer::new(&mut line), event)?;
+        match (ids, line.strip_prefix('{')) {
+            (Some((trace, span)), Some(rest)) => {
+                write!(
+                    writer,
+                    r#"{{"trace_id":"{trace}","span_id":"{span}",{rest}"#
+                )
+            }
+            _ => writer.write_str(&line),
+        }
+    }
+}
+
+/// The trace and span ids of the current span, when it is exported.
+fn current_ids() -> Option<(String, String)> {
+    use opentelemetry::trace::TraceContextExt;
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    let ids = span.span_context();
+    ids.is_valid()
+        .then(|| (ids.trace_id().to_string(), ids.span_id().to_string()))
 }
 
 fn provider(service: &'static str, endpoint: &str) -> Result<SdkTracerProvider, Error> {

@@ -246,6 +246,29 @@ async fn a_sync_round_is_one_trace_across_connector_and_gateway() -> Result<()> 
             && l["fields"]["endpoint"] == collector.endpoint.as_str()),
         "{log}"
     );
+    // A line logged inside an exported span names its trace and span.
+    let hello = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "connector said hello")
+        .unwrap_or_else(|| panic!("no hello logged: {log}"));
+    let (hello_trace, hello_span) = (
+        hello["trace_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no trace_id: {hello}")),
+        hello["span_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no span_id: {hello}")),
+    );
+    let logged_in = wait_until("the hello's span", Duration::from_secs(30), || {
+        let spans = collector.spans();
+        async move {
+            Ok(spans
+                .into_iter()
+                .find(|s| s.trace_id == hello_trace && s.span_id == hello_span))
+        }
+    })
+    .await?;
+    assert_eq!(logged_in.service, "postern-gateway", "{logged_in:?}");
     assert_eq!(dav.attribute("http.response.status_code"), Some("401"));
     assert_eq!(dav.attribute("http.request.method"), Some("GET"));
     Ok(())
