@@ -58,6 +58,39 @@ async fn count_items(d: &Deployment, coll: uuid::Uuid, n: usize) -> Result<()> {
     .await
 }
 
+/// A deployment whose connector syncs Radicale's fixture calendar `work` every
+/// `interval`, after its import of the five fixtures.
+struct Work {
+    d: Deployment,
+    /// Bind it for the life of the test: dropping it stops Radicale.
+    rad: Radicale,
+    conn: Connector,
+    cal: uuid::Uuid,
+    /// Radicale, as alice.
+    dav: Dav,
+}
+
+async fn work_calendar(name: &str, interval: &str) -> Result<Work> {
+    let d = Deployment::start(name, &[]).await?;
+    let rad = Radicale::start(&d.dir, &[Seed::calendar("work", fixture_items("calendar"))]).await?;
+    let sources = [source("corp-calendar", "caldav", &rad.url, interval)];
+    let conn = Connector::start(
+        &d.dir,
+        "hq",
+        &connector_config(&d.gateway.grpc_url, &d.token, &sources),
+    )?;
+    let cal = d.collection("/alice/work/").await?;
+    count_items(&d, cal, 5).await?;
+    let dav = Dav::new(&rad.url, "alice", "alicepw");
+    Ok(Work {
+        d,
+        rad,
+        conn,
+        cal,
+        dav,
+    })
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn initial_import_then_backend_edit_and_delete_in_one_round() -> Result<()> {
     let d = Deployment::start("import", &[]).await?;
@@ -164,18 +197,14 @@ async fn initial_import_then_backend_edit_and_delete_in_one_round() -> Result<()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn gateway_changes_reach_the_backend_at_once_by_nudge() -> Result<()> {
-    let d = Deployment::start("gateway-edits", &[]).await?;
-    let rad = Radicale::start(&d.dir, &[Seed::calendar("work", fixture_items("calendar"))]).await?;
     // An hour between rounds: only the gateway's nudge can start the rounds below.
-    let sources = vec![source("corp-calendar", "caldav", &rad.url, "1h")];
-    let _conn = Connector::start(
-        &d.dir,
-        "hq",
-        &connector_config(&d.gateway.grpc_url, &d.token, &sources),
-    )?;
-    let cal = d.collection("/alice/work/").await?;
-    count_items(&d, cal, 5).await?;
-    let dav = Dav::new(&rad.url, "alice", "alicepw");
+    let Work {
+        d,
+        cal,
+        dav,
+        conn: _conn,
+        rad: _rad,
+    } = work_calendar("gateway-edits", "1h").await?;
 
     // Create.
     let created = event("from-gateway@postern.test", "Created on the gateway");
@@ -247,18 +276,14 @@ async fn gateway_changes_reach_the_backend_at_once_by_nudge() -> Result<()> {
 /// round reads the back end and settles the conflict by policy, loser kept.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_nudged_write_that_meets_a_backend_edit_is_settled_by_policy() -> Result<()> {
-    let d = Deployment::start("nudge-conflict", &[]).await?;
-    let rad = Radicale::start(&d.dir, &[Seed::calendar("work", fixture_items("calendar"))]).await?;
     // An hour between rounds: only nudges start the rounds below.
-    let sources = vec![source("corp-calendar", "caldav", &rad.url, "1h")];
-    let conn = Connector::start(
-        &d.dir,
-        "hq",
-        &connector_config(&d.gateway.grpc_url, &d.token, &sources),
-    )?;
-    let cal = d.collection("/alice/work/").await?;
-    count_items(&d, cal, 5).await?;
-    let dav = Dav::new(&rad.url, "alice", "alicepw");
+    let Work {
+        d,
+        cal,
+        dav,
+        conn,
+        rad: _rad,
+    } = work_calendar("nudge-conflict", "1h").await?;
 
     // A first gateway change: its round saves a sync token (the import listed).
     let warm = event("warm-up@postern.test", "First");
@@ -324,17 +349,13 @@ async fn a_nudged_write_that_meets_a_backend_edit_is_settled_by_policy() -> Resu
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_edits_resolve_by_policy_and_keep_the_loser() -> Result<()> {
-    let d = Deployment::start("conflicts", &[]).await?;
-    let rad = Radicale::start(&d.dir, &[Seed::calendar("work", fixture_items("calendar"))]).await?;
-    let config = connector_config(
-        &d.gateway.grpc_url,
-        &d.token,
-        &[source("corp-calendar", "caldav", &rad.url, "1s")],
-    );
-    let mut conn = Connector::start(&d.dir, "hq", &config)?;
-    let cal = d.collection("/alice/work/").await?;
-    count_items(&d, cal, 5).await?;
-    let dav = Dav::new(&rad.url, "alice", "alicepw");
+    let Work {
+        d,
+        cal,
+        dav,
+        mut conn,
+        rad: _rad,
+    } = work_calendar("conflicts", "1s").await?;
 
     // backend-wins: both sides edit the same event while the connector is away.
     conn.proc.kill9();

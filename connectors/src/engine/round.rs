@@ -168,11 +168,9 @@ pub async fn run(
             _ => break,
         }
     }
-    if let Ok(stats) = &mut result {
-        stats.add(&done);
-    }
     renewer.abort();
     if let Ok(stats) = &mut result {
+        stats.add(&done);
         stats.fencing_token = token;
     }
     let _ = ctx

@@ -111,7 +111,7 @@ pub enum DavError {
     /// 501.
     #[error("not implemented: {0}")]
     NotImplemented(&'static str),
-    /// 500: a fault of ours (a task that panicked).
+    /// 500: a fault of ours (an answer that ended without a body).
     #[error("internal error: {0}")]
     Internal(&'static str),
     /// 500/503: the store failed.

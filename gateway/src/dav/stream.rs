@@ -6,9 +6,10 @@
 //! sees the first bytes at once instead of waiting for the whole answer to be built.
 //! (A peer's 3,827-event REPORT took longer than its clients' timeout: PITFALLS.md.)
 //!
-//! The producer runs in its own task. An answer that ends before its first piece is
-//! full is sent whole, with a length, and an error before that point is an ordinary
-//! HTTP error. Once the first piece has gone, the status (207) is on the wire: a later
+//! The producer runs in the request's task until its first piece is full; an answer
+//! that ends before that is sent whole, with a length, and an error before that point
+//! is an ordinary HTTP error. A larger answer's producer then goes on in a task of its
+//! own while the body is sent. Once the first piece has gone, the status (207) is on the wire: a later
 //! error aborts the body, and the client sees a broken answer and asks again.
 
 use std::future::Future;
@@ -93,7 +94,7 @@ where
         tx,
         w: Writer::multistatus(),
     };
-    tokio::spawn(
+    let mut producing = Box::pin(
         async move {
             let ended = match produce(members).await {
                 Ok(m) => m.finish().await,
@@ -106,13 +107,23 @@ where
         }
         .in_current_span(),
     );
-    let first = match rx.recv().await {
+    // Produce right here until the first piece is out: a small answer (the no-change
+    // sync every client repeats) never leaves the request's task.
+    let (first, finished) = tokio::select! {
+        biased;
+        piece = rx.recv() => (piece, false),
+        () = &mut producing => (rx.recv().await, true),
+    };
+    let first = match first {
         Some(Piece::Last(whole)) => return Ok(multistatus(whole)),
         Some(Piece::Failed(e)) => return Err(e),
         Some(Piece::More(first)) => first,
-        // The task ended without a word: it panicked.
-        None => return Err(DavError::Internal("the answer's producer stopped")),
+        None => return Err(DavError::Internal("the answer ended without a body")),
     };
+    // A large answer: the rest is produced by its own task while the body is sent.
+    if !finished {
+        tokio::spawn(producing);
+    }
     let rest = futures::stream::unfold(rx, |mut rx| async move {
         match rx.recv().await? {
             Piece::More(b) | Piece::Last(b) => Some((Ok(b), rx)),

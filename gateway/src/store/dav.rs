@@ -105,29 +105,22 @@ impl ItemPages {
         };
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
             [&self.tenant, &self.collection, after, &self.page];
-        let rows = if self.with_content {
-            self.store
-                .read(
-                    concat!(
-                        item_select!("content"),
-                        " WHERE tenant_id = $1 AND collection_id = $2 AND NOT deleted",
-                        " AND name > $3 ORDER BY name LIMIT $4"
-                    ),
-                    &params,
+        // Two literals (statements are cached by their text), one keyset.
+        macro_rules! page {
+            ($content:literal) => {
+                concat!(
+                    item_select!($content),
+                    " WHERE tenant_id = $1 AND collection_id = $2 AND NOT deleted",
+                    " AND name > $3 ORDER BY name LIMIT $4"
                 )
-                .await?
+            };
+        }
+        let sql = if self.with_content {
+            page!("content")
         } else {
-            self.store
-                .read(
-                    concat!(
-                        item_select!("NULL::bytea"),
-                        " WHERE tenant_id = $1 AND collection_id = $2 AND NOT deleted",
-                        " AND name > $3 ORDER BY name LIMIT $4"
-                    ),
-                    &params,
-                )
-                .await?
+            page!("NULL::bytea")
         };
+        let rows = self.store.read(sql, &params).await?;
         let items: Vec<DavItem> = rows.iter().map(item_row).collect();
         self.after = match items.last() {
             Some(last) if items.len() as i64 == self.page => Some(last.name.clone()),

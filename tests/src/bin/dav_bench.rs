@@ -137,21 +137,18 @@ fn rand_name() -> String {
 
 const SYNC_DATA: &str = r#"<?xml version="1.0"?><d:sync-collection xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:sync-token/><d:sync-level>1</d:sync-level><d:prop><d:getetag/><c:calendar-data/></d:prop></d:sync-collection>"#;
 
-/// `POSTERN_BENCH_BIG=N`: the gateway alone with an N-event calendar (too large for
-/// the peers to be seeded in reasonable time): one calendar-query and one
-/// sync-collection from an empty token, both with data, and the gateway's memory.
-async fn big_answers(n: usize) -> Result<()> {
-    println!("dav benchmark, large answers: {n}-event calendar, gateway only");
-    let d = Deployment::start("dav-bench-big", &[]).await?;
+/// A deployment whose user `bench@acme` (password returned) has Radicale's calendar of
+/// `events` imported through a connector (kept, for the writes that follow).
+async fn imported(
+    name: &str,
+    events: &[(String, Vec<u8>)],
+) -> Result<(Deployment, String, Radicale, Connector)> {
+    let d = Deployment::start(name, &[]).await?;
     let password = last_line(&admin(
         &d.db,
         &["user", "add", "--tenant", "acme", "bench"],
     )?);
-    let rad = Radicale::start(
-        &d.dir,
-        &[Seed::calendar("calendar", generated_events(n, "bench"))],
-    )
-    .await?;
+    let rad = Radicale::start(&d.dir, &[Seed::calendar("calendar", events.to_vec())]).await?;
     let mut src = SourceSpec::alice("cal", "caldav", &rad.url, "1h");
     src.user = "bench".into();
     let conn = Connector::start(
@@ -161,9 +158,19 @@ async fn big_answers(n: usize) -> Result<()> {
     )?;
     let coll = d.collection("/alice/calendar/").await?;
     wait_until("import", Duration::from_secs(900), || async {
-        Ok((d.items_by_uid(coll).await?.len() == n).then_some(()))
+        Ok((d.items_by_uid(coll).await?.len() == events.len()).then_some(()))
     })
     .await?;
+    Ok((d, password, rad, conn))
+}
+
+/// `POSTERN_BENCH_BIG=N`: the gateway alone with an N-event calendar (too large for
+/// the peers to be seeded in reasonable time): one calendar-query and one
+/// sync-collection from an empty token, both with data, and the gateway's memory.
+async fn big_answers(n: usize) -> Result<()> {
+    println!("dav benchmark, large answers: {n}-event calendar, gateway only");
+    let (d, password, _rad, conn) =
+        imported("dav-bench-big", &generated_events(n, "bench")).await?;
     drop(conn);
     let url = format!(
         "http://127.0.0.1:{}/dav/calendars/bench@acme/calendar/",
@@ -201,13 +208,8 @@ async fn main() -> Result<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
     println!("dav benchmark: {n}-event calendar, 50 concurrent clients");
-    let d = Deployment::start("dav-bench", &[]).await?;
-    let password = last_line(&admin(
-        &d.db,
-        &["user", "add", "--tenant", "acme", "bench"],
-    )?);
     let events = generated_events(n, "bench");
-    let rad = Radicale::start(&d.dir, &[Seed::calendar("calendar", events.clone())]).await?;
+    let (d, password, rad, _conn) = imported("dav-bench", &events).await?;
     let xan = Xandikos::start(&d.dir).await?;
     let xdav = Dav::new(&xan.url, "", "");
     for (name, body) in &events {
@@ -222,18 +224,6 @@ async fn main() -> Result<()> {
             bail!("seeding Xandikos: {status}");
         }
     }
-    let mut src = SourceSpec::alice("cal", "caldav", &rad.url, "1h");
-    src.user = "bench".into();
-    let _conn = Connector::start(
-        &d.dir,
-        "bench",
-        &connector_config(&d.gateway.grpc_url, &d.token, &[src]),
-    )?;
-    let coll = d.collection("/alice/calendar/").await?;
-    wait_until("import", Duration::from_secs(300), || async {
-        Ok((d.items_by_uid(coll).await?.len() == n).then_some(()))
-    })
-    .await?;
 
     let gw = format!("http://127.0.0.1:{}", d.gateway.http_port);
     let gw_coll = format!("{gw}/dav/calendars/bench@acme/calendar/");
