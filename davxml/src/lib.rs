@@ -7,6 +7,11 @@
 //! - [`parse`]: a tiny namespace-aware tree ([`Element`]) of a request or response
 //!   body. Bodies are small enough (a few megabytes for thousands of items) to hold
 //!   whole, and a tree keeps each request's parser short and readable.
+//! - [`Limits`]: how deep and how large a tree may grow. A body is untrusted input
+//!   (a client's request on the gateway, a back end's answer on the connector), and a
+//!   tree is walked, cloned and freed recursively, so its depth is bounded while it is
+//!   read: a body nesting 60,000 elements is refused after the limit, long before any
+//!   recursion could exhaust the stack. The element count bounds the tree's memory.
 //! - [`Writer`]: builds the bodies the gateway answers with (multistatus and errors),
 //!   with the namespaces declared once on the root.
 //! - the namespace constants.
@@ -86,42 +91,104 @@ impl Element {
     }
 }
 
-/// Malformed XML.
-#[derive(Debug, thiserror::Error)]
-#[error("malformed XML: {0}")]
-pub struct XmlError(pub String);
+/// Why a body was not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum XmlError {
+    /// Not well-formed XML.
+    #[error("malformed XML: {0}")]
+    Malformed(String),
+    /// Elements nested deeper than [`Limits::max_depth`].
+    #[error("XML nests elements deeper than {0} levels")]
+    TooDeep(usize),
+    /// More elements and attributes than [`Limits::max_elements`].
+    #[error("XML holds more than {0} elements and attributes")]
+    TooMany(usize),
+}
 
-/// Parses a whole document into its root element.
+/// Bounds on a parsed tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Deepest nesting of elements (the root is level 1).
+    pub max_depth: usize,
+    /// Most elements and attributes in the whole document.
+    pub max_elements: usize,
+}
+
+impl Limits {
+    /// What [`parse`] applies: a depth no DAV body comes near (a CalDAV filter nests
+    /// about eight levels), and no bound on the count (the caller bounds the bytes).
+    pub const DEFAULT: Limits = Limits {
+        max_depth: 64,
+        max_elements: usize::MAX,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::DEFAULT
+    }
+}
+
+/// Parses a whole document into its root element, within [`Limits::DEFAULT`].
 pub fn parse(body: &[u8]) -> Result<Element, XmlError> {
+    parse_with(body, Limits::DEFAULT)
+}
+
+/// Parses a whole document into its root element, refusing it as soon as it passes
+/// `limits` (so a hostile body costs at most the limits, whatever its size).
+pub fn parse_with(body: &[u8], limits: Limits) -> Result<Element, XmlError> {
     let mut reader = NsReader::from_reader(body);
     let mut buf = Vec::new();
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
+    let mut count = 0usize;
+    let mut counted = |n: usize| {
+        count = count.saturating_add(n);
+        if count > limits.max_elements {
+            Err(XmlError::TooMany(limits.max_elements))
+        } else {
+            Ok(())
+        }
+    };
     loop {
         let (ns, event) = reader
             .read_resolved_event_into(&mut buf)
-            .map_err(|e| XmlError(e.to_string()))?;
+            .map_err(|e| XmlError::Malformed(e.to_string()))?;
         let ns = match ns {
             ResolveResult::Bound(n) => n.as_ref().to_string(),
             ResolveResult::Unbound => String::new(),
             ResolveResult::Unknown(prefix) => {
-                return Err(XmlError(format!(
+                return Err(XmlError::Malformed(format!(
                     "namespace prefix {prefix:?} is not declared"
                 )));
             }
         };
+        if let Event::Start(_) | Event::Empty(_) = &event {
+            if root.is_some() {
+                return Err(XmlError::Malformed("more than one root element".into()));
+            }
+            if stack.len() >= limits.max_depth {
+                return Err(XmlError::TooDeep(limits.max_depth));
+            }
+        }
         match event {
-            Event::Start(e) => stack.push(Element {
-                ns,
-                name: e.local_name().as_ref().to_string(),
-                attrs: attributes(&e),
-                ..Element::default()
-            }),
+            Event::Start(e) => {
+                let attrs = attributes(&e);
+                counted(1 + attrs.len())?;
+                stack.push(Element {
+                    ns,
+                    name: e.local_name().as_ref().to_string(),
+                    attrs,
+                    ..Element::default()
+                })
+            }
             Event::Empty(e) => {
+                let attrs = attributes(&e);
+                counted(1 + attrs.len())?;
                 let el = Element {
                     ns,
                     name: e.local_name().as_ref().to_string(),
-                    attrs: attributes(&e),
+                    attrs,
                     ..Element::default()
                 };
                 match stack.last_mut() {
@@ -132,7 +199,7 @@ pub fn parse(body: &[u8]) -> Result<Element, XmlError> {
             Event::End(_) => {
                 let el = stack
                     .pop()
-                    .ok_or_else(|| XmlError("unbalanced end tag".into()))?;
+                    .ok_or_else(|| XmlError::Malformed("unbalanced end tag".into()))?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(el),
                     None => root = Some(el),
@@ -160,7 +227,11 @@ pub fn parse(body: &[u8]) -> Result<Element, XmlError> {
                             "gt" => ">",
                             "quot" => "\"",
                             "apos" => "'",
-                            other => return Err(XmlError(format!("unknown entity &{other};"))),
+                            other => {
+                                return Err(XmlError::Malformed(format!(
+                                    "unknown entity &{other};"
+                                )));
+                            }
                         });
                     }
                 }
@@ -170,7 +241,12 @@ pub fn parse(body: &[u8]) -> Result<Element, XmlError> {
         }
         buf.clear();
     }
-    root.ok_or_else(|| XmlError("empty document".into()))
+    if !stack.is_empty() {
+        return Err(XmlError::Malformed(
+            "the document ends inside an element".into(),
+        ));
+    }
+    root.ok_or_else(|| XmlError::Malformed("empty document".into()))
 }
 
 fn attributes(e: &quick_xml::events::BytesStart<'_>) -> Vec<(String, String)> {
@@ -500,8 +576,53 @@ line</c:calendar-data></d:prop></d:propstat></d:response>
     }
 
     #[test]
+    fn deep_nesting_is_refused_at_the_limit_without_recursing() {
+        // 60,000 levels crashed the gateway (stack overflow) before the limit.
+        let depth = 60_000;
+        let doc = format!("{}{}", "<a>".repeat(depth), "</a>".repeat(depth));
+        assert_eq!(parse(doc.as_bytes()), Err(XmlError::TooDeep(64)));
+        let limits = Limits {
+            max_depth: 3,
+            max_elements: usize::MAX,
+        };
+        assert!(parse_with(b"<a><b><c/></b></a>", limits).is_ok());
+        assert_eq!(
+            parse_with(b"<a><b><c><d/></c></b></a>", limits),
+            Err(XmlError::TooDeep(3))
+        );
+    }
+
+    #[test]
+    fn element_count_is_bounded() {
+        let limits = Limits {
+            max_depth: 64,
+            max_elements: 1_000,
+        };
+        let wide = format!("<p>{}</p>", "<x/>".repeat(999));
+        assert!(parse_with(wide.as_bytes(), limits).is_ok());
+        let wider = format!("<p>{}</p>", "<x/>".repeat(1_000));
+        assert_eq!(
+            parse_with(wider.as_bytes(), limits),
+            Err(XmlError::TooMany(1_000))
+        );
+        // Attributes count too: they are allocated like elements.
+        let attrs = format!(
+            "<p {}/>",
+            (0..1_000)
+                .map(|i| format!("a{i}=\"v\" "))
+                .collect::<String>()
+        );
+        assert_eq!(
+            parse_with(attrs.as_bytes(), limits),
+            Err(XmlError::TooMany(1_000))
+        );
+    }
+
+    #[test]
     fn refuses_broken_documents() {
         assert!(parse(b"<a><b></a>").is_err());
+        assert!(parse(b"<a><b>").is_err(), "unclosed elements");
+        assert!(parse(b"<a/><b/>").is_err(), "two roots");
         assert!(parse(b"<x:a/>").is_err(), "an undeclared prefix");
         assert!(parse(b"").is_err());
     }

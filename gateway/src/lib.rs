@@ -8,10 +8,13 @@
 //! - [`link`]: the gRPC `ConnectorLink` service. A connector inside the firewall dials
 //!   out and keeps one stream open; over it the gateway assigns collections, grants
 //!   leases with fencing tokens, hands out the journal and commits change packets.
-//! - [`auth`]: connector tokens (JWT, revocable) and app passwords (argon2id).
+//! - [`auth`]: connector tokens (JWT, revocable) and app passwords (argon2id), verified
+//!   on the bounded [`passwords`] pool.
 //! - [`nudge`]: LISTEN/NOTIFY, so a change on any replica wakes the right connector.
 //! - [`dav`]: the CalDAV/CardDAV endpoint for remote clients.
-//! - [`http`]: health, readiness and [`metrics`].
+//! - [`http`]: health, readiness and [`metrics`], served on connections from
+//!   [`listen`] (bounded in number, TLS done off the accept loop, idle ones closed).
+//! - [`limits`]: every bound on what a caller can make the gateway do.
 //! - [`admin`]: the operator's CLI, against the same database.
 //! - [`serve`]: wiring: migrations, listeners, shutdown.
 //!
@@ -24,9 +27,12 @@ pub mod admin;
 pub mod auth;
 pub mod dav;
 pub mod http;
+pub mod limits;
 pub mod link;
+pub mod listen;
 pub mod metrics;
 pub mod nudge;
+pub mod passwords;
 pub mod serve;
 pub mod store;
 pub mod tls;

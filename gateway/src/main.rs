@@ -39,6 +39,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start; its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run migrations, then serve the connector gRPC API and HTTP.
@@ -71,9 +73,9 @@ enum Command {
         /// On SIGTERM, how long to let rounds in flight finish before closing streams.
         #[arg(long, env = "POSTERN_DRAIN_DEADLINE", default_value = "20s", value_parser = humantime::parse_duration)]
         drain_deadline: Duration,
-        /// Largest calendar object or vCard a client may upload, in bytes.
-        #[arg(long, env = "POSTERN_MAX_ITEM_BYTES", default_value_t = 10 << 20)]
-        max_item_bytes: usize,
+        /// Bounds on connections, requests, logins and connector streams.
+        #[command(flatten)]
+        limits: postern_gateway::limits::Limits,
     },
     /// Manage tenants, users, connectors and collections; inspect status and conflicts.
     Admin(admin::AdminArgs),
@@ -121,7 +123,7 @@ async fn main() -> ExitCode {
             signing_key_file,
             lease_ttl,
             database_pool,
-            max_item_bytes,
+            limits,
             drain_deadline,
             tls_cert,
             tls_key,
@@ -144,7 +146,7 @@ async fn main() -> ExitCode {
                     signing_key_file,
                     lease_ttl,
                     pool_size: database_pool,
-                    max_item_bytes,
+                    limits,
                     drain_deadline,
                     tls: tls_cert.zip(tls_key).map(|(cert, key)| serve::TlsFiles {
                         cert,
@@ -174,6 +176,12 @@ async fn serve_until_signal(
     grpc: SocketAddr,
     http: SocketAddr,
 ) -> anyhow::Result<()> {
+    // Every connection is a file descriptor: take all the system allows, so that the
+    // connection limits, not the descriptor limit, are what callers meet.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::info!(open_files = n, "file descriptor limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the file descriptor limit"),
+    }
     let grpc = tokio::net::TcpListener::bind(grpc)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {grpc}: {e}"))?;

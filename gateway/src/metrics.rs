@@ -51,6 +51,15 @@ pub struct CollectionLabel {
     pub collection: String,
 }
 
+/// Why a connection or stream was turned away.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Refusal {
+    /// http | grpc.
+    pub port: String,
+    /// total | per_address | tls_handshake | tls_timeout | streams_per_connector.
+    pub reason: String,
+}
+
 /// Every metric of a gateway process.
 #[derive(Debug)]
 pub struct Metrics {
@@ -77,6 +86,14 @@ pub struct Metrics {
     pub auth_throttled: Counter,
     /// Gateway-side changes waiting for the back end, per collection (set at scrape).
     pub pending: Family<CollectionLabel, Gauge>,
+    /// Connections and streams turned away by a limit, by port and reason.
+    pub refused: Family<Refusal, Counter>,
+    /// Logins answered 503 because every password-verification slot stayed busy.
+    pub auth_busy: Counter,
+    /// Items a back end refused, set aside by their connector (counted as reported).
+    pub items_refused: Counter,
+    /// Items set aside right now, per collection (set at scrape).
+    pub refused_now: Family<CollectionLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -96,6 +113,10 @@ impl Default for Metrics {
             dav_requests: Family::default(),
             auth_throttled: Counter::default(),
             pending: Family::default(),
+            refused: Family::default(),
+            auth_busy: Counter::default(),
+            items_refused: Counter::default(),
+            refused_now: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -153,6 +174,26 @@ impl Default for Metrics {
             "Gateway changes waiting for the back end",
             m.pending.clone(),
         );
+        registry.register(
+            "connections_refused",
+            "Connections and streams turned away by a limit",
+            m.refused.clone(),
+        );
+        registry.register(
+            "auth_busy",
+            "Logins answered 503: every password-verification slot stayed busy",
+            m.auth_busy.clone(),
+        );
+        registry.register(
+            "items_refused",
+            "Items a back end refused, set aside (reported)",
+            m.items_refused.clone(),
+        );
+        registry.register(
+            "items_set_aside",
+            "Items set aside after a back-end refusal, per collection",
+            m.refused_now.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -169,6 +210,16 @@ impl Metrics {
             .get_or_create(&Request {
                 method: method.to_string(),
                 status: status.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a connection or stream turned away.
+    pub fn connection_refused(&self, port: &str, reason: &str) {
+        self.refused
+            .get_or_create(&Refusal {
+                port: port.to_string(),
+                reason: reason.to_string(),
             })
             .inc();
     }

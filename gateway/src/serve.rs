@@ -1,19 +1,26 @@
 //! Wiring of `postern-gateway serve`: migrate, then serve gRPC and HTTP on bound
 //! listeners until the shutdown future resolves. Tests bind port 0 and run several
 //! gateways side by side.
+//!
+//! Both listeners take their connections from [`crate::listen`], which bounds them and
+//! does TLS; the bounds are [`Limits`].
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
-use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
 use tracing::info;
 
 use crate::auth::TokenKeys;
+use crate::limits::Limits;
 use crate::link::LinkService;
 use crate::link::session::LinkSettings;
+use crate::listen::{self, Port, PortLimits};
 use crate::store::Store;
 
 /// What `serve` needs beyond its listeners.
@@ -27,8 +34,8 @@ pub struct ServeConfig {
     pub lease_ttl: Duration,
     /// Database pool size.
     pub pool_size: usize,
-    /// Largest item a DAV client may PUT, in bytes.
-    pub max_item_bytes: usize,
+    /// Every bound on what callers can make the gateway do.
+    pub limits: Limits,
     /// How long shutdown waits for rounds in flight.
     pub drain_deadline: Duration,
     /// TLS for the connector gRPC port: certificate chain and key (PEM files).
@@ -46,10 +53,6 @@ pub struct TlsFiles {
     pub client_ca: Option<PathBuf>,
 }
 
-fn read(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
-}
-
 /// Runs the gateway until `shutdown` resolves.
 pub async fn run(
     config: ServeConfig,
@@ -57,6 +60,7 @@ pub async fn run(
     http: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    config.limits.check().map_err(|e| anyhow::anyhow!("{e}"))?;
     let store = Store::connect(&config.database_url, config.pool_size)?;
     let ran = store.migrate().await?;
     info!(applied = ran, "schema up to date");
@@ -68,8 +72,12 @@ pub async fn run(
         nudge_tx.clone(),
     ));
 
+    let limits = Arc::new(config.limits.clone());
     let settings = LinkSettings {
         lease_ttl: config.lease_ttl,
+        drain_deadline: config.drain_deadline,
+        max_streams_per_connector: limits.max_streams_per_connector,
+        max_message_bytes: limits.grpc_max_message_bytes,
         ..LinkSettings::default()
     };
     let metrics = crate::metrics::Metrics::shared();
@@ -82,60 +90,76 @@ pub async fn run(
         metrics.clone(),
         drain_rx,
     )
-    .into_server();
+    .into_server(limits.grpc_max_message_bytes);
 
     let (stop_tx, _) = broadcast::channel::<()>(1);
     let mut stop_grpc = stop_tx.subscribe();
     let mut stop_http = stop_tx.subscribe();
     info!(grpc = %grpc.local_addr()?, http = %http.local_addr()?, "gateway serving");
 
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(t) = &config.tls {
-        let mut tls = tonic::transport::ServerTlsConfig::new().identity(
-            tonic::transport::Identity::from_pem(read(&t.cert)?, read(&t.key)?),
-        );
-        if let Some(ca) = &t.client_ca {
-            tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
+    let (grpc_tls, http_tls) = match &config.tls {
+        Some(t) => {
+            info!(mutual = t.client_ca.is_some(), "both ports serve TLS");
+            (
+                Some(crate::tls::grpc_acceptor(
+                    &t.cert,
+                    &t.key,
+                    t.client_ca.as_deref(),
+                )?),
+                Some(crate::tls::http_acceptor(&t.cert, &t.key)?),
+            )
         }
-        builder = builder.tls_config(tls)?;
-        info!(mutual = t.client_ca.is_some(), "connector port serves TLS");
-    }
-    let grpc_server = builder
+        None => (None, None),
+    };
+    let grpc_conns = listen::accept(
+        grpc,
+        grpc_tls,
+        Port::Grpc,
+        PortLimits {
+            max_connections: limits.grpc_max_connections,
+            max_per_address: limits.grpc_max_connections_per_address,
+            handshake_timeout: limits.tls_handshake_timeout,
+            idle_timeout: limits.idle_timeout,
+        },
+        metrics.clone(),
+    );
+    let http_conns = listen::accept(
+        http,
+        http_tls,
+        Port::Http,
+        PortLimits {
+            max_connections: limits.max_connections,
+            max_per_address: limits.max_connections_per_address,
+            handshake_timeout: limits.tls_handshake_timeout,
+            idle_timeout: limits.idle_timeout,
+        },
+        metrics.clone(),
+    );
+    let grpc_server = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .max_concurrent_streams(Some(16))
+        .http2_max_header_list_size(Some(16 << 10))
         .add_service(link)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async move {
-            let _ = stop_grpc.recv().await;
-        });
+        .serve_with_incoming_shutdown(
+            ReceiverStream::new(grpc_conns).map(Ok::<_, std::io::Error>),
+            async move {
+                let _ = stop_grpc.recv().await;
+            },
+        );
     let dav = crate::dav::DavState {
         store: store.clone(),
-        auth: std::sync::Arc::new(crate::dav::auth::Authenticator::new(
-            metrics.auth_throttled.clone(),
+        auth: Arc::new(crate::dav::auth::Authenticator::new(
+            &limits,
+            metrics.clone(),
         )),
-        max_item_bytes: config.max_item_bytes,
+        limits: limits.clone(),
         metrics: metrics.clone(),
     };
     let app = crate::http::router(store.clone(), dav, metrics.clone());
-    let service = app.into_make_service_with_connect_info::<crate::tls::ClientAddr>();
-    let stop = async move {
+    let http_server = crate::http::serve(http_conns, app, &limits, async move {
         let _ = stop_http.recv().await;
-    };
-    // The HTTP port speaks HTTPS with the same certificate when one is given.
-    let http_server: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> =
-        match &config.tls {
-            Some(t) => {
-                let listener = crate::tls::TlsListener::new(http, &t.cert, &t.key)?;
-                Box::pin(
-                    axum::serve(listener, service)
-                        .with_graceful_shutdown(stop)
-                        .into_future(),
-                )
-            }
-            None => Box::pin(
-                axum::serve(http, service)
-                    .with_graceful_shutdown(stop)
-                    .into_future(),
-            ),
-        };
+    });
     // Graceful shutdown: stop handing out leases, let rounds in flight finish (up to
     // the drain deadline), release, close connector streams so they reconnect to
     // another replica, then stop the servers.
@@ -154,8 +178,7 @@ pub async fn run(
         info!(took = ?started.elapsed(), "drained; stopping");
         let _ = stop_tx.send(());
     });
-    let (g, h) = tokio::join!(grpc_server, http_server);
+    let (g, ()) = tokio::join!(grpc_server, http_server);
     g?;
-    h?;
     Ok(())
 }

@@ -44,30 +44,69 @@ pub struct SourceCtx {
     pub lease_ttl: Duration,
 }
 
+/// The first wait before reconnecting, and the wait after a healthy session.
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+/// The longest wait between attempts.
+const MAX_RETRY: Duration = Duration::from_secs(30);
+/// A session welcomed by the gateway and up at least this long was healthy: the next
+/// attempt starts over from [`FIRST_RETRY`]. (A gateway that welcomes and drops at
+/// once keeps the waits growing, so a fleet of connectors does not hammer it.)
+const HEALTHY: Duration = Duration::from_secs(5);
+
+/// Waits between connection attempts: exponential, jittered, starting over after a
+/// healthy session.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { next: FIRST_RETRY }
+    }
+}
+
+impl Backoff {
+    /// The wait before the next attempt (jittered ±50 %), after a session that was
+    /// welcomed and lasted `up` (`None`: it never got that far).
+    pub fn after(&mut self, up: Option<Duration>) -> Duration {
+        if up.is_some_and(|d| d >= HEALTHY) {
+            self.next = FIRST_RETRY;
+        }
+        let wait = self.next.mul_f64(rand::rng().random_range(0.5..1.5));
+        self.next = (self.next * 2).min(MAX_RETRY);
+        wait
+    }
+}
+
 /// Runs the connector until the process is stopped, or until the gateway refuses the
 /// token (which only an operator can fix).
 pub async fn run(config: Config) -> Result<(), LinkError> {
     let instance = uuid::Uuid::new_v4().to_string();
-    let mut backoff = Duration::from_millis(250);
+    let mut backoff = Backoff::default();
     loop {
-        match session(&config, &instance).await {
+        let mut welcomed = None;
+        match session(&config, &instance, &mut welcomed).await {
             Err(LinkError::Unauthenticated(m)) => {
                 error!(reason = %m, "the gateway refused this connector; enrol it again and update the token");
                 return Err(LinkError::Unauthenticated(m));
             }
             Err(e) => warn!(error = %e, "link failed"),
-            Ok(()) => backoff = Duration::from_millis(250),
+            Ok(()) => {}
         }
-        let jitter = rand::rng().random_range(0.5..1.5);
-        let wait = backoff.mul_f64(jitter);
+        let wait = backoff.after(welcomed.map(|t: std::time::Instant| t.elapsed()));
         info!(retry_in = ?wait, "reconnecting to the gateway");
         tokio::time::sleep(wait).await;
-        backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }
 
-/// One connection's life: returns when the link ends.
-async fn session(config: &Config, instance: &str) -> Result<(), LinkError> {
+/// One connection's life: returns when the link ends. `welcomed` is set to when the
+/// gateway welcomed this connector.
+async fn session(
+    config: &Config,
+    instance: &str,
+    welcomed: &mut Option<std::time::Instant>,
+) -> Result<(), LinkError> {
     let (link, mut nudges) = Link::connect(&config.gateway, &config.token, &config.tls).await?;
     let hello = pb::Hello {
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -88,6 +127,7 @@ async fn session(config: &Config, instance: &str) -> Result<(), LinkError> {
     let Ans::Welcome(welcome) = link.ask(Req::Hello(hello)).await? else {
         return Err(LinkError::Unexpected("no welcome".into()));
     };
+    *welcomed = Some(std::time::Instant::now());
     info!(gateway = %config.gateway, tenant = %welcome.tenant, connector = %welcome.connector, "connected to the gateway");
     let lease_ttl = Duration::from_millis(welcome.lease_ttl_ms.max(1000));
 
@@ -446,4 +486,27 @@ async fn lifecycle(
         }
     }
     done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_starts_over_after_a_healthy_session() {
+        let mut b = Backoff::default();
+        let mut last = Duration::ZERO;
+        for _ in 0..12 {
+            last = b.after(None);
+        }
+        assert!(last >= MAX_RETRY / 2, "grows to the cap: {last:?}");
+        // A session that only got a welcome and dropped at once does not reset it.
+        assert!(b.after(Some(Duration::from_millis(10))) >= MAX_RETRY / 2);
+        // A healthy one does.
+        let after_healthy = b.after(Some(HEALTHY));
+        assert!(
+            after_healthy <= FIRST_RETRY.mul_f64(1.5),
+            "{after_healthy:?}"
+        );
+    }
 }

@@ -6,19 +6,29 @@
 //! *live* hashes (one indexed query), so a revoked or rotated password stops matching
 //! at once, and a cache entry never outlives the hash it was made for.
 //!
-//! Failures are slowed down per user and per client address: each failure in the last
-//! minutes adds delay before the answer, up to a few seconds.
+//! Verifications run on the bounded [`crate::passwords::Pool`]: a flood of wrong
+//! passwords waits for a slot (and is answered 503 when none frees up in time) instead
+//! of growing memory. An unknown login is verified against a dummy hash, so a wrong
+//! password costs the same whether or not the login exists.
+//!
+//! Failures are slowed down per login and per client address: each failure in the
+//! last minutes adds delay, up to a few seconds, and the delay is waited *before* the
+//! verification, holding no slot. The failure table keeps a fixed-size digest per
+//! login or address, never the login itself, and holds at most a set number of
+//! entries, so neither long logins nor many of them grow it without bound.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::auth::verify_password;
+use crate::limits::Limits;
+use crate::metrics::Metrics;
+use crate::passwords::{Busy, Pool};
 use crate::store::{Store, StoreError};
 
 /// Who a request comes from.
@@ -38,26 +48,93 @@ pub enum DavAuthError {
     /// No or malformed credentials, or wrong ones.
     #[error("authentication required")]
     Unauthorized,
+    /// Every verification slot stayed busy (503 with Retry-After).
+    #[error(transparent)]
+    Busy(#[from] Busy),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// Remembered verifications and recent failures.
+/// A fixed-size key of the failure table: a digest of a login or an address.
+type FailureKey = [u8; 32];
+
+/// Recent failures per login and per address, bounded in entries.
 #[derive(Debug, Default)]
+struct Failures {
+    entries: HashMap<FailureKey, (u32, Instant)>,
+    max: usize,
+}
+
+impl Failures {
+    /// Counts a failure of each key now; returns the highest count.
+    fn record(&mut self, keys: &[FailureKey], now: Instant) -> u32 {
+        if self.entries.len() + keys.len() > self.max {
+            self.entries
+                .retain(|_, (_, at)| now.duration_since(*at) < FAILURE_WINDOW);
+        }
+        if self.entries.len() + keys.len() > self.max {
+            // Still full of recent failures: keep those that already slow a caller
+            // down, then, if that is not enough, start over.
+            self.entries.retain(|_, (n, _)| *n > FREE_FAILURES);
+            if self.entries.len() + keys.len() > self.max {
+                self.entries.clear();
+            }
+        }
+        let mut worst = 0;
+        for k in keys {
+            let e = self.entries.entry(*k).or_insert((0, now));
+            if now.duration_since(e.1) >= FAILURE_WINDOW {
+                e.0 = 0;
+            }
+            e.0 += 1;
+            e.1 = now;
+            worst = worst.max(e.0);
+        }
+        worst
+    }
+
+    /// The highest recent failure count of the keys.
+    fn count(&self, keys: &[FailureKey], now: Instant) -> u32 {
+        keys.iter()
+            .filter_map(|k| self.entries.get(k))
+            .filter(|(_, at)| now.duration_since(*at) < FAILURE_WINDOW)
+            .map(|(n, _)| *n)
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn forgive(&mut self, keys: &[FailureKey]) {
+        for k in keys {
+            self.entries.remove(k);
+        }
+    }
+}
+
+/// Remembered verifications and recent failures.
 pub struct Authenticator {
     verified: Mutex<HashSet<[u8; 32]>>,
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
-    /// Failed attempts that were slowed down (exported as a metric).
-    throttled: prometheus_client::metrics::counter::Counter,
+    failures: Mutex<Failures>,
+    pool: Pool,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").finish_non_exhaustive()
+    }
 }
 
 /// How long failures are remembered.
 const FAILURE_WINDOW: Duration = Duration::from_secs(300);
+/// Failures that cost no delay.
+const FREE_FAILURES: u32 = 2;
 /// The most delay added to a failing attempt.
 const MAX_DELAY: Duration = Duration::from_secs(4);
 /// Cache entries kept before the cache is cleared (bounds memory).
 const MAX_CACHE: usize = 100_000;
+/// Longest login looked up; a longer one is unknown (and costs what unknown ones do).
+const MAX_LOGIN: usize = 320;
 
 fn cache_key(password: &str, hash: &str) -> [u8; 32] {
     let mut h = Sha256::new();
@@ -80,19 +157,44 @@ pub fn parse_basic(header: &str) -> Option<(String, String)> {
     Some((user.to_string(), pass.to_string()))
 }
 
-/// Splits `alice@acme` (or `alice%40acme`) into user and tenant.
+/// Splits `alice@acme` (or `alice%40acme`) into user and tenant. A login with
+/// control characters, or longer than a mail address can be, names nobody.
 pub fn split_login(login: &str) -> Option<(String, String)> {
+    if login.len() > MAX_LOGIN || login.chars().any(char::is_control) {
+        return None;
+    }
     let login = login.replace("%40", "@");
     let (user, tenant) = login.rsplit_once('@')?;
     (!user.is_empty() && !tenant.is_empty()).then(|| (user.to_string(), tenant.to_string()))
 }
 
+/// The failure-table keys of a login and an address.
+fn failure_keys(login: &str, addr: Option<IpAddr>) -> Vec<FailureKey> {
+    let digest = |kind: &str, value: &str| -> FailureKey {
+        let mut h = Sha256::new();
+        h.update(kind.as_bytes());
+        h.update([0]);
+        h.update(value.as_bytes());
+        h.finalize().into()
+    };
+    let mut k = vec![digest("login", &login.to_lowercase())];
+    if let Some(a) = addr {
+        k.push(digest("address", &a.to_string()));
+    }
+    k
+}
+
 impl Authenticator {
-    /// An authenticator counting slowed-down attempts in `throttled`.
-    pub fn new(throttled: prometheus_client::metrics::counter::Counter) -> Self {
+    /// An authenticator with the pool and table sizes of `limits`.
+    pub fn new(limits: &Limits, metrics: Arc<Metrics>) -> Self {
         Authenticator {
-            throttled,
-            ..Authenticator::default()
+            verified: Mutex::default(),
+            failures: Mutex::new(Failures {
+                entries: HashMap::new(),
+                max: limits.failed_login_entries.max(2),
+            }),
+            pool: Pool::new(limits.verifications(), limits.password_wait),
+            metrics,
         }
     }
 
@@ -103,106 +205,90 @@ impl Authenticator {
         header: Option<&str>,
         addr: Option<IpAddr>,
     ) -> Result<Principal, DavAuthError> {
-        let parsed = header.and_then(parse_basic);
-        let Some((login, password)) = parsed else {
+        let Some((login, password)) = header.and_then(parse_basic) else {
             return Err(DavAuthError::Unauthorized);
         };
-        let Some((user, tenant)) = split_login(&login) else {
-            self.fail(&login, addr).await;
-            return Err(DavAuthError::Unauthorized);
+        let keys = failure_keys(&login, addr);
+        // Earned delay first, holding nothing: a guesser's requests wait here, not in
+        // the verification pool.
+        let earlier = self
+            .failures
+            .lock()
+            .map(|f| f.count(&keys, Instant::now()))
+            .unwrap_or(0);
+        let delay = delay_for(earlier + 1);
+        if !delay.is_zero() {
+            self.metrics.auth_throttled.inc();
+            tokio::time::sleep(delay).await;
+        }
+        let (creds, name) = match split_login(&login) {
+            Some((user, tenant)) => (
+                store.credentials(&tenant, &user).await?,
+                format!("{user}@{tenant}"),
+            ),
+            None => (None, String::new()),
         };
-        let creds = store.credentials(&tenant, &user).await?;
-        let ok = match &creds {
-            Some(c) => self.matches(&password, &c.hashes).await,
-            None => false,
+        let hashes = creds.as_ref().map(|c| c.hashes.as_slice()).unwrap_or(&[]);
+        let ok = match self.cached(&password, hashes) {
+            true => true,
+            false => match self.pool.verify(&password, hashes).await {
+                Ok(Some(i)) => {
+                    self.remember(&password, &hashes[i]);
+                    true
+                }
+                Ok(None) => false,
+                Err(busy) => {
+                    self.metrics.auth_busy.inc();
+                    return Err(busy.into());
+                }
+            },
         };
         match (ok, creds) {
             (true, Some(c)) => {
-                self.forgive(&login, addr);
+                if let Ok(mut f) = self.failures.lock() {
+                    f.forgive(&keys);
+                }
                 Ok(Principal {
-                    login: format!("{user}@{tenant}"),
+                    login: name,
                     tenant: c.tenant,
                     user: c.user,
                 })
             }
             _ => {
-                self.fail(&login, addr).await;
+                if let Ok(mut f) = self.failures.lock() {
+                    f.record(&keys, Instant::now());
+                }
                 Err(DavAuthError::Unauthorized)
             }
         }
     }
 
-    async fn matches(&self, password: &str, hashes: &[String]) -> bool {
-        for hash in hashes {
-            let key = cache_key(password, hash);
-            if self
-                .verified
-                .lock()
-                .map(|v| v.contains(&key))
-                .unwrap_or(false)
-            {
-                return true;
-            }
-        }
-        for hash in hashes {
-            let (p, h) = (password.to_string(), hash.clone());
-            let ok = tokio::task::spawn_blocking(move || verify_password(&p, &h))
-                .await
-                .unwrap_or(false);
-            if ok {
-                if let Ok(mut v) = self.verified.lock() {
-                    if v.len() >= MAX_CACHE {
-                        v.clear();
-                    }
-                    v.insert(cache_key(password, hash));
-                }
-                return true;
-            }
-        }
-        false
+    fn cached(&self, password: &str, hashes: &[String]) -> bool {
+        let Ok(v) = self.verified.lock() else {
+            return false;
+        };
+        hashes.iter().any(|h| v.contains(&cache_key(password, h)))
     }
 
-    fn keys(login: &str, addr: Option<IpAddr>) -> Vec<String> {
-        let mut k = vec![format!("user:{}", login.to_lowercase())];
-        if let Some(a) = addr {
-            k.push(format!("addr:{a}"));
+    fn remember(&self, password: &str, hash: &str) {
+        if let Ok(mut v) = self.verified.lock() {
+            if v.len() >= MAX_CACHE {
+                v.clear();
+            }
+            v.insert(cache_key(password, hash));
         }
-        k
     }
 
-    /// Records a failure and waits the delay it earns.
-    async fn fail(&self, login: &str, addr: Option<IpAddr>) {
-        let mut worst = 0;
-        if let Ok(mut f) = self.failures.lock() {
-            let now = Instant::now();
-            f.retain(|_, (_, at)| now.duration_since(*at) < FAILURE_WINDOW);
-            for k in Self::keys(login, addr) {
-                let e = f.entry(k).or_insert((0, now));
-                e.0 += 1;
-                e.1 = now;
-                worst = worst.max(e.0);
-            }
-        }
-        let delay = delay_for(worst);
-        if !delay.is_zero() {
-            self.throttled.inc();
-        }
-        tokio::time::sleep(delay).await;
-    }
-
-    fn forgive(&self, login: &str, addr: Option<IpAddr>) {
-        if let Ok(mut f) = self.failures.lock() {
-            for k in Self::keys(login, addr) {
-                f.remove(&k);
-            }
-        }
+    /// Entries in the failure table (for tests of its bound).
+    pub fn failure_entries(&self) -> usize {
+        self.failures.lock().map(|f| f.entries.len()).unwrap_or(0)
     }
 }
 
-/// The delay after `n` recent failures: none for the first two, then doubling from
-/// 250 ms up to [`MAX_DELAY`].
+/// The delay before the `n`th attempt in a row to fail: none for the first two, then
+/// doubling from 250 ms up to [`MAX_DELAY`].
 pub fn delay_for(n: u32) -> Duration {
-    if n <= 2 {
+    if n <= FREE_FAILURES {
         return Duration::ZERO;
     }
     let ms = 250u64.saturating_mul(1 << (n - 3).min(10));
@@ -239,6 +325,31 @@ mod tests {
         assert_eq!(delay_for(3), Duration::from_millis(250));
         assert_eq!(delay_for(4), Duration::from_millis(500));
         assert_eq!(delay_for(40), MAX_DELAY);
+    }
+
+    #[test]
+    fn logins_with_control_characters_or_too_long_name_nobody() {
+        assert_eq!(split_login("ali\0ce@acme"), None);
+        assert_eq!(split_login(&format!("{}@acme", "a".repeat(400))), None);
+    }
+
+    #[test]
+    fn the_failure_table_is_bounded_whatever_the_logins() {
+        let mut f = Failures {
+            entries: HashMap::new(),
+            max: 1_000,
+        };
+        let now = Instant::now();
+        let addr: IpAddr = "10.1.2.3".parse().unwrap();
+        for i in 0..50_000 {
+            // 200 KB logins once grew the table by hundreds of megabytes.
+            let login = format!("{i}{}", "x".repeat(if i < 10 { 200_000 } else { 10 }));
+            f.record(&failure_keys(&login, Some(addr)), now);
+            assert!(f.entries.len() <= 1_000);
+        }
+        // The address that kept failing is still remembered and slowed down.
+        let keys = failure_keys("someone-new", Some(addr));
+        assert!(f.count(&keys, now) > FREE_FAILURES);
     }
 
     #[test]

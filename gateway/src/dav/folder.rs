@@ -125,7 +125,7 @@ async fn handle(
                     String::new(),
                 ));
             }
-            if req.body.len() > state.max_item_bytes {
+            if req.body.len() > state.limits.max_item_bytes {
                 return Err(DavError::TooLarge);
             }
             let ctype = req
@@ -213,7 +213,7 @@ async fn propfind(
     c: &DavCollection,
     path: &str,
 ) -> Result<Response, DavError> {
-    let wanted = super::propfind::requested(&req.body)?;
+    let wanted = super::propfind::requested(&req.body, &state.limits)?;
     let entries = state.store.files_under(req.who.tenant, c.id, path).await?;
     let Some(first) = entries.iter().find(|e| e.path == path) else {
         return Err(DavError::NotFound);
@@ -260,10 +260,11 @@ async fn proppatch(
         .file(req.who.tenant, c.id, path)
         .await?
         .ok_or(DavError::NotFound)?;
-    let changes: Vec<(Name, Option<String>)> = super::proppatch::changes(&req.body)?
-        .into_iter()
-        .map(|(n, e)| (n, e.map(|e| postern_davxml::inner_xml(&e))))
-        .collect();
+    let changes: Vec<(Name, Option<String>)> =
+        super::proppatch::changes(&req.body, state.limits.xml())?
+            .into_iter()
+            .map(|(n, e)| (n, e.map(|e| postern_davxml::inner_xml(&e))))
+            .collect();
     let refused = changes.iter().any(|(n, _)| protected(n));
     let results: Vec<(Name, &str)> = changes
         .iter()

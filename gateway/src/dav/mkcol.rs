@@ -13,12 +13,15 @@ use crate::store::StoreError;
 
 /// Display name and colour from the request body, and whether the asked resource
 /// type fits the URL.
-fn settings(kind: Kind, body: &[u8]) -> Result<(String, String), DavError> {
+fn settings(
+    kind: Kind,
+    body: &[u8],
+    xml: postern_davxml::Limits,
+) -> Result<(String, String), DavError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok((String::new(), String::new()));
     }
-    let root =
-        postern_davxml::parse(body).map_err(|e| DavError::BadRequest(None, e.to_string()))?;
+    let root = super::parse_xml(body, xml)?;
     let prop = root.child(DAV, "set").and_then(|s| s.child(DAV, "prop"));
     let text = |ns: &str, name: &str| {
         prop.and_then(|p| p.child(ns, name))
@@ -64,7 +67,7 @@ pub async fn mkcol(state: &DavState, req: &DavRequest) -> Result<Response, DavEr
             "unusable collection name".into(),
         ));
     }
-    let (display, color) = settings(*kind, &req.body)?;
+    let (display, color) = settings(*kind, &req.body, state.limits.xml())?;
     let display = if display.is_empty() {
         name.clone()
     } else {
@@ -97,11 +100,11 @@ mod tests {
     fn reads_names_and_refuses_the_wrong_type() {
         let body = br#"<c:mkcalendar xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav" xmlns:a="http://apple.com/ns/ical/"><d:set><d:prop><d:displayname>Team</d:displayname><a:calendar-color>#00ff00</a:calendar-color></d:prop></d:set></c:mkcalendar>"#;
         assert_eq!(
-            settings(Kind::Calendars, body).unwrap(),
+            settings(Kind::Calendars, body, Default::default()).unwrap(),
             ("Team".into(), "#00ff00".into())
         );
         let mkcol = br#"<d:mkcol xmlns:d="DAV:" xmlns:cr="urn:ietf:params:xml:ns:carddav"><d:set><d:prop><d:resourcetype><d:collection/><cr:addressbook/></d:resourcetype></d:prop></d:set></d:mkcol>"#;
-        assert!(settings(Kind::AddressBooks, mkcol).is_ok());
-        assert!(settings(Kind::Calendars, mkcol).is_err());
+        assert!(settings(Kind::AddressBooks, mkcol, Default::default()).is_ok());
+        assert!(settings(Kind::Calendars, mkcol, Default::default()).is_err());
     }
 }

@@ -54,8 +54,8 @@ pub struct DavState {
     pub store: Store,
     /// Authentication with its cache.
     pub auth: Arc<Authenticator>,
-    /// Largest item body accepted by PUT, in bytes.
-    pub max_item_bytes: usize,
+    /// Bounds on bodies, XML, properties and answers.
+    pub limits: Arc<crate::limits::Limits>,
     /// Request counters.
     pub metrics: Arc<crate::metrics::Metrics>,
 }
@@ -102,6 +102,15 @@ pub enum DavError {
     /// 413: the body is too large.
     #[error("payload too large")]
     TooLarge,
+    /// 408: the body did not arrive in time.
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
+    /// 414: the path is too long.
+    #[error("the request path is too long")]
+    UriTooLong,
+    /// 503 with Retry-After: every password-verification slot is busy.
+    #[error("too many logins at once; retry shortly")]
+    Busy,
     /// 400 or 415 naming a DAV precondition, or a plain 400.
     #[error("bad request: {1}")]
     BadRequest(Option<Name>, String),
@@ -160,6 +169,19 @@ impl IntoResponse for DavError {
                 .into_response(),
             DavError::PreconditionFailed => error_body(StatusCode::PRECONDITION_FAILED, None, text),
             DavError::TooLarge => error_body(StatusCode::PAYLOAD_TOO_LARGE, None, text),
+            DavError::BodyTimeout => {
+                let mut r = error_body(StatusCode::REQUEST_TIMEOUT, None, text);
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                r
+            }
+            DavError::UriTooLong => error_body(StatusCode::URI_TOO_LONG, None, text),
+            DavError::Busy => {
+                let mut r = error_body(StatusCode::SERVICE_UNAVAILABLE, None, text);
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                r
+            }
             DavError::BadRequest(p, _) => error_body(StatusCode::BAD_REQUEST, p.as_ref(), text),
             DavError::UnsupportedMedia(p) => {
                 error_body(StatusCode::UNSUPPORTED_MEDIA_TYPE, Some(&p), text)
@@ -269,6 +291,13 @@ async fn serve(
     if method == Method::OPTIONS {
         return options::options();
     }
+    match path::check(parts.uri.path()) {
+        Ok(()) => {}
+        Err(path::PathError::TooLong) => return DavError::UriTooLong.into_response(),
+        Err(path::PathError::Invalid(why)) => {
+            return DavError::BadRequest(None, why.into()).into_response();
+        }
+    }
     let target = match Target::parse(parts.uri.path()) {
         Some(t) => t,
         None => return DavError::NotFound.into_response(),
@@ -284,6 +313,7 @@ async fn serve(
     {
         Ok(p) => p,
         Err(DavAuthError::Unauthorized) => return DavError::Unauthorized.into_response(),
+        Err(DavAuthError::Busy(_)) => return DavError::Busy.into_response(),
         Err(DavAuthError::Store(e)) => return DavError::Store(e).into_response(),
     };
     // Clients that do not follow the redirect PROPFIND the well-known URL itself.
@@ -301,10 +331,9 @@ async fn serve(
     {
         return DavError::Forbidden(None).into_response();
     }
-    let limit = state.max_item_bytes.max(1 << 20) * 4;
-    let body = match axum::body::to_bytes(body, limit).await {
+    let body = match read_body(&state.limits, &method, &parts.headers, body).await {
         Ok(b) => b,
-        Err(_) => return DavError::TooLarge.into_response(),
+        Err(e) => return e.into_response(),
     };
     let req = DavRequest {
         method,
@@ -329,6 +358,42 @@ async fn serve(
         _ => Err(DavError::MethodNotAllowed),
     };
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Reads a request body within its bounds: an item's size for PUT, the XML size for
+/// everything else, and the body timeout. A declared length over the bound is refused
+/// before a byte is read.
+async fn read_body(
+    limits: &crate::limits::Limits,
+    method: &Method,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, DavError> {
+    let limit = if method == Method::PUT {
+        limits.max_item_bytes
+    } else {
+        limits.max_xml_bytes
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(DavError::TooLarge);
+    }
+    match tokio::time::timeout(limits.body_timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(_)) => Err(DavError::TooLarge),
+        Err(_) => Err(DavError::BodyTimeout),
+    }
+}
+
+/// Parses an XML request body within the XML limits.
+pub fn parse_xml(
+    body: &[u8],
+    limits: postern_davxml::Limits,
+) -> Result<postern_davxml::Element, DavError> {
+    postern_davxml::parse_with(body, limits).map_err(|e| DavError::BadRequest(None, e.to_string()))
 }
 
 /// One of the requesting user's collections, or 404.

@@ -49,6 +49,11 @@ pub enum Target {
 
 /// Percent-decodes `%40` (and any other escape) in a login segment.
 fn decode(seg: &str) -> String {
+    String::from_utf8_lossy(&decode_bytes(seg)).into_owned()
+}
+
+/// Percent-decodes a segment to bytes.
+fn decode_bytes(seg: &str) -> Vec<u8> {
     let bytes = seg.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -66,7 +71,52 @@ fn decode(seg: &str) -> String {
         out.push(bytes[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
+}
+
+/// Longest request path accepted (414 beyond).
+pub const MAX_PATH: usize = 4096;
+/// Longest name of a collection, item or folder, in bytes once decoded (as file
+/// systems and the back ends allow; 400 beyond).
+pub const MAX_NAME: usize = 255;
+
+/// Why a request path is refused before anything looks it up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathError {
+    /// Longer than [`MAX_PATH`].
+    TooLong,
+    /// A segment that can name nothing (a control character, or too long).
+    Invalid(&'static str),
+}
+
+/// Checks a request path (as sent) for what no resource can be named: control
+/// characters such as NUL once decoded, segments longer than [`MAX_NAME`], or a path
+/// longer than [`MAX_PATH`]. Such names are refused here, as the client's mistake,
+/// instead of reaching the database and failing there.
+pub fn check(path: &str) -> Result<(), PathError> {
+    if path.len() > MAX_PATH {
+        return Err(PathError::TooLong);
+    }
+    for seg in path.split('/') {
+        if !seg.contains('%') && seg.len() <= MAX_NAME && !seg.chars().any(char::is_control) {
+            continue;
+        }
+        let decoded = decode_bytes(seg);
+        if decoded.len() > MAX_NAME {
+            return Err(PathError::Invalid(
+                "a name in the path is longer than 255 bytes",
+            ));
+        }
+        if decoded.iter().any(|b| *b < 0x20 || *b == 0x7f) {
+            return Err(PathError::Invalid(
+                "a name in the path holds a control character",
+            ));
+        }
+        if std::str::from_utf8(&decoded).is_err() {
+            return Err(PathError::Invalid("a name in the path is not UTF-8"));
+        }
+    }
+    Ok(())
 }
 
 impl Target {
@@ -228,6 +278,40 @@ mod tests {
                 "c/d".into()
             ))
         );
+    }
+
+    #[test]
+    fn refuses_names_no_resource_can_have() {
+        assert_eq!(check("/dav/calendars/alice@acme/work/a%20b.ics"), Ok(()));
+        assert!(matches!(
+            check("/dav/calendars/alice%00@acme/"),
+            Err(PathError::Invalid(_))
+        ));
+        assert!(matches!(
+            check(&format!(
+                "/dav/calendars/alice@acme/work/{}.ics",
+                "a".repeat(6000)
+            )),
+            Err(PathError::TooLong)
+        ));
+        assert!(matches!(
+            check(&format!(
+                "/dav/calendars/alice@acme/work/{}.ics",
+                "a".repeat(300)
+            )),
+            Err(PathError::Invalid(_))
+        ));
+        assert!(matches!(
+            check(&format!(
+                "/dav/calendars/alice@acme/work/{}",
+                "%41".repeat(100)
+            )),
+            Ok(())
+        ));
+        assert!(matches!(
+            check("/dav/calendars/alice@acme/work/%FF.ics"),
+            Err(PathError::Invalid(_))
+        ));
     }
 
     #[test]

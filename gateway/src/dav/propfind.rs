@@ -7,15 +7,16 @@ use postern_davxml::{DAV, Name};
 
 use super::path::{self, Kind, Target};
 use super::{DavError, DavRequest, DavState, multistatus, props, stream};
+use crate::limits::Limits;
 use crate::store::dav::DavCollection;
 
-/// What the body asks for: `None` for allprop (or an empty body), else the names.
-pub fn requested(body: &[u8]) -> Result<Option<Vec<Name>>, DavError> {
+/// What the body asks for: `None` for allprop (or an empty body), else the names,
+/// at most `max_props` of them.
+pub fn requested(body: &[u8], limits: &Limits) -> Result<Option<Vec<Name>>, DavError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let root =
-        postern_davxml::parse(body).map_err(|e| DavError::BadRequest(None, e.to_string()))?;
+    let root = super::parse_xml(body, limits.xml())?;
     if !root.is(DAV, "propfind") {
         return Err(DavError::BadRequest(
             None,
@@ -28,6 +29,16 @@ pub fn requested(body: &[u8]) -> Result<Option<Vec<Name>>, DavError> {
     let prop = root
         .child(DAV, "prop")
         .ok_or_else(|| DavError::BadRequest(None, "propfind without prop".into()))?;
+    if prop.children.len() > limits.max_propfind_properties {
+        return Err(DavError::BadRequest(
+            None,
+            format!(
+                "the PROPFIND names {} properties; at most {} are answered",
+                prop.children.len(),
+                limits.max_propfind_properties
+            ),
+        ));
+    }
     Ok(Some(
         prop.children
             .iter()
@@ -38,7 +49,7 @@ pub fn requested(body: &[u8]) -> Result<Option<Vec<Name>>, DavError> {
 
 /// Answers a PROPFIND.
 pub async fn propfind(state: &DavState, req: &DavRequest) -> Result<Response, DavError> {
-    let wanted = requested(&req.body)?;
+    let wanted = requested(&req.body, &state.limits)?;
     let wanted = wanted.as_deref();
     let login = req.who.login.as_str();
     let depth = req.depth(1);
@@ -133,12 +144,16 @@ mod tests {
 
     #[test]
     fn reads_what_is_asked() {
-        assert_eq!(requested(b"").unwrap(), None);
+        assert_eq!(requested(b"", &Limits::default()).unwrap(), None);
         assert_eq!(
-            requested(br#"<propfind xmlns="DAV:"><allprop/></propfind>"#).unwrap(),
+            requested(
+                br#"<propfind xmlns="DAV:"><allprop/></propfind>"#,
+                &Limits::default()
+            )
+            .unwrap(),
             None
         );
-        let asked = requested(br#"<D:propfind xmlns:D="DAV:" xmlns:C="http://calendarserver.org/ns/"><D:prop><D:displayname/><C:getctag/></D:prop></D:propfind>"#)
+        let asked = requested(br#"<D:propfind xmlns:D="DAV:" xmlns:C="http://calendarserver.org/ns/"><D:prop><D:displayname/><C:getctag/></D:prop></D:propfind>"#, &Limits::default())
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -148,7 +163,7 @@ mod tests {
                 Name::new(postern_davxml::CS, "getctag")
             ]
         );
-        assert!(requested(b"<oops").is_err());
-        assert!(requested(br#"<x xmlns="DAV:"/>"#).is_err());
+        assert!(requested(b"<oops", &Limits::default()).is_err());
+        assert!(requested(br#"<x xmlns="DAV:"/>"#, &Limits::default()).is_err());
     }
 }

@@ -11,9 +11,11 @@ use super::{DavError, DavRequest, DavState, multistatus};
 /// One requested change: a property and its new value (`None` to remove).
 /// The properties a `propertyupdate` body sets (with their element) or removes
 /// (`None`), in order. Shared with plain resources ([`super::folder`]).
-pub fn changes(body: &[u8]) -> Result<Vec<(Name, Option<Element>)>, DavError> {
-    let root =
-        postern_davxml::parse(body).map_err(|e| DavError::BadRequest(None, e.to_string()))?;
+pub fn changes(
+    body: &[u8],
+    xml: postern_davxml::Limits,
+) -> Result<Vec<(Name, Option<Element>)>, DavError> {
+    let root = super::parse_xml(body, xml)?;
     if !root.is(DAV, "propertyupdate") {
         return Err(DavError::BadRequest(None, "expected propertyupdate".into()));
     }
@@ -38,7 +40,7 @@ pub async fn proppatch(state: &DavState, req: &DavRequest) -> Result<Response, D
         return Err(DavError::Forbidden(None));
     };
     let c = super::own_collection(state, req, *kind, name).await?;
-    let asked: Vec<(Name, Option<String>)> = changes(&req.body)?
+    let asked: Vec<(Name, Option<String>)> = changes(&req.body, state.limits.xml())?
         .into_iter()
         .map(|(n, e)| (n, e.map(|e| e.trimmed().to_string())))
         .collect();

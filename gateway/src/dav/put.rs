@@ -101,7 +101,7 @@ pub async fn put(state: &DavState, req: &DavRequest) -> Result<Response, DavErro
     if c.mode != "two-way" {
         return Err(DavError::Forbidden(Some(Name::new(DAV, "need-privileges"))));
     }
-    if req.body.len() > state.max_item_bytes {
+    if req.body.len() > state.limits.max_item_bytes {
         return Err(DavError::TooLarge);
     }
     let uid = match validate(*kind, req.header("content-type"), &req.body) {

@@ -61,8 +61,7 @@ fn item_response(
 
 /// Answers REPORT on a collection.
 pub async fn report(state: &DavState, req: &DavRequest) -> Result<Response, DavError> {
-    let root =
-        postern_davxml::parse(&req.body).map_err(|e| DavError::BadRequest(None, e.to_string()))?;
+    let root = super::parse_xml(&req.body, state.limits.xml())?;
     let (kind, name) = match &req.target {
         Target::Collection(kind, _, name) => (*kind, name.clone()),
         // Multiget on a single item is valid too; other reports need a collection.

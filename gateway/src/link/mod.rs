@@ -1,10 +1,19 @@
 //! The connector link: the gRPC `ConnectorLink` service. A thin adapter: it verifies
 //! the connector's token, then moves messages between the stream and a
 //! [`session::Session`], and forwards nudges for the session's collections.
+//!
+//! Bounds, so that one connector (or a stolen token) cannot hurt the others:
+//! - a message is at most `--grpc-max-message-bytes` once decompressed (a small gzip
+//!   message cannot inflate past it);
+//! - one token has at most `--max-streams-per-connector` streams open on a process;
+//! - the messages of one stream being served at once hold at most one message's worth
+//!   of bytes beyond the one being read, and at most 16 of them;
+//! - a stream that ends for any of these reasons ends with a status that says why.
 
 pub mod convert;
 pub mod session;
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +45,35 @@ pub struct LinkService {
     /// Becomes true when the gateway is shutting down: sessions stop handing out
     /// leases, let the rounds in flight finish, release, and close.
     drain: watch::Receiver<bool>,
+    /// Open streams per connector token (its `jti`) on this process.
+    streams: Arc<std::sync::Mutex<HashMap<Uuid, usize>>>,
+}
+
+/// A stream's place in [`LinkService::streams`]; given back on drop.
+struct StreamSlot {
+    jti: Uuid,
+    streams: Arc<std::sync::Mutex<HashMap<Uuid, usize>>>,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.streams.lock()
+            && let Some(n) = m.get_mut(&self.jti)
+        {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.jti);
+            }
+        }
+    }
+}
+
+/// Requests of one stream served at once.
+const CONCURRENT_REQUESTS: usize = 16;
+/// Bytes of the requests of one stream served at once, beyond the one being read, in
+/// KiB (the unit of the budget's permits): one largest message.
+fn inflight_budget_kib(max_message: usize) -> u32 {
+    u32::try_from(max_message / 1024).unwrap_or(u32::MAX).max(1)
 }
 
 impl std::fmt::Debug for LinkService {
@@ -61,17 +99,35 @@ impl LinkService {
             nudges,
             metrics,
             drain,
+            streams: Arc::default(),
         }
     }
 
-    /// The tonic server for this service, with compression and large messages allowed
-    /// (a batch of contacts with photos can be several megabytes).
-    pub fn into_server(self) -> pb::connector_link_server::ConnectorLinkServer<Self> {
+    /// Takes a stream slot for a token, or refuses when it has the most open.
+    fn open_stream(&self, jti: Uuid) -> Option<StreamSlot> {
+        let mut m = self.streams.lock().ok()?;
+        let n = m.entry(jti).or_insert(0);
+        if *n >= self.settings.max_streams_per_connector {
+            return None;
+        }
+        *n += 1;
+        Some(StreamSlot {
+            jti,
+            streams: self.streams.clone(),
+        })
+    }
+
+    /// The tonic server for this service, with compression, and messages up to
+    /// `max_message` bytes once decompressed (an item travels in one message).
+    pub fn into_server(
+        self,
+        max_message: usize,
+    ) -> pb::connector_link_server::ConnectorLinkServer<Self> {
         pb::connector_link_server::ConnectorLinkServer::new(self)
             .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
             .send_compressed(tonic::codec::CompressionEncoding::Gzip)
-            .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(64 << 20)
+            .max_decoding_message_size(max_message)
+            .max_encoding_message_size(max_message.max(64 << 20))
     }
 }
 
@@ -107,6 +163,15 @@ impl pb::connector_link_server::ConnectorLink for LinkService {
                 return Err(Status::unauthenticated(e.to_string()));
             }
         };
+        let Some(slot) = self.open_stream(claims.jti) else {
+            self.metrics
+                .connection_refused("grpc", "streams_per_connector");
+            warn!(connector = %claims.name, address = %address, "stream refused: this token has the most streams open");
+            return Err(Status::resource_exhausted(format!(
+                "this connector token already has {} streams open on this gateway (--max-streams-per-connector); close one or enrol another connector",
+                self.settings.max_streams_per_connector
+            )));
+        };
         let tenant_name = self
             .store
             .tenant_name(claims.tid)
@@ -124,8 +189,10 @@ impl pb::connector_link_server::ConnectorLink for LinkService {
         let mut inbound = req.into_inner();
         let (tx, rx) = mpsc::channel::<Result<pb::GatewayMessage, Status>>(64);
         let mut nudges = self.nudges.subscribe();
-        // Requests are served concurrently, a bounded number at a time.
-        let permits = Arc::new(Semaphore::new(16));
+        // Requests are served concurrently, a bounded number and bytes at a time.
+        let permits = Arc::new(Semaphore::new(CONCURRENT_REQUESTS));
+        let budget_kib = inflight_budget_kib(self.settings.max_message_bytes);
+        let bytes = Arc::new(Semaphore::new(budget_kib as usize));
         let mut drain = self.drain.clone();
         let drain_deadline = self.settings.drain_deadline;
 
@@ -151,9 +218,20 @@ impl pb::connector_link_server::ConnectorLink for LinkService {
                     next = inbound.next() => {
                         let m = match next {
                             Some(Ok(m)) => m,
-                            Some(Err(e)) => { info!(connector = %session.claims.name, error = %e, "connector stream broke"); break; }
+                            Some(Err(e)) => {
+                                // Say why (a message too large, a broken compression)
+                                // instead of ending the stream as if all were well.
+                                info!(connector = %session.claims.name, error = %e, "connector stream broke");
+                                let status = match e.code() {
+                                    tonic::Code::Unknown | tonic::Code::Ok => Status::internal(e.message().to_string()),
+                                    _ => Status::new(e.code(), e.message().to_string()),
+                                };
+                                let _ = tx.send(Err(status)).await;
+                                break;
+                            }
                             None => break,
                         };
+                        let size = prost::Message::encoded_len(&m);
                         let ordered = matches!(
                             m.body,
                             Some(pb::connector_message::Body::Hello(_)) | Some(pb::connector_message::Body::CollectionsFound(_))
@@ -167,8 +245,12 @@ impl pb::connector_link_server::ConnectorLink for LinkService {
                         if ordered {
                             serve.await;
                         } else {
+                            let kib = u32::try_from(size / 1024 + 1)
+                                .unwrap_or(u32::MAX)
+                                .min(budget_kib);
+                            let Ok(held) = bytes.clone().acquire_many_owned(kib).await else { break };
                             let Ok(permit) = permits.clone().acquire_owned().await else { break };
-                            tokio::spawn(async move { serve.await; drop(permit); });
+                            tokio::spawn(async move { serve.await; drop((permit, held)); });
                         }
                     }
                     nudge = nudges.recv() => match nudge {
@@ -186,6 +268,7 @@ impl pb::connector_link_server::ConnectorLink for LinkService {
                 }
             }
             session.close().await;
+            drop(slot);
             session.metrics.connectors.dec();
             info!(connector = %session.claims.name, "connector stream closed");
         });

@@ -33,6 +33,10 @@ pub struct LinkSettings {
     pub batch_bytes: usize,
     /// How long a shutting-down gateway waits for rounds in flight.
     pub drain_deadline: Duration,
+    /// Streams open at once with one connector token, on this process.
+    pub max_streams_per_connector: usize,
+    /// Largest message a connector may send, decompressed.
+    pub max_message_bytes: usize,
 }
 
 impl Default for LinkSettings {
@@ -42,6 +46,8 @@ impl Default for LinkSettings {
             batch_changes: 500,
             batch_bytes: 4 << 20,
             drain_deadline: Duration::from_secs(20),
+            max_streams_per_connector: 4,
+            max_message_bytes: 16 << 20,
         }
     }
 }
@@ -717,13 +723,34 @@ impl Session {
             .await
     }
 
-    /// Releases every lease this stream's instance holds (the stream ended).
+    /// Releases every lease this stream's instance holds (the stream ended), so
+    /// another connector can take over at once. If the database does not answer (the
+    /// stream may have ended *because* of an outage), the release is retried in the
+    /// background until it does, or until the leases would have expired anyway.
     pub async fn close(&self) {
         let holder = self.instance().await;
-        if !holder.is_empty()
-            && let Err(e) = self.store.release_all_leases(self.tenant(), &holder).await
-        {
-            warn!(error = %e, "could not release leases of a closed stream");
+        if holder.is_empty() {
+            return;
         }
+        let tenant = self.tenant();
+        let Err(e) = self.store.release_all_leases(tenant, &holder).await else {
+            return;
+        };
+        warn!(error = %e, connector = %self.claims.name, "could not release the leases of a closed stream; retrying until the database answers");
+        let store = self.store.clone();
+        let give_up = tokio::time::Instant::now() + self.settings.lease_ttl;
+        tokio::spawn(async move {
+            let mut wait = Duration::from_millis(100);
+            while tokio::time::Instant::now() < give_up {
+                tokio::time::sleep(wait).await;
+                match store.release_all_leases(tenant, &holder).await {
+                    Ok(n) => {
+                        info!(released = n, "released the leases of a closed stream");
+                        return;
+                    }
+                    Err(_) => wait = (wait * 2).min(Duration::from_secs(1)),
+                }
+            }
+        });
     }
 }

@@ -265,7 +265,7 @@ impl Store {
             if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
                 StoreError::Conflict(format!("collection {name:?} exists"))
             } else {
-                StoreError::Db(e)
+                StoreError::from(e)
             }
         })?;
         super::items::notify(&tx, tenant, id).await?;

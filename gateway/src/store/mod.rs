@@ -33,7 +33,7 @@ pub const CHANGES_CHANNEL: &str = "postern_changes";
 pub enum StoreError {
     /// The database could not be reached or failed.
     #[error("database: {}", db_message(.0))]
-    Db(#[from] tokio_postgres::Error),
+    Db(tokio_postgres::Error),
     /// No connection could be taken from the pool.
     #[error("database pool: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
@@ -48,6 +48,27 @@ pub enum StoreError {
     Invalid(String),
 }
 
+/// A database error is the caller's when the database refused a value it sent: a
+/// data exception (class 22: a NUL byte in text, a string too long for its column, a
+/// malformed value) or a program limit (class 54: a value too large for an index).
+/// Those become [`StoreError::Invalid`], which every edge answers as the caller's
+/// mistake (400, `Invalid`), with no detail of the database; anything else stays a
+/// fault of the service.
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        let class = e.code().map(|c| &c.code()[..2]);
+        match class {
+            Some("22") => StoreError::Invalid(
+                "a value in the request cannot be stored (a control character, or too long)".into(),
+            ),
+            Some("54") => {
+                StoreError::Invalid("a value in the request is too large to be stored".into())
+            }
+            _ => StoreError::Db(e),
+        }
+    }
+}
+
 /// The server's message for a database error (the plain `Display` says only "db error").
 fn db_message(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
@@ -55,6 +76,9 @@ fn db_message(e: &tokio_postgres::Error) -> String {
         None => e.to_string(),
     }
 }
+
+/// The longest a caller waits for a pooled connection, or for a new one to connect.
+const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Result alias for the store.
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -86,8 +110,14 @@ impl Store {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        // Bounded waits: with the database unreachable, callers fail in seconds (and
+        // clients see 503) instead of queueing forever.
         let pool = Pool::builder(manager)
             .max_size(max_connections)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(POOL_WAIT))
+            .recycle_timeout(Some(POOL_WAIT))
             .build()
             .map_err(|e| StoreError::Invalid(format!("database pool: {e}")))?;
         Ok(Store {

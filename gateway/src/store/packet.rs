@@ -489,7 +489,7 @@ impl Store {
                 if e.code() == Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION) {
                     StoreError::Invalid(format!("conflict side {:?} must be backend or gateway", l.side))
                 } else {
-                    StoreError::Db(e)
+                    StoreError::from(e)
                 }
             })?;
         }
@@ -523,7 +523,7 @@ fn unique_to_invalid(e: tokio_postgres::Error, what: &str) -> StoreError {
     if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
         StoreError::Invalid(what.to_string())
     } else {
-        StoreError::Db(e)
+        StoreError::from(e)
     }
 }
 

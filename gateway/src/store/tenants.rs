@@ -64,7 +64,7 @@ fn conflict_on_unique(e: tokio_postgres::Error, what: String) -> StoreError {
     if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
         StoreError::Conflict(what)
     } else {
-        StoreError::Db(e)
+        StoreError::from(e)
     }
 }
 
