@@ -90,6 +90,8 @@ pub struct Metrics {
     pub refused: Family<Refusal, Counter>,
     /// Logins answered 503 because every password-verification slot stayed busy.
     pub auth_busy: Counter,
+    /// Password verifications run (argon2id), for known and unknown logins alike.
+    pub password_verifications: Counter,
     /// Items a back end refused, set aside by their connector (counted as reported).
     pub items_refused: Counter,
     /// Items set aside right now, per collection (set at scrape).
@@ -115,6 +117,7 @@ impl Default for Metrics {
             pending: Family::default(),
             refused: Family::default(),
             auth_busy: Counter::default(),
+            password_verifications: Counter::default(),
             items_refused: Counter::default(),
             refused_now: Family::default(),
             registry: Registry::default(),
@@ -185,6 +188,11 @@ impl Default for Metrics {
             m.auth_busy.clone(),
         );
         registry.register(
+            "password_verifications",
+            "Password verifications run, for known and unknown logins alike",
+            m.password_verifications.clone(),
+        );
+        registry.register(
             "items_refused",
             "Items a back end refused, set aside (reported)",
             m.items_refused.clone(),
@@ -230,6 +238,16 @@ impl Metrics {
             self.pending.clear();
             for (id, n) in backlog {
                 self.pending
+                    .get_or_create(&CollectionLabel {
+                        collection: id.to_string(),
+                    })
+                    .set(n);
+            }
+        }
+        if let Ok(aside) = store.set_aside_by_collection().await {
+            self.refused_now.clear();
+            for (id, n) in aside {
+                self.refused_now
                     .get_or_create(&CollectionLabel {
                         collection: id.to_string(),
                     })

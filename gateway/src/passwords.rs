@@ -126,8 +126,14 @@ mod tests {
     async fn verifies_and_bounds_the_wait() {
         let hash = crate::auth::hash_password("right").unwrap();
         let pool = Pool::new(1, Duration::from_secs(30));
-        assert_eq!(pool.verify("right", std::slice::from_ref(&hash)).await, Ok(Some(0)));
-        assert_eq!(pool.verify("wrong", std::slice::from_ref(&hash)).await, Ok(None));
+        assert_eq!(
+            pool.verify("right", std::slice::from_ref(&hash)).await,
+            Ok(Some(0))
+        );
+        assert_eq!(
+            pool.verify("wrong", std::slice::from_ref(&hash)).await,
+            Ok(None)
+        );
         assert_eq!(pool.verify("wrong", &[]).await, Ok(None));
 
         // One thread, no patience: while it is busy, a second caller is told so.

@@ -111,6 +111,12 @@ pub fn generated_contacts(n: usize, tag: &str) -> Vec<(String, Vec<u8>)> {
 impl Radicale {
     /// Writes the seeds to storage, then starts Radicale and waits for it.
     pub async fn start(dir: &Scratch, seeds: &[Seed]) -> Result<Self> {
+        Self::start_with(dir, seeds, "").await
+    }
+
+    /// [`Radicale::start`] with more `[server]` settings (e.g. `max_content_length =
+    /// 2000`, to make it refuse large items).
+    pub async fn start_with(dir: &Scratch, seeds: &[Seed], server: &str) -> Result<Self> {
         let port = free_port();
         let base = dir.path(&format!("radicale-{port}"));
         let root = base.join("collections");
@@ -134,7 +140,7 @@ impl Radicale {
         std::fs::write(
             &config,
             format!(
-                "[server]\nhosts = 127.0.0.1:{port}\nmax_connections = 64\n[auth]\ntype = htpasswd\nhtpasswd_filename = {}\nhtpasswd_encryption = plain\n[storage]\nfilesystem_folder = {}\n[rights]\ntype = owner_only\n[logging]\nlevel = warning\n",
+                "[server]\nhosts = 127.0.0.1:{port}\nmax_connections = 64\n{server}\n[auth]\ntype = htpasswd\nhtpasswd_filename = {}\nhtpasswd_encryption = plain\n[storage]\nfilesystem_folder = {}\n[rights]\ntype = owner_only\n[logging]\nlevel = warning\n",
                 base.join("users").display(),
                 root.display()
             ),

@@ -29,18 +29,29 @@ pub struct Setup {
 
 /// Starts everything and waits for the first import.
 pub async fn setup(name: &str, gateway_args: &[&str], interval: &str) -> Result<Setup> {
+    setup_with(name, gateway_args, interval, "").await
+}
+
+/// [`setup`] with more Radicale `[server]` settings.
+pub async fn setup_with(
+    name: &str,
+    gateway_args: &[&str],
+    interval: &str,
+    radicale_server: &str,
+) -> Result<Setup> {
     let d = Deployment::start(name, gateway_args).await?;
     // The deployment's first password was printed once; make a fresh user to know it.
     let password = last_line(&admin(
         &d.db,
         &["user", "add", "--tenant", "acme", "carol"],
     )?);
-    let rad = Radicale::start(
+    let rad = Radicale::start_with(
         &d.dir,
         &[
             Seed::calendar("work", fixture_items("calendar")),
             Seed::addressbook("contacts", fixture_items("contacts")),
         ],
+        radicale_server,
     )
     .await?;
     let mut cal = SourceSpec::alice("cal", "caldav", &rad.url, interval);

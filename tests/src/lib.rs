@@ -476,4 +476,7 @@ impl Deployment {
 pub mod backends;
 pub mod dav;
 pub mod endpoint;
+pub mod link;
 pub mod otlp;
+pub mod pki;
+pub mod proxy;

@@ -6,48 +6,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 use postern_e2e::backends::{Radicale, Seed, fixture_items};
+use postern_e2e::pki::pki;
 use postern_e2e::{Connector, Deployment, Scratch, SourceSpec, connector_config, wait_until};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// PEM files of a private CA, a server certificate for localhost and a client one.
-struct Pki {
-    ca: std::path::PathBuf,
-    cert: std::path::PathBuf,
-    key: std::path::PathBuf,
-    client_cert: std::path::PathBuf,
-    client_key: std::path::PathBuf,
-}
-
-fn pki(dir: &Scratch) -> Result<Pki> {
-    let ca_key = KeyPair::generate()?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "Postern test CA");
-    let ca_cert = ca.self_signed(&ca_key)?;
-    let issuer = Issuer::from_params(&ca, &ca_key);
-    let server_key = KeyPair::generate()?;
-    let server =
-        CertificateParams::new(vec!["localhost".to_string()])?.signed_by(&server_key, &issuer)?;
-    let client_key = KeyPair::generate()?;
-    let client = CertificateParams::new(vec!["hq.connector.acme".to_string()])?
-        .signed_by(&client_key, &issuer)?;
-    let p = Pki {
-        ca: dir.path("ca.pem"),
-        cert: dir.path("server.pem"),
-        key: dir.path("server.key"),
-        client_cert: dir.path("client.pem"),
-        client_key: dir.path("client.key"),
-    };
-    std::fs::write(&p.ca, ca_cert.pem())?;
-    std::fs::write(&p.cert, server.pem())?;
-    std::fs::write(&p.key, server_key.serialize_pem())?;
-    std::fs::write(&p.client_cert, client.pem())?;
-    std::fs::write(&p.client_key, client_key.serialize_pem())?;
-    Ok(p)
-}
 
 fn https(d: &Deployment) -> String {
     d.gateway

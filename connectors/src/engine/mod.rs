@@ -303,7 +303,15 @@ async fn round_and_report(
                 info!(collection = %coll.href, to_gateway = s.to_gateway, to_backend = s.to_backend,
                       conflicts = s.conflicts, took = ?started.elapsed(), "round done");
             }
-            ("ok", String::new(), s.clone())
+            let detail = if s.refused > 0 {
+                format!(
+                    "{} to gateway, {} to back end, {} conflicts, {} refused by the back end and set aside",
+                    s.to_gateway, s.to_backend, s.conflicts, s.refused
+                )
+            } else {
+                String::new()
+            };
+            ("ok", detail, s.clone())
         }
         Err(RoundError::NoLease(reason)) => {
             span.record("outcome", format!("no lease: {reason}"));

@@ -41,6 +41,8 @@ pub struct RoundStats {
     pub fencing_token: u64,
     /// Gateway changes left for a later round (the back end changed under us).
     pub deferred: u32,
+    /// Gateway changes the back end refused, set aside.
+    pub refused: u32,
 }
 
 impl RoundStats {
@@ -49,6 +51,7 @@ impl RoundStats {
         self.to_gateway += earlier.to_gateway;
         self.to_backend += earlier.to_backend;
         self.conflicts += earlier.conflicts;
+        self.refused += earlier.refused;
     }
 }
 
@@ -594,6 +597,16 @@ fn change(op: pb::change::Op, item_id: &ItemId) -> pb::Change {
     }
 }
 
+/// Tells the gateway to set aside the change `settles` of an item the back end refused.
+fn set_aside(item_id: &ItemId, settles: Seq, status: u16, answer: String) -> pb::Change {
+    pb::Change {
+        seq: settles.0,
+        backend_status: u32::from(status),
+        backend_answer: answer,
+        ..change(pb::change::Op::Refused, item_id)
+    }
+}
+
 fn loser_pb(l: &Loser) -> pb::ConflictRecord {
     pb::ConflictRecord {
         item_id: l
@@ -667,6 +680,12 @@ async fn execute_backend(
                     stats.deferred += 1;
                     failed.insert(item_id);
                 }
+                WriteOutcome::Refused { status, answer } => {
+                    warn!(href = %href, status, answer = %answer, "the back end refused this item; setting it aside");
+                    stats.refused += 1;
+                    acks.push(set_aside(&item_id, settles, status, answer));
+                    failed.insert(item_id);
+                }
             },
             Action::DeleteOnBackend {
                 item_id,
@@ -683,6 +702,12 @@ async fn execute_backend(
                 }
                 WriteOutcome::Conflict => {
                     stats.deferred += 1;
+                    failed.insert(item_id);
+                }
+                WriteOutcome::Refused { status, answer } => {
+                    warn!(href = %href, status, answer = %answer, "the back end refused this deletion; setting it aside");
+                    stats.refused += 1;
+                    acks.push(set_aside(&item_id, settles, status, answer));
                     failed.insert(item_id);
                 }
             },

@@ -85,6 +85,10 @@ enum ConflictCmd {
         #[arg(long, value_parser = ["current", "loser"])]
         keep: String,
     },
+    /// Hand an item set aside after a back-end refusal to the connector again (once
+    /// the back end is fixed: a raised size limit, a permission granted). ID is the
+    /// item id `admin conflicts` lists.
+    Retry { id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -454,7 +458,7 @@ pub async fn run(database_url: &str, args: AdminArgs) -> anyhow::Result<()> {
                 cs.iter()
                     .map(|c| {
                         format!(
-                            "{}\t{}\t{} {}\t{}\t{}/{}\titems {}\tpending {}\tconflicts {}\tlast round {} {}{}{}\n",
+                            "{}\t{}\t{} {}\t{}\t{}/{}\titems {}\tpending {}\tconflicts {}\tset aside {}\tlast round {} {}{}{}\n",
                             c.id,
                             c.user,
                             c.kind,
@@ -465,6 +469,7 @@ pub async fn run(database_url: &str, args: AdminArgs) -> anyhow::Result<()> {
                             c.items,
                             c.pending,
                             c.open_conflicts,
+                            c.set_aside,
                             c.last_round_at.map_or("never".into(), |t| t.to_rfc3339()),
                             c.last_outcome,
                             c.paused_reason.as_ref().map_or(String::new(), |r| format!("\tPAUSED: {r}")),
@@ -634,14 +639,51 @@ pub async fn run(database_url: &str, args: AdminArgs) -> anyhow::Result<()> {
             )
         }
         AdminCommand::Conflicts {
+            action: Some(ConflictCmd::Retry { id }),
+            ..
+        } => {
+            let item = parse_id("item", &id)?;
+            if !store.retry_set_aside(item).await? {
+                anyhow::bail!("item {id} is not set aside (see `admin conflicts`)");
+            }
+            out(json, &serde_json::json!({"retried": id}), |_| {
+                format!("item {id} handed to the connector again\n")
+            })
+        }
+        AdminCommand::Conflicts {
             tenant,
             action: None,
         } => {
-            let cs = store.list_conflicts(tenant_id(tenant).await?).await?;
-            out(json, &cs, |cs| {
-                if cs.is_empty() {
+            let tid = tenant_id(tenant).await?;
+            let cs = store.list_conflicts(tid).await?;
+            let aside = store.list_set_aside(tid).await?;
+            let mut all: Vec<serde_json::Value> = Vec::new();
+            for c in &cs {
+                let mut v = serde_json::to_value(c)?;
+                v["kind"] = "conflict".into();
+                all.push(v);
+            }
+            for a in &aside {
+                let mut v = serde_json::to_value(a)?;
+                v["kind"] = "set-aside".into();
+                all.push(v);
+            }
+            out(json, &all, |_| {
+                if cs.is_empty() && aside.is_empty() {
                     return "no open conflicts\n".to_string();
                 }
+                let refused = aside.iter().map(|a| {
+                    format!(
+                        "{}\tcollection {}\tuid {}\tSET ASIDE: the back end refused this {} (HTTP {}): {}\t{}\n",
+                        a.item_id,
+                        a.collection_id,
+                        a.uid,
+                        if a.deletion { "deletion" } else { "version" },
+                        a.status,
+                        a.answer.lines().next().unwrap_or(""),
+                        a.refused_at.map_or(String::new(), |t| t.to_rfc3339()),
+                    )
+                });
                 cs.iter()
                     .map(|c| {
                         format!(
@@ -659,6 +701,7 @@ pub async fn run(database_url: &str, args: AdminArgs) -> anyhow::Result<()> {
                             c.created_at.to_rfc3339()
                         )
                     })
+                    .chain(refused)
                     .collect()
             })
         }

@@ -22,7 +22,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
+use postern_davproto::credentials::{parse_basic, split_login};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -133,8 +133,6 @@ const FREE_FAILURES: u32 = 2;
 const MAX_DELAY: Duration = Duration::from_secs(4);
 /// Cache entries kept before the cache is cleared (bounds memory).
 const MAX_CACHE: usize = 100_000;
-/// Longest login looked up; a longer one is unknown (and costs what unknown ones do).
-const MAX_LOGIN: usize = 320;
 
 fn cache_key(password: &str, hash: &str) -> [u8; 32] {
     let mut h = Sha256::new();
@@ -142,30 +140,6 @@ fn cache_key(password: &str, hash: &str) -> [u8; 32] {
     h.update([0]);
     h.update(password.as_bytes());
     h.finalize().into()
-}
-
-/// Splits `Basic base64(user:password)`.
-pub fn parse_basic(header: &str) -> Option<(String, String)> {
-    let b64 = header
-        .strip_prefix("Basic ")
-        .or_else(|| header.strip_prefix("basic "))?;
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    let (user, pass) = text.split_once(':')?;
-    Some((user.to_string(), pass.to_string()))
-}
-
-/// Splits `alice@acme` (or `alice%40acme`) into user and tenant. A login with
-/// control characters, or longer than a mail address can be, names nobody.
-pub fn split_login(login: &str) -> Option<(String, String)> {
-    if login.len() > MAX_LOGIN || login.chars().any(char::is_control) {
-        return None;
-    }
-    let login = login.replace("%40", "@");
-    let (user, tenant) = login.rsplit_once('@')?;
-    (!user.is_empty() && !tenant.is_empty()).then(|| (user.to_string(), tenant.to_string()))
 }
 
 /// The failure-table keys of a login and an address.
@@ -229,19 +203,22 @@ impl Authenticator {
             None => (None, String::new()),
         };
         let hashes = creds.as_ref().map(|c| c.hashes.as_slice()).unwrap_or(&[]);
-        let ok = match self.cached(&password, hashes) {
-            true => true,
-            false => match self.pool.verify(&password, hashes).await {
-                Ok(Some(i)) => {
-                    self.remember(&password, &hashes[i]);
-                    true
+        let ok = if self.cached(&password, hashes) {
+            true
+        } else {
+            match self.pool.verify(&password, hashes).await {
+                Ok(matched) => {
+                    self.metrics.password_verifications.inc();
+                    if let Some(i) = matched {
+                        self.remember(&password, &hashes[i]);
+                    }
+                    matched.is_some()
                 }
-                Ok(None) => false,
                 Err(busy) => {
                     self.metrics.auth_busy.inc();
                     return Err(busy.into());
                 }
-            },
+            }
         };
         match (ok, creds) {
             (true, Some(c)) => {
@@ -300,37 +277,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_basic_and_logins() {
-        let h = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode("alice@acme:p:w")
-        );
-        assert_eq!(parse_basic(&h), Some(("alice@acme".into(), "p:w".into())));
-        assert_eq!(parse_basic("Bearer x"), None);
-        assert_eq!(
-            split_login("alice@acme"),
-            Some(("alice".into(), "acme".into()))
-        );
-        assert_eq!(
-            split_login("alice%40acme"),
-            Some(("alice".into(), "acme".into()))
-        );
-        assert_eq!(split_login("alice"), None);
-        assert_eq!(split_login("@acme"), None);
-    }
-
-    #[test]
     fn failures_slow_down_up_to_a_bound() {
         assert_eq!(delay_for(1), Duration::ZERO);
         assert_eq!(delay_for(3), Duration::from_millis(250));
         assert_eq!(delay_for(4), Duration::from_millis(500));
         assert_eq!(delay_for(40), MAX_DELAY);
-    }
-
-    #[test]
-    fn logins_with_control_characters_or_too_long_name_nobody() {
-        assert_eq!(split_login("ali\0ce@acme"), None);
-        assert_eq!(split_login(&format!("{}@acme", "a".repeat(400))), None);
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub mod folder;
 pub mod get;
 pub mod mkcol;
 pub mod options;
-pub mod path;
+pub use postern_davproto::path;
 pub mod propfind;
 pub mod proppatch;
 pub mod props;

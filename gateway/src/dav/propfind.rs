@@ -118,7 +118,8 @@ async fn with_members(
         .store
         .dav_item_pages(req.who.tenant, c.id, false, stream::PAGE);
     let login = req.who.login.clone();
-    stream::members(move |mut m| async move {
+    let (limit, here) = (state.limits.max_answer_bytes, req.path.clone());
+    stream::members(limit, move |mut m| async move {
         let (found, missing) =
             props::select(props::collection(kind, &login, &c), wanted.as_deref());
         m.w.response(&path::collection(kind, &login, &c.name), &found, &missing);
@@ -132,6 +133,10 @@ async fn with_members(
                 );
             }
             m.flush().await?;
+            if m.full() {
+                m.w.status(&here, "507 Insufficient Storage");
+                break;
+            }
         }
         Ok(m)
     })

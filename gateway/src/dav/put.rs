@@ -1,96 +1,17 @@
-//! PUT of an item. The data is validated with calcard (a calendar object resource for
-//! calendars, a vCard for address books), checked for a UID already used by another
-//! item, size-limited, and stored exactly as sent; `If-Match` / `If-None-Match: *` are
-//! honoured. The write is journalled and reaches the back end through the connector.
+//! PUT of an item. The data is checked as strictly as strict back ends check it
+//! ([`postern_davproto::object`]: a calendar object resource for calendars, a vCard for
+//! address books), checked for a UID already used by another item, size-limited, and
+//! stored exactly as sent; `If-Match` / `If-None-Match: *` are honoured. The write is
+//! journalled and reaches the back end through the connector.
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use postern_davproto::object::{Invalid, validate};
 use postern_davxml::{CALDAV, CARDDAV, DAV, Name, Writer};
 
 use super::path::{self, Kind, Target};
 use super::{DavError, DavRequest, DavState};
 use crate::store::StoreError;
-
-/// What is wrong with a body, as the DAV precondition a client understands.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Invalid {
-    /// Wrong media type (415).
-    MediaType(Name),
-    /// Unparseable or not a single object (400).
-    Data(Name, String),
-}
-
-/// Checks a body for `kind`; returns its UID.
-pub fn validate(kind: Kind, content_type: Option<&str>, body: &[u8]) -> Result<String, Invalid> {
-    let (data_pre, media_pre, wanted) = match kind {
-        Kind::Calendars => (
-            Name::new(CALDAV, "valid-calendar-data"),
-            Name::new(CALDAV, "supported-calendar-data"),
-            "text/calendar",
-        ),
-        Kind::AddressBooks => (
-            Name::new(CARDDAV, "valid-address-data"),
-            Name::new(CARDDAV, "supported-address-data"),
-            "text/vcard",
-        ),
-    };
-    if let Some(ct) = content_type {
-        let base = ct
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        let ok = base == wanted
-            || (kind == Kind::AddressBooks && base == "text/x-vcard")
-            || base.is_empty();
-        if !ok {
-            return Err(Invalid::MediaType(media_pre));
-        }
-    }
-    let text = std::str::from_utf8(body)
-        .map_err(|_| Invalid::Data(data_pre.clone(), "not UTF-8".into()))?;
-    let uid = postern_core::content::uid(body).unwrap_or_default();
-    match kind {
-        Kind::Calendars => {
-            let cal = calcard::icalendar::ICalendar::parse(text)
-                .map_err(|_| Invalid::Data(data_pre.clone(), "not an iCalendar object".into()))?;
-            if cal.components.len() < 2 {
-                return Err(Invalid::Data(data_pre, "no component".into()));
-            }
-            let object = Name::new(CALDAV, "valid-calendar-object-resource");
-            if postern_core::content::property(body, "METHOD").is_some() {
-                return Err(Invalid::Data(
-                    object,
-                    "METHOD is not allowed in a stored calendar object".into(),
-                ));
-            }
-            if uid.is_empty() {
-                return Err(Invalid::Data(object, "the object has no UID".into()));
-            }
-            let uids: std::collections::BTreeSet<String> =
-                postern_core::content::unfolded_lines(body)
-                    .iter()
-                    .filter_map(|l| {
-                        l.split_once(':')
-                            .filter(|(h, _)| h.eq_ignore_ascii_case("UID"))
-                            .map(|(_, v)| v.trim().to_string())
-                    })
-                    .collect();
-            if uids.len() > 1 {
-                return Err(Invalid::Data(
-                    object,
-                    "more than one UID in one object".into(),
-                ));
-            }
-        }
-        Kind::AddressBooks => {
-            calcard::vcard::VCard::parse(text)
-                .map_err(|_| Invalid::Data(data_pre.clone(), "not a vCard".into()))?;
-        }
-    }
-    Ok(uid)
-}
 
 /// Answers PUT.
 pub async fn put(state: &DavState, req: &DavRequest) -> Result<Response, DavError> {
@@ -162,39 +83,4 @@ pub async fn put(state: &DavState, req: &DavRequest) -> Result<Response, DavErro
         StatusCode::CREATED
     };
     Ok((status, [(header::ETAG, item.etag)]).into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const EVENT: &[u8] = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:a\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250101T100000Z\r\nSUMMARY:x\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
-
-    #[test]
-    fn accepts_good_data_and_names_what_is_wrong() {
-        assert_eq!(
-            validate(Kind::Calendars, Some("text/calendar; charset=utf-8"), EVENT),
-            Ok("a".into())
-        );
-        assert!(matches!(
-            validate(Kind::Calendars, Some("application/json"), EVENT),
-            Err(Invalid::MediaType(_))
-        ));
-        assert!(
-            matches!(validate(Kind::Calendars, None, b"hello"), Err(Invalid::Data(p, _)) if p.local == "valid-calendar-data")
-        );
-        let with_method =
-            String::from_utf8_lossy(EVENT).replace("VERSION:2.0", "VERSION:2.0\r\nMETHOD:REQUEST");
-        assert!(
-            matches!(validate(Kind::Calendars, None, with_method.as_bytes()), Err(Invalid::Data(p, _)) if p.local == "valid-calendar-object-resource")
-        );
-        let card = b"BEGIN:VCARD\r\nVERSION:4.0\r\nUID:c\r\nFN:C\r\nEND:VCARD\r\n";
-        assert_eq!(
-            validate(Kind::AddressBooks, Some("text/vcard"), card),
-            Ok("c".into())
-        );
-        assert!(
-            matches!(validate(Kind::AddressBooks, None, EVENT), Err(Invalid::Data(p, _)) if p.local == "valid-address-data")
-        );
-    }
 }

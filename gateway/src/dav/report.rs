@@ -141,7 +141,8 @@ async fn query(
         .store
         .dav_item_pages(req.who.tenant, c.id, true, stream::PAGE);
     let login = req.who.login.clone();
-    stream::members(move |mut m| async move {
+    let (limit, here) = (state.limits.max_answer_bytes, req.path.clone());
+    stream::members(limit, move |mut m| async move {
         while let Some(page) = pages.next().await? {
             for i in &page {
                 let content = i.content.as_deref().unwrap_or_default();
@@ -155,6 +156,10 @@ async fn query(
                 }
             }
             m.flush().await?;
+            if m.full() {
+                m.w.status(&here, "507 Insufficient Storage");
+                break;
+            }
         }
         Ok(m)
     })
@@ -200,15 +205,17 @@ async fn sync(
     };
     let truncated = changes.len() as i64 > limit;
     changes.truncate(limit as usize);
-    let new_seq = if truncated {
+    let mut new_seq = if truncated {
         changes.last().map_or(since, |m| m.seq)
     } else {
         c.head.max(changes.last().map_or(0, |m| m.seq))
     };
+    let max_bytes = state.limits.max_answer_bytes;
     let with_data = wanted.contains(&data_name(kind));
     let store = state.store.clone();
     let (tenant, login) = (req.who.tenant, req.who.login.clone());
-    stream::members(move |mut m| async move {
+    stream::members(max_bytes, move |mut m| async move {
+        let mut truncated = truncated;
         for chunk in changes.chunks(stream::PAGE as usize) {
             let items: HashMap<String, DavItem> = if with_data {
                 let names: Vec<String> = chunk
@@ -240,6 +247,13 @@ async fn sync(
                 }
             }
             m.flush().await?;
+            // The answer is as large as it may be: end it here, with a token that
+            // resumes after the last change sent.
+            if m.full() && chunk.last().map(|c| c.seq) != changes.last().map(|c| c.seq) {
+                new_seq = chunk.last().map_or(new_seq, |c| c.seq);
+                truncated = true;
+                break;
+            }
         }
         if truncated {
             m.w.status(

@@ -53,11 +53,17 @@ impl<E: Into<DavError>> From<E> for Stop {
 }
 
 /// The body of a multistatus being produced: write into [`Members::w`], call
-/// [`Members::flush`] after each member or page.
+/// [`Members::flush`] after each member or page, and stop when [`Members::full`]
+/// says the answer reached its bound (`--max-answer-bytes`): the producer then ends
+/// it with a 507 for the request URI, as RFC 6578 §3.6 does for a truncated sync.
 pub struct Members {
     tx: mpsc::Sender<Piece>,
     /// The answer's writer.
     pub w: Writer,
+    /// Bytes already sent.
+    sent: usize,
+    /// The most bytes the answer may hold.
+    limit: usize,
 }
 
 impl Members {
@@ -67,10 +73,17 @@ impl Members {
             return Ok(());
         }
         let piece = Bytes::from(self.w.take());
+        self.sent += piece.len();
         self.tx
             .send(Piece::More(piece))
             .await
             .map_err(|_| Stop::Gone)
+    }
+
+    /// True once the answer holds as many bytes as it may: the producer adds a 507
+    /// for the request URI and stops.
+    pub fn full(&self) -> bool {
+        self.sent + self.w.pending() >= self.limit
     }
 
     async fn finish(self) -> Result<(), Stop> {
@@ -82,8 +95,10 @@ impl Members {
     }
 }
 
-/// A 207 produced by `produce`, sent whole when it is small and in pieces when not.
-pub async fn members<F, Fut>(produce: F) -> Result<Response, DavError>
+/// A 207 produced by `produce`, sent whole when it is small and in pieces when not,
+/// holding at most `limit` bytes (give or take one page) if the producer checks
+/// [`Members::full`].
+pub async fn members<F, Fut>(limit: usize, produce: F) -> Result<Response, DavError>
 where
     F: FnOnce(Members) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Members, Stop>> + Send + 'static,
@@ -93,6 +108,8 @@ where
     let members = Members {
         tx,
         w: Writer::multistatus(),
+        sent: 0,
+        limit,
     };
     let mut producing = Box::pin(
         async move {

@@ -82,6 +82,15 @@ impl TryFrom<&pb::Change> for PacketChange {
                     why: "ACK needs the change it settles".into(),
                 })?,
             }),
+            Ok(pb::change::Op::Refused) => Ok(PacketChange::Refused {
+                item_id: need_id()?,
+                settles: settles(c.seq).ok_or(Invalid {
+                    field: "seq",
+                    why: "REFUSED needs the change it sets aside".into(),
+                })?,
+                status: u16::try_from(c.backend_status).unwrap_or(0),
+                answer: c.backend_answer.chars().take(1024).collect(),
+            }),
             Ok(pb::change::Op::Unspecified) | Err(_) => Err(Invalid {
                 field: "op",
                 why: format!("unknown op {}", c.op),
@@ -152,6 +161,7 @@ pub fn pending_to_pb(p: &PendingChange) -> pb::Change {
         changed_at_ms: p.changed_at_ms,
         seq: p.seq as u64,
         flags: p.flags.clone(),
+        ..Default::default()
     }
 }
 

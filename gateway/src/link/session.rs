@@ -630,6 +630,11 @@ impl Session {
             Ok(packet) => packet,
             Err(e) => return Ok(vec![rejected(pb::rejected::Reason::Invalid, e.to_string())]),
         };
+        let refused = packet
+            .changes
+            .iter()
+            .filter(|c| matches!(c, crate::store::packet::PacketChange::Refused { .. }))
+            .count() as u64;
         let outcome = match self.store.apply_packet(self.tenant(), &packet).await {
             Ok(o) => o,
             Err(StoreError::Invalid(why)) => PacketOutcome::Invalid(why),
@@ -652,6 +657,10 @@ impl Session {
         }
         Ok(vec![match outcome {
             PacketOutcome::Accepted { cursor, item_ids } => {
+                if refused > 0 {
+                    self.metrics.items_refused.inc_by(refused);
+                    warn!(collection = %packet.collection, refused, "the back end refused items; set aside");
+                }
                 debug!(collection = %packet.collection, changes = packet.changes.len(), cursor, "packet accepted");
                 msg(
                     rid,

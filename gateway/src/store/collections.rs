@@ -77,6 +77,9 @@ pub struct Collection {
     pub pending: i64,
     /// Conflicts not yet resolved.
     pub open_conflicts: i64,
+    /// Items whose change the back end refused, set aside (not retried until they
+    /// change again or an operator asks).
+    pub set_aside: i64,
     /// Made by a client on the gateway; the connector is to create it on the back end.
     pub create_pending: bool,
     /// Deleted by a client on the gateway; the connector is to delete it on the back end.
@@ -110,7 +113,9 @@ const COLLECTION_SELECT: &str = "
            (SELECT count(*) FROM items i WHERE i.tenant_id = c.tenant_id AND i.collection_id = c.id AND i.pending_seq IS NOT NULL),
            (SELECT count(*) FROM conflicts f WHERE f.tenant_id = c.tenant_id AND f.collection_id = c.id AND f.resolved_at IS NULL),
            c.create_pending, c.delete_pending,
-           c.progress_phase, c.progress_done, c.progress_total, c.progress_at, c.last_round_token
+           c.progress_phase, c.progress_done, c.progress_total, c.progress_at, c.last_round_token,
+           (SELECT count(*) FROM items i WHERE i.tenant_id = c.tenant_id AND i.collection_id = c.id
+                AND i.refused_seq IS NOT NULL AND i.refused_seq = i.pending_seq)
     FROM collections c
     JOIN sources s ON s.tenant_id = c.tenant_id AND s.id = c.source_id
     JOIN users u ON u.tenant_id = c.tenant_id AND u.id = c.user_id";
@@ -138,6 +143,7 @@ fn collection_from_row(r: &tokio_postgres::Row) -> Collection {
         create_pending: r.get(18),
         delete_pending: r.get(19),
         last_round_token: r.get(24),
+        set_aside: r.get(25),
         progress: r.get::<_, Option<DateTime<Utc>>>(23).map(|at| {
             let last_round: Option<DateTime<Utc>> = r.get(12);
             Progress {
@@ -356,6 +362,19 @@ impl Store {
         let rows = c
             .query(
                 "SELECT collection_id, count(*) FROM items WHERE pending_seq IS NOT NULL GROUP BY collection_id",
+                &[],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Items set aside after a back-end refusal, per collection (for `/metrics`).
+    pub async fn set_aside_by_collection(&self) -> Result<Vec<(Uuid, i64)>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT collection_id, count(*) FROM items
+                 WHERE refused_seq IS NOT NULL AND refused_seq = pending_seq GROUP BY collection_id",
                 &[],
             )
             .await?;

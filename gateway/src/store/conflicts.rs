@@ -123,3 +123,78 @@ impl Store {
         Ok(())
     }
 }
+
+/// An item whose gateway change the back end refused, set aside.
+#[derive(Debug, Clone, Serialize)]
+pub struct SetAside {
+    /// The item.
+    pub item_id: Uuid,
+    /// The collection.
+    pub collection_id: Uuid,
+    /// Its name in the collection.
+    pub name: String,
+    /// Its UID.
+    pub uid: String,
+    /// The refused change was a deletion.
+    pub deletion: bool,
+    /// The back end's HTTP status.
+    pub status: i32,
+    /// The start of the back end's answer.
+    pub answer: String,
+    /// When the back end refused it.
+    pub refused_at: Option<DateTime<Utc>>,
+}
+
+impl Store {
+    /// Items set aside after a back-end refusal, of a tenant (or all tenants).
+    pub async fn list_set_aside(&self, tenant: Option<Uuid>) -> Result<Vec<SetAside>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT id, collection_id, name, uid, deleted, COALESCE(refused_status, 0),
+                        COALESCE(refused_answer, ''), refused_at
+                 FROM items WHERE ($1::uuid IS NULL OR tenant_id = $1)
+                   AND refused_seq IS NOT NULL AND refused_seq = pending_seq
+                 ORDER BY refused_at",
+                &[&tenant],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| SetAside {
+                item_id: r.get(0),
+                collection_id: r.get(1),
+                name: r.get(2),
+                uid: r.get(3),
+                deletion: r.get(4),
+                status: r.get(5),
+                answer: r.get(6),
+                refused_at: r.get(7),
+            })
+            .collect())
+    }
+
+    /// Hands a set-aside change out again (after the back end was fixed): clears the
+    /// refusal and wakes the connector. Returns whether the item had one.
+    pub async fn retry_set_aside(&self, item: Uuid) -> Result<bool> {
+        let c = self.client().await?;
+        let row = c
+            .query_opt(
+                "UPDATE items SET refused_seq = NULL, refused_status = NULL, refused_answer = NULL, refused_at = NULL
+                 WHERE id = $1 AND refused_seq IS NOT NULL AND refused_seq = pending_seq
+                 RETURNING tenant_id, collection_id",
+                &[&item],
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let (tenant, collection): (Uuid, Uuid) = (row.get(0), row.get(1));
+        c.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&super::CHANGES_CHANNEL, &format!("{tenant}:{collection}")],
+        )
+        .await?;
+        Ok(true)
+    }
+}

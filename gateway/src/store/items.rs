@@ -180,6 +180,7 @@ impl Store {
                 "SELECT id, pending_seq, uid, backend_href, backend_version, content, content_type, deleted,
                         (EXTRACT(EPOCH FROM changed_at) * 1000)::bigint, flags
                  FROM items WHERE tenant_id = $1 AND collection_id = $2 AND pending_seq IS NOT NULL
+                   AND refused_seq IS DISTINCT FROM pending_seq
                  ORDER BY pending_seq",
                 &[&tenant, &collection],
             )
@@ -251,7 +252,8 @@ impl Store {
                 let id: Uuid = row.get(0);
                 tx.execute(
                     "UPDATE items SET content = $4, content_type = $5, etag = $6, uid = $7, pending_seq = $8,
-                            last_seq = $8, changed_at = now()
+                            last_seq = $8, changed_at = now(), refused_seq = NULL, refused_status = NULL,
+                            refused_answer = NULL, refused_at = NULL
                      WHERE tenant_id = $1 AND collection_id = $2 AND id = $3",
                     &[&tenant, &collection, &id, &data, &content_type, &etag, &uid, &seq],
                 )
@@ -311,7 +313,8 @@ impl Store {
         }
         let id: Uuid = row.get(0);
         tx.execute(
-            "UPDATE items SET deleted = true, content = NULL, pending_seq = $4, last_seq = $4, changed_at = now()
+            "UPDATE items SET deleted = true, content = NULL, pending_seq = $4, last_seq = $4, changed_at = now(),
+                    refused_seq = NULL, refused_status = NULL, refused_answer = NULL, refused_at = NULL
              WHERE tenant_id = $1 AND collection_id = $2 AND id = $3",
             &[&tenant, &collection, &id, &seq],
         )

@@ -61,6 +61,17 @@ pub enum PacketChange {
         /// The change.
         settles: i64,
     },
+    /// The back end refused a gateway change: set it aside (see migration 0006).
+    Refused {
+        /// The item.
+        item_id: Uuid,
+        /// The change refused.
+        settles: i64,
+        /// The back end's HTTP status.
+        status: u16,
+        /// The start of its answer.
+        answer: String,
+    },
 }
 
 /// A version that lost a conflict.
@@ -171,7 +182,8 @@ impl Store {
                 }
                 | PacketChange::Record { item_id: id, .. }
                 | PacketChange::Delete { item_id: id, .. }
-                | PacketChange::Ack { item_id: id, .. } => *id,
+                | PacketChange::Ack { item_id: id, .. }
+                | PacketChange::Refused { item_id: id, .. } => *id,
                 PacketChange::Import { item_id: None, .. } => continue,
             };
             if !seen.insert(id) {
@@ -334,6 +346,7 @@ impl Store {
                     settles,
                     flags,
                 } => {
+                    keep_set_aside(&tx, tenant, coll, *id).await?;
                     let n = tx
                         .execute(
                             "UPDATE items SET content = $4, content_type = $5, etag = $6, uid = $7, deleted = false,
@@ -397,6 +410,7 @@ impl Store {
                     item_id,
                     settles: None,
                 } => {
+                    keep_set_aside(&tx, tenant, coll, *item_id).await?;
                     tx.execute(
                         "UPDATE items SET deleted = true, content = NULL, backend_href = NULL, backend_version = NULL,
                                 last_seq = $4, changed_at = now()
@@ -475,6 +489,20 @@ impl Store {
                     .await?;
                     item_ids.push(None);
                 }
+                PacketChange::Refused {
+                    item_id,
+                    settles,
+                    status,
+                    answer,
+                } => {
+                    tx.execute(
+                        "UPDATE items SET refused_seq = $4, refused_status = $5, refused_answer = $6, refused_at = now()
+                         WHERE tenant_id = $1 AND collection_id = $2 AND id = $3 AND pending_seq = $4",
+                        &[&tenant, &coll, item_id, settles, &i32::from(*status), answer],
+                    )
+                    .await?;
+                    item_ids.push(None);
+                }
             }
         }
 
@@ -517,6 +545,44 @@ impl Store {
             item_ids,
         })
     }
+}
+
+/// Before the back end's version replaces (or its deletion removes) an item whose
+/// gateway change was set aside, that change is kept as a conflict loser (policy
+/// `set-aside`), so the refused version is never lost; the item is then in step with
+/// the back end again, nothing pending.
+async fn keep_set_aside(
+    tx: &tokio_postgres::Transaction<'_>,
+    tenant: Uuid,
+    coll: Uuid,
+    item: Uuid,
+) -> Result<()> {
+    let row = tx
+        .query_opt(
+            "SELECT uid, CASE WHEN deleted THEN NULL ELSE content END, COALESCE(backend_href, '') FROM items
+             WHERE tenant_id = $1 AND collection_id = $2 AND id = $3
+               AND refused_seq IS NOT NULL AND refused_seq = pending_seq FOR UPDATE",
+            &[&tenant, &coll, &item],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(());
+    };
+    let (uid, content, href): (String, Option<Vec<u8>>, String) =
+        (row.get(0), row.get(1), row.get(2));
+    tx.execute(
+        "INSERT INTO conflicts (tenant_id, id, collection_id, item_id, uid, loser_side, loser_content, policy, backend_href)
+         VALUES ($1, $2, $3, $4, $5, 'gateway', $6, 'set-aside', $7)",
+        &[&tenant, &Uuid::new_v4(), &coll, &item, &uid, &content, &href],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE items SET pending_seq = NULL, refused_seq = NULL, refused_status = NULL, refused_answer = NULL, refused_at = NULL
+         WHERE tenant_id = $1 AND collection_id = $2 AND id = $3",
+        &[&tenant, &coll, &item],
+    )
+    .await?;
+    Ok(())
 }
 
 fn unique_to_invalid(e: tokio_postgres::Error, what: &str) -> StoreError {

@@ -1,8 +1,10 @@
 //! Writes to the back end, always conditional: `PUT` with `If-Match` (replace the
 //! version we planned against) or `If-None-Match: *` (create only), `DELETE` with
 //! `If-Match`. A failed precondition (412) is not an error but a sign that the back
-//! end changed meanwhile: the item is re-planned next round. Items are updated in
-//! place, never deleted and re-created (PITFALLS: that floods notifications).
+//! end changed meanwhile: the item is re-planned next round. Any other refusal of this
+//! one item (400, 403, 409, 413, 415, 507...) is [`WriteOutcome::Refused`]: the
+//! engine sets the item aside and goes on with the rest. Items are updated in place,
+//! never deleted and re-created (PITFALLS: that floods notifications).
 
 use postern_core::ids::Href;
 use postern_core::plan::Precondition;
@@ -17,6 +19,33 @@ pub enum WriteOutcome {
     Done(Option<String>),
     /// The precondition failed: the back end changed since we planned.
     Conflict,
+    /// The back end will not take this item: its status and the start of its answer.
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The start of the answer's body, for the operator.
+        answer: String,
+    },
+}
+
+/// Whether a status refuses this one item, rather than saying the back end as a whole
+/// is unwell (then the round fails and is retried): authentication, timeouts, locks,
+/// rate limits and gateway errors are the back end's state, not the item's.
+pub fn refuses_item(status: u16) -> bool {
+    (400..=599).contains(&status)
+        && !matches!(
+            status,
+            401 | 407 | 408 | 412 | 423 | 425 | 429 | 502 | 503 | 504
+        )
+}
+
+fn refused(resp: &super::DavResponse) -> WriteOutcome {
+    WriteOutcome::Refused {
+        status: resp.status,
+        answer: String::from_utf8_lossy(&resp.body[..resp.body.len().min(1024)])
+            .trim()
+            .to_string(),
+    }
 }
 
 /// The PUT request.
@@ -67,6 +96,9 @@ pub async fn put(
     if resp.status == 412 {
         return Ok(WriteOutcome::Conflict);
     }
+    if refuses_item(resp.status) {
+        return Ok(refused(&resp));
+    }
     expect(&resp, &req, &[200, 201, 204])?;
     Ok(WriteOutcome::Done(
         etag_header(&resp).filter(|e| !e.starts_with("W/")),
@@ -80,6 +112,7 @@ pub async fn delete(client: &DavClient, href: &Href, etag: &str) -> Result<Write
     match resp.status {
         412 => Ok(WriteOutcome::Conflict),
         404 | 410 => Ok(WriteOutcome::Done(None)),
+        s if refuses_item(s) => Ok(refused(&resp)),
         _ => {
             expect(&resp, &req, &[200, 204])?;
             Ok(WriteOutcome::Done(None))
@@ -105,5 +138,15 @@ mod tests {
         assert_eq!(r.headers, vec![("If-Match", "\"3\"".to_string())]);
         let r = delete_request(&h, "\"3\"");
         assert_eq!(r.headers, vec![("If-Match", "\"3\"".to_string())]);
+    }
+
+    #[test]
+    fn an_item_is_refused_by_its_own_answers_only() {
+        for s in [400, 403, 409, 413, 415, 422, 500, 507] {
+            assert!(refuses_item(s), "{s}");
+        }
+        for s in [200, 204, 401, 408, 412, 423, 429, 502, 503, 504] {
+            assert!(!refuses_item(s), "{s}");
+        }
     }
 }
