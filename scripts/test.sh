@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, starts a throwaway PostgreSQL on
-# loopback, builds, checks formatting and lints, builds and runs the container image
-# (podman), and runs every test (unit, property, and end-to-end against real
+# loopback, builds, checks formatting and lints, fuzzes the parsers of what the
+# gateway reads from the internet for a bounded time, builds and runs the container
+# image (podman), and runs every test (unit, property, and end-to-end against real
 # PostgreSQL, Radicale and Xandikos).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,8 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "==> fuzzing (bounded run from the checked-in corpus)"
+scripts/fuzz.sh "${POSTERN_FUZZ_SECONDS:-20}"
 echo "==> cargo build"
 cargo build --workspace --bins --quiet
 echo "==> container image"

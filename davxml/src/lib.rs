@@ -155,6 +155,13 @@ pub fn parse_with(body: &[u8], limits: Limits) -> Result<Element, XmlError> {
             .read_resolved_event_into(&mut buf)
             .map_err(|e| XmlError::Malformed(e.to_string()))?;
         let ns = match ns {
+            // A namespace is an attribute value: entities in it stand for characters.
+            ResolveResult::Bound(n) if n.as_ref().contains('&') => {
+                let raw = n.as_ref().to_string();
+                quick_xml::escape::unescape(&raw)
+                    .map_err(|e| XmlError::Malformed(format!("namespace {raw:?}: {e}")))?
+                    .into_owned()
+            }
             ResolveResult::Bound(n) => n.as_ref().to_string(),
             ResolveResult::Unbound => String::new(),
             ResolveResult::Unknown(prefix) => {
@@ -573,6 +580,15 @@ line</c:calendar-data></d:prop></d:propstat></d:response>
                 .child(CALDAV, "valid-calendar-data")
                 .is_some()
         );
+    }
+
+    #[test]
+    fn namespaces_are_read_unescaped_and_written_escaped() {
+        let root = parse(br#"<x:a xmlns:x="urn:a&amp;b"/>"#).unwrap();
+        assert_eq!(root.ns, "urn:a&b");
+        let again = parse(to_xml(&root).as_bytes()).unwrap();
+        assert_eq!(again.ns, "urn:a&b");
+        assert!(parse(br#"<x:a xmlns:x="urn:a&b"/>"#).is_err(), "a bare &");
     }
 
     #[test]

@@ -335,6 +335,80 @@ pub fn accept(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn limits(idle: Duration) -> PortLimits {
+        PortLimits {
+            max_connections: 8,
+            max_per_address: 8,
+            handshake_timeout: Duration::from_secs(5),
+            idle_timeout: idle,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_silent_connection_fails_after_the_idle_timeout_and_an_active_one_does_not() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut conns = accept(
+            listener,
+            None,
+            Port::Http,
+            limits(Duration::from_millis(300)),
+            Metrics::shared(),
+        );
+        // Active: a byte every 100 ms keeps it open past the timeout.
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let mut server = conns.recv().await.unwrap();
+        let talker = tokio::spawn(async move {
+            for _ in 0..8 {
+                client.write_all(b"x").await.unwrap();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            client
+        });
+        let mut buf = [0u8; 1];
+        for _ in 0..8 {
+            server.read_exact(&mut buf).await.unwrap();
+        }
+        let _client = talker.await.unwrap();
+        // Silent: the next read fails with TimedOut instead of waiting forever.
+        let e = server.read(&mut buf).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test]
+    async fn a_connection_over_the_cap_is_closed_at_once() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let metrics = Metrics::shared();
+        let mut conns = accept(
+            listener,
+            None,
+            Port::Http,
+            PortLimits {
+                max_per_address: 1,
+                ..limits(Duration::from_secs(60))
+            },
+            metrics.clone(),
+        );
+        let _first = TcpStream::connect(addr).await.unwrap();
+        let _held = conns.recv().await.unwrap();
+        let mut second = TcpStream::connect(addr).await.unwrap();
+        let mut buf = [0u8; 1];
+        let n = second.read(&mut buf).await.unwrap_or(0);
+        assert_eq!(n, 0, "closed without a byte");
+        assert_eq!(
+            metrics
+                .refused
+                .get_or_create(&crate::metrics::Refusal {
+                    port: "http".into(),
+                    reason: "per_address".into()
+                })
+                .get(),
+            1
+        );
+    }
 
     #[test]
     fn admissions_are_bounded_and_given_back() {

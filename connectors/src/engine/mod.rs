@@ -42,6 +42,8 @@ pub struct SourceCtx {
     pub kind: DavKind,
     /// Lease time-to-live granted by the gateway.
     pub lease_ttl: Duration,
+    /// The largest message the gateway accepts, in bytes.
+    pub max_message: usize,
 }
 
 /// The first wait before reconnecting, and the wait after a healthy session.
@@ -130,6 +132,11 @@ async fn session(
     *welcomed = Some(std::time::Instant::now());
     info!(gateway = %config.gateway, tenant = %welcome.tenant, connector = %welcome.connector, "connected to the gateway");
     let lease_ttl = Duration::from_millis(welcome.lease_ttl_ms.max(1000));
+    // Gateways that do not say accepted 64 MiB.
+    let max_message = match welcome.max_message_bytes {
+        0 => 64 << 20,
+        n => usize::try_from(n).unwrap_or(usize::MAX),
+    };
 
     let mut tasks = JoinSet::new();
     let mut routes: HashMap<String, mpsc::UnboundedSender<NudgeOrRoute>> = HashMap::new();
@@ -153,6 +160,7 @@ async fn session(
             dav,
             kind,
             lease_ttl,
+            max_message,
         };
         let (tx, rx) = mpsc::unbounded_channel();
         source_inboxes.push(tx.clone());
@@ -303,10 +311,10 @@ async fn round_and_report(
                 info!(collection = %coll.href, to_gateway = s.to_gateway, to_backend = s.to_backend,
                       conflicts = s.conflicts, took = ?started.elapsed(), "round done");
             }
-            let detail = if s.refused > 0 {
+            let detail = if s.refused + s.too_large > 0 {
                 format!(
-                    "{} to gateway, {} to back end, {} conflicts, {} refused by the back end and set aside",
-                    s.to_gateway, s.to_backend, s.conflicts, s.refused
+                    "{} to gateway, {} to back end, {} conflicts, {} refused by the back end and set aside, {} too large for the gateway",
+                    s.to_gateway, s.to_backend, s.conflicts, s.refused, s.too_large
                 )
             } else {
                 String::new()

@@ -43,6 +43,8 @@ pub struct RoundStats {
     pub deferred: u32,
     /// Gateway changes the back end refused, set aside.
     pub refused: u32,
+    /// Back-end items too large for the gateway's largest message, left out.
+    pub too_large: u32,
 }
 
 impl RoundStats {
@@ -52,6 +54,7 @@ impl RoundStats {
         self.to_backend += earlier.to_backend;
         self.conflicts += earlier.conflicts;
         self.refused += earlier.refused;
+        self.too_large += earlier.too_large;
     }
 }
 
@@ -494,10 +497,24 @@ async fn attempt(
     if !acks.is_empty() {
         packets.push((acks, Vec::new()));
     }
-    packets.extend(chunk(contents).into_iter().map(|c| (c, Vec::new())));
-    match packets.last_mut() {
-        Some(last) => last.1 = losers,
-        None => packets.push((Vec::new(), losers)),
+    let budget = packet_budget(ctx.max_message);
+    packets.extend(chunk(contents, budget).into_iter().map(|c| (c, Vec::new())));
+    // Losers ride with the last packet when they fit, else in packets of their own.
+    for group in chunk_losers(losers, budget) {
+        match packets.last_mut() {
+            Some(last)
+                if last.1.is_empty()
+                    && bytes_of(&last.0)
+                        + group.iter().map(|l| l.loser_content.len()).sum::<usize>()
+                        <= budget =>
+            {
+                last.1 = group
+            }
+            _ => packets.push((Vec::new(), group)),
+        }
+    }
+    if packets.is_empty() {
+        packets.push((Vec::new(), Vec::new()));
     }
     let new_state = (!detected.new_state.is_empty()).then(|| detected.new_state.clone());
     push_all(ctx, coll, (token, lost), head, packets, new_state).await?;
@@ -568,14 +585,47 @@ async fn send_packet(ctx: &SourceCtx, packet: pb::ChangePacket) -> Result<(), Ro
     }
 }
 
+/// Content bytes per packet: [`PACKET_BYTES`], or less when the gateway's largest
+/// message (`max_message`, from its Welcome) is smaller, so that no packet is refused
+/// for its size.
+fn packet_budget(max_message: usize) -> usize {
+    PACKET_BYTES
+        .min(max_message.saturating_sub(ENVELOPE) / 2)
+        .max(1)
+}
+
+/// Room left in a message for everything but item contents.
+const ENVELOPE: usize = 64 << 10;
+
+fn bytes_of(changes: &[pb::Change]) -> usize {
+    changes.iter().map(|c| c.content.len()).sum()
+}
+
+/// Splits losers into groups of bounded size.
+fn chunk_losers(losers: Vec<pb::ConflictRecord>, budget: usize) -> Vec<Vec<pb::ConflictRecord>> {
+    let mut out: Vec<Vec<pb::ConflictRecord>> = Vec::new();
+    let mut bytes = 0;
+    for l in losers {
+        if out.is_empty() || bytes + l.loser_content.len() > budget {
+            out.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += l.loser_content.len();
+        if let Some(last) = out.last_mut() {
+            last.push(l);
+        }
+    }
+    out
+}
+
 /// Splits changes into packets of bounded count and size.
-fn chunk(changes: Vec<pb::Change>) -> Vec<Vec<pb::Change>> {
+fn chunk(changes: Vec<pb::Change>, budget: usize) -> Vec<Vec<pb::Change>> {
     let mut out: Vec<Vec<pb::Change>> = Vec::new();
     let mut bytes = 0;
     for c in changes {
         let start_new = match out.last() {
             None => true,
-            Some(last) => last.len() >= PACKET_CHANGES || bytes + c.content.len() > PACKET_BYTES,
+            Some(last) => last.len() >= PACKET_CHANGES || bytes + c.content.len() > budget,
         };
         if start_new {
             out.push(Vec::new());
@@ -738,6 +788,14 @@ async fn execute_backend(
                 copy,
                 settles,
             } => {
+                if copy.content.len() + ENVELOPE > ctx.max_message {
+                    // Alone it would exceed the gateway's largest message: it stays
+                    // on the back end only, and the operator is told.
+                    warn!(href = %copy.href, bytes = copy.content.len(), limit = ctx.max_message,
+                          "item too large for the gateway; left on the back end");
+                    stats.too_large += 1;
+                    continue;
+                }
                 stats.to_gateway += 1;
                 let c = pb::Change {
                     op: pb::change::Op::Upsert as i32,
@@ -797,7 +855,7 @@ mod tests {
                 ..Default::default()
             })
             .collect();
-        let chunks = chunk(changes);
+        let chunks = chunk(changes, PACKET_BYTES);
         assert_eq!(
             chunks.iter().map(Vec::len).collect::<Vec<_>>(),
             vec![500, 500, 200]
@@ -808,6 +866,11 @@ mod tests {
                 ..Default::default()
             })
             .collect();
-        assert_eq!(chunk(big).len(), 3);
+        assert_eq!(chunk(big, PACKET_BYTES).len(), 3);
+        assert_eq!(packet_budget(16 << 20), PACKET_BYTES);
+        assert!(
+            packet_budget(2 << 20) < 1 << 20,
+            "a small gateway limit shrinks packets"
+        );
     }
 }

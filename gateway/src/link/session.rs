@@ -360,6 +360,7 @@ impl Session {
                     tenant: self.tenant_name.clone(),
                     lease_ttl_ms: self.settings.lease_ttl.as_millis() as u64,
                     max_packet_ops: 2000,
+                    max_message_bytes: self.settings.max_message_bytes as u64,
                 }),
             ),
         );
