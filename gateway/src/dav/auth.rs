@@ -13,7 +13,8 @@
 //!
 //! Failures are slowed down per login and per client address: each failure in the
 //! last minutes adds delay, up to a few seconds, and the delay is waited *before* the
-//! verification, holding no slot. The failure table keeps a fixed-size digest per
+//! verification, holding no slot. A password already verified (in the cache) passes
+//! without delay, so guessing at a login never slows down or locks out its owner. The failure table keeps a fixed-size digest per
 //! login or address, never the login itself, and holds at most a set number of
 //! entries, so neither long logins nor many of them grow it without bound.
 
@@ -183,18 +184,6 @@ impl Authenticator {
             return Err(DavAuthError::Unauthorized);
         };
         let keys = failure_keys(&login, addr);
-        // Earned delay first, holding nothing: a guesser's requests wait here, not in
-        // the verification pool.
-        let earlier = self
-            .failures
-            .lock()
-            .map(|f| f.count(&keys, Instant::now()))
-            .unwrap_or(0);
-        let delay = delay_for(earlier + 1);
-        if !delay.is_zero() {
-            self.metrics.auth_throttled.inc();
-            tokio::time::sleep(delay).await;
-        }
         let (creds, name) = match split_login(&login) {
             Some((user, tenant)) => (
                 store.credentials(&tenant, &user).await?,
@@ -203,9 +192,23 @@ impl Authenticator {
             None => (None, String::new()),
         };
         let hashes = creds.as_ref().map(|c| c.hashes.as_slice()).unwrap_or(&[]);
-        let ok = if self.cached(&password, hashes) {
+        // A password verified before passes at once: someone guessing at this login
+        // neither slows its owner down nor locks them out.
+        let ok = if creds.is_some() && self.cached(&password, hashes) {
             true
         } else {
+            // The earned delay, before the verification and holding no slot: a
+            // guesser's requests wait here, not in the verification pool.
+            let earlier = self
+                .failures
+                .lock()
+                .map(|f| f.count(&keys, Instant::now()))
+                .unwrap_or(0);
+            let delay = delay_for(earlier + 1);
+            if !delay.is_zero() {
+                self.metrics.auth_throttled.inc();
+                tokio::time::sleep(delay).await;
+            }
             match self.pool.verify(&password, hashes).await {
                 Ok(matched) => {
                     self.metrics.password_verifications.inc();
@@ -222,8 +225,11 @@ impl Authenticator {
         };
         match (ok, creds) {
             (true, Some(c)) => {
+                // The address that got in is forgiven; failures at the login itself
+                // age out on their own, so a guesser elsewhere is not reset by its
+                // owner's success.
                 if let Ok(mut f) = self.failures.lock() {
-                    f.forgive(&keys);
+                    f.forgive(&keys[1..]);
                 }
                 Ok(Principal {
                     login: name,
