@@ -29,6 +29,11 @@ if "$helm" template postern "$chart" --set gateway.replicas=two >/dev/null 2>&1;
   echo "values.schema.json accepted a string for gateway.replicas" >&2
   exit 1
 fi
+# Numbers reach the gateway as integers it can parse, never as 1.048576e+07.
+if grep -E 'value: "[0-9.]+e\+[0-9]+"' "$out/defaults.yaml" "$out/full.yaml"; then
+  echo "a number is rendered in exponent notation" >&2
+  exit 1
+fi
 # Every rendered container runs as non-root with a read-only root file system and no capabilities.
 for f in "$out/defaults.yaml" "$out/full.yaml"; do
   containers=$(grep -c '^ *image: ' "$f" || true)
