@@ -33,6 +33,9 @@ pub enum AuthError {
     /// Revoked or replaced by a newer enrolment.
     #[error("token revoked")]
     Revoked,
+    /// Past its expiry.
+    #[error("token expired")]
+    Expired,
     /// The store failed while checking.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -116,7 +119,24 @@ impl TokenKeys {
         validation.set_required_spec_claims(&["exp", "sub", "iat"]);
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .map(|d| d.claims)
-            .map_err(|e| AuthError::Invalid(e.to_string()))
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                _ => AuthError::Invalid(e.to_string()),
+            })
+    }
+}
+
+impl AuthError {
+    /// What the caller is told: why, without the details of the libraries behind
+    /// it (those go to the gateway's log).
+    pub fn public(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing bearer token",
+            AuthError::Invalid(_) => "invalid connector token",
+            AuthError::Revoked => "connector token revoked; enrol the connector again",
+            AuthError::Expired => "connector token expired; enrol the connector again",
+            AuthError::Store(_) => "the gateway cannot check tokens right now; retry",
+        }
     }
 }
 

@@ -90,3 +90,22 @@ async fn one_token_opens_a_bounded_number_of_streams() -> Result<()> {
     .await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_tokens_are_told_why_without_library_details() -> Result<()> {
+    let d = Deployment::start("token-answers", &[]).await?;
+    let mut forged = d.token.clone();
+    forged.push('x');
+    for (token, told) in [
+        (forged.as_str(), "invalid connector token"),
+        ("not.a.jwt", "invalid connector token"),
+    ] {
+        let refused = RawLink::open(&d.gateway.grpc_url, token)
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+        assert_eq!(refused.message(), told);
+    }
+    Ok(())
+}

@@ -154,13 +154,16 @@ impl pb::connector_link_server::ConnectorLink for LinkService {
         req: Request<Streaming<pb::ConnectorMessage>>,
     ) -> Result<Response<Outbound>, Status> {
         let address = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
-        let token = bearer(&req).map_err(|e| Status::unauthenticated(e.to_string()))?;
+        let token = bearer(&req).map_err(|e| Status::unauthenticated(e.public()))?;
         let claims = match auth::verify_connector(&self.keys, &self.store, &token).await {
             Ok(c) => c,
-            Err(AuthError::Store(e)) => return Err(Status::unavailable(e.to_string())),
+            Err(e @ AuthError::Store(_)) => {
+                warn!(address = %address, error = %e, "cannot check a connector token");
+                return Err(Status::unavailable(e.public()));
+            }
             Err(e) => {
                 warn!(address = %address, error = %e, "connector refused");
-                return Err(Status::unauthenticated(e.to_string()));
+                return Err(Status::unauthenticated(e.public()));
             }
         };
         let Some(slot) = self.open_stream(claims.jti) else {
@@ -172,11 +175,10 @@ impl pb::connector_link_server::ConnectorLink for LinkService {
                 self.settings.max_streams_per_connector
             )));
         };
-        let tenant_name = self
-            .store
-            .tenant_name(claims.tid)
-            .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let tenant_name = self.store.tenant_name(claims.tid).await.map_err(|e| {
+            warn!(error = %e, "cannot read the connector's tenant");
+            Status::unavailable("the gateway cannot serve this stream right now; retry")
+        })?;
         info!(connector = %claims.name, tenant = %tenant_name, address = %address, "connector stream opened");
         let session = Session::new(
             self.store.clone(),
