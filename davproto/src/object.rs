@@ -336,7 +336,7 @@ fn date_or_time(v: &str) -> bool {
         return false;
     }
     let (Some(_), Some(m), Some(d)) = (
-        digits(&date[..4]),
+        date.get(..4).and_then(digits),
         date.get(4..6).and_then(digits),
         date.get(6..8).and_then(digits),
     ) else {

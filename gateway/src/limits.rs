@@ -9,7 +9,8 @@
 //! The limits fall in four groups:
 //! - connections, on both ports: how many, how many per client address, and how long
 //!   a TLS handshake, a request's headers, its body and a silent connection may take;
-//! - DAV requests: body sizes, XML shape, properties per PROPFIND, answer size;
+//! - DAV requests: body sizes, XML shape, properties per PROPFIND, answer size,
+//!   requests of one user at once;
 //! - passwords: how many argon2 verifications run at once and how long a login waits
 //!   for one, and how many failed logins are remembered;
 //! - the connector link: decoded message size and streams per connector token.
@@ -72,6 +73,9 @@ pub struct Limits {
     /// Most elements and attributes in an XML request body (400 beyond).
     #[arg(long, env = "POSTERN_MAX_XML_ELEMENTS", default_value_t = 50_000)]
     pub max_xml_elements: usize,
+    /// Requests of one user handled at once (429 with Retry-After beyond).
+    #[arg(long, env = "POSTERN_MAX_REQUESTS_PER_USER", default_value_t = 16)]
+    pub max_requests_per_user: usize,
     /// Most properties one PROPFIND may name (400 beyond).
     #[arg(long, env = "POSTERN_MAX_PROPFIND_PROPERTIES", default_value_t = 256)]
     pub max_propfind_properties: usize,
@@ -118,6 +122,7 @@ impl Default for Limits {
             max_xml_bytes: 1 << 20,
             max_xml_depth: 64,
             max_xml_elements: 50_000,
+            max_requests_per_user: 16,
             max_propfind_properties: 256,
             max_answer_bytes: 256 << 20,
             password_verifications: 0,

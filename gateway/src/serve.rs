@@ -155,6 +155,9 @@ pub async fn run(
         )),
         limits: limits.clone(),
         metrics: metrics.clone(),
+        slots: Arc::new(crate::dav::slots::UserSlots::new(
+            limits.max_requests_per_user,
+        )),
     };
     let app = crate::http::router(store.clone(), dav, metrics.clone());
     let http_server = crate::http::serve(http_conns, app, &limits, async move {

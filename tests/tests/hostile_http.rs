@@ -422,3 +422,56 @@ async fn a_silent_tls_client_blocks_nobody() -> Result<()> {
     closed_by_server(&mut silent).await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_user_cannot_take_every_worker() -> Result<()> {
+    let (d, password, base) = gateway(
+        "per-user",
+        &["--max-requests-per-user", "1", "--body-timeout", "20s"],
+    )
+    .await?;
+    let dave = last_line(&admin(&d.db, &["user", "add", "--tenant", "acme", "dave"])?);
+    let addr = base.trim_start_matches("http://").to_string();
+    // carol's one slot is held by an upload that trickles in.
+    let mut slow = TcpStream::connect(&addr).await?;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("carol@acme:{password}"));
+    slow.write_all(
+        format!(
+            "PUT /dav/calendars/carol@acme/work/slow.ics HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Type: text/calendar\r\nContent-Length: 1000\r\n\r\nBEGIN"
+        )
+        .as_bytes(),
+    )
+    .await?;
+    let ask = |login: &'static str, pw: String| {
+        client()
+            .request(propfind(), format!("{base}/dav/principals/{login}/"))
+            .basic_auth(login, Some(pw))
+            .header("Depth", "0")
+            .send()
+    };
+    let told = wait_until("carol is told to come back", WAIT, || {
+        let r = ask("carol@acme", password.clone());
+        async move {
+            let r = r.await?;
+            Ok((r.status() == StatusCode::TOO_MANY_REQUESTS).then_some(r))
+        }
+    })
+    .await?;
+    assert_eq!(
+        told.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    assert_eq!(
+        ask("dave@acme", dave.clone()).await?.status(),
+        StatusCode::MULTI_STATUS,
+        "another user is served meanwhile"
+    );
+    // The slow upload goes away: carol is served again.
+    drop(slow);
+    wait_until("carol served again", WAIT, || {
+        let r = ask("carol@acme", password.clone());
+        async move { Ok((r.await?.status() == StatusCode::MULTI_STATUS).then_some(())) }
+    })
+    .await?;
+    Ok(())
+}

@@ -211,6 +211,10 @@ fn values_parse_as_rfc_5545_says() {
     assert!(!date_or_time("20250101T240000"));
     assert!(!date_or_time("2025010"));
     assert!(!date_or_time("2025é101"));
+    assert!(
+        !date_or_time("20小龍"),
+        "found by the fuzzer: a multi-byte character across the year"
+    );
     assert!(duration("PT1H30M"));
     assert!(duration("-P1W"));
     assert!(duration("P1DT12H"));

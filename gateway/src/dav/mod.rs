@@ -30,6 +30,7 @@ pub mod props;
 pub mod put;
 pub mod query;
 pub mod report;
+pub mod slots;
 pub mod stream;
 
 use std::sync::Arc;
@@ -58,6 +59,8 @@ pub struct DavState {
     pub limits: Arc<crate::limits::Limits>,
     /// Request counters.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Requests of one user handled at once.
+    pub slots: Arc<slots::UserSlots>,
 }
 
 impl std::fmt::Debug for DavState {
@@ -111,6 +114,9 @@ pub enum DavError {
     /// 503 with Retry-After: every password-verification slot is busy.
     #[error("too many logins at once; retry shortly")]
     Busy,
+    /// 429 with Retry-After: this user already has the most requests in progress.
+    #[error("too many requests in progress for this user; retry shortly")]
+    TooManyRequests,
     /// 400 or 415 naming a DAV precondition, or a plain 400.
     #[error("bad request: {1}")]
     BadRequest(Option<Name>, String),
@@ -176,6 +182,12 @@ impl IntoResponse for DavError {
                 r
             }
             DavError::UriTooLong => error_body(StatusCode::URI_TOO_LONG, None, text),
+            DavError::TooManyRequests => {
+                let mut r = error_body(StatusCode::TOO_MANY_REQUESTS, None, text);
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                r
+            }
             DavError::Busy => {
                 let mut r = error_body(StatusCode::SERVICE_UNAVAILABLE, None, text);
                 r.headers_mut()
@@ -331,6 +343,9 @@ async fn serve(
     {
         return DavError::Forbidden(None).into_response();
     }
+    let Some(_slot) = state.slots.try_take(who.user) else {
+        return DavError::TooManyRequests.into_response();
+    };
     let body = match read_body(&state.limits, &method, &parts.headers, body).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
