@@ -7,6 +7,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY proto proto
 COPY core core
 COPY davxml davxml
+COPY davproto davproto
 COPY telemetry telemetry
 COPY gateway gateway
 COPY connectors connectors
