@@ -129,17 +129,7 @@ pub fn validate(kind: Kind, content_type: Option<&str>, body: &[u8]) -> Result<S
 
 /// Content lines without their folding (RFC 5545 §3.1), empty lines dropped.
 fn unfold(text: &str) -> Vec<String> {
-    let mut lines: Vec<String> = Vec::new();
-    for raw in text.split('\n') {
-        let raw = raw.strip_suffix('\r').unwrap_or(raw);
-        if let Some(rest) = raw.strip_prefix([' ', '\t'])
-            && let Some(last) = lines.last_mut()
-        {
-            last.push_str(rest);
-            continue;
-        }
-        lines.push(raw.to_string());
-    }
+    let mut lines = postern_core::content::unfolded_lines(text.as_bytes());
     lines.retain(|l| !l.trim().is_empty());
     lines
 }

@@ -175,16 +175,13 @@ impl AsyncRead for Conn {
     }
 }
 
-impl AsyncWrite for Conn {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
+impl Conn {
+    /// What a write returned, noting activity or checking for idleness.
+    fn wrote(
+        &mut self,
+        r: Poll<io::Result<usize>>,
         cx: &mut Context<'_>,
-        data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let r = match &mut self.io {
-            Io::Plain(s) => Pin::new(s).poll_write(cx, data),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, data),
-        };
         match r {
             Poll::Ready(Ok(n)) => {
                 if n > 0 {
@@ -196,6 +193,20 @@ impl AsyncWrite for Conn {
             other => other,
         }
     }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = match &mut self.io {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, data),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, data),
+        };
+        self.wrote(r, cx)
+    }
 
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,
@@ -206,16 +217,7 @@ impl AsyncWrite for Conn {
             Io::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         };
-        match r {
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
-                    self.last_activity = Instant::now();
-                }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Pending => self.check_idle(cx).map(Err),
-            other => other,
-        }
+        self.wrote(r, cx)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -142,6 +142,19 @@ impl Drop for Proc {
     }
 }
 
+/// A /proc/PID/status figure in KiB (`"VmRSS:"`, `"VmHWM:"`): a process's memory, for
+/// benchmarks and bounds.
+pub fn proc_kib(pid: u32, field: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// A per-test scratch directory under the system temp dir, removed on drop.
 #[derive(Debug)]
 pub struct Scratch(pub PathBuf);

@@ -62,14 +62,9 @@ async fn metric(base: &str, line_start: &str) -> Result<f64> {
 
 /// The peak resident memory of a process so far (VmHWM), in MiB.
 fn peak_rss_mib(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    Ok(kib / 1024)
+    postern_e2e::proc_kib(pid, "VmHWM:")
+        .map(|k| k / 1024)
+        .ok_or_else(|| anyhow::anyhow!("no VmHWM for {pid}"))
 }
 
 /// Waits until the server closes `stream` (a read returns end of file or an error).

@@ -10,6 +10,20 @@ use postern_e2e::endpoint::{WAIT, raw, setup_with};
 use postern_e2e::{admin, wait_until};
 use reqwest::StatusCode;
 
+/// carol PUTs an event into her `work` calendar through the gateway.
+async fn put_event(s: &postern_e2e::endpoint::Setup, name: &str, body: &str) -> Result<StatusCode> {
+    let (st, _) = raw(
+        s,
+        "PUT",
+        &format!("/dav/calendars/carol@acme/work/{name}"),
+        ("carol@acme", s.password.as_str()),
+        &[("Content-Type", "text/calendar")],
+        body,
+    )
+    .await?;
+    Ok(st)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_item_is_set_aside_and_later_changes_flow() -> Result<()> {
     // Radicale refuses any body over 4,000 bytes (413); the gateway takes 10 MiB.
@@ -17,16 +31,7 @@ async fn a_refused_item_is_set_aside_and_later_changes_flow() -> Result<()> {
     let carol = ("carol@acme", s.password.as_str());
     let cal = "/dav/calendars/carol@acme/work";
     let big = event("big@postern.test", &"x".repeat(6000));
-    let (st, _) = raw(
-        &s,
-        "PUT",
-        &format!("{cal}/big.ics"),
-        carol,
-        &[("Content-Type", "text/calendar")],
-        &big,
-    )
-    .await?;
-    assert_eq!(st, StatusCode::CREATED);
+    assert_eq!(put_event(&s, "big.ics", &big).await?, StatusCode::CREATED);
     let coll = s.d.collection("/alice/work/").await?;
     let set_aside = || async {
         let status: serde_json::Value =
@@ -48,16 +53,10 @@ async fn a_refused_item_is_set_aside_and_later_changes_flow() -> Result<()> {
 
     // A later change reaches the back end: the refused one does not block it.
     let small = event("small@postern.test", "Small");
-    let (st, _) = raw(
-        &s,
-        "PUT",
-        &format!("{cal}/small.ics"),
-        carol,
-        &[("Content-Type", "text/calendar")],
-        &small,
-    )
-    .await?;
-    assert_eq!(st, StatusCode::CREATED);
+    assert_eq!(
+        put_event(&s, "small.ics", &small).await?,
+        StatusCode::CREATED
+    );
     let rad = Dav::new(&s.rad.url, "alice", "alicepw");
     wait_until("the small event on Radicale", WAIT, || async {
         Ok(rad
@@ -111,16 +110,10 @@ async fn a_refused_item_is_set_aside_and_later_changes_flow() -> Result<()> {
 
     // The client fixes the item: it goes out, and nothing is set aside any more.
     let fixed = event("big@postern.test", "Now small");
-    let (st, _) = raw(
-        &s,
-        "PUT",
-        &format!("{cal}/big.ics"),
-        carol,
-        &[("Content-Type", "text/calendar")],
-        &fixed,
-    )
-    .await?;
-    assert_eq!(st, StatusCode::NO_CONTENT);
+    assert_eq!(
+        put_event(&s, "big.ics", &fixed).await?,
+        StatusCode::NO_CONTENT
+    );
     wait_until("the fixed event on Radicale", WAIT, || async {
         Ok(rad
             .get("/alice/work/big@postern.test.ics")

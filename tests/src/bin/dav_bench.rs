@@ -58,17 +58,7 @@ async fn answer(
     Ok((head, started.elapsed(), bytes))
 }
 
-/// A /proc/PID/status figure in KiB (`VmRSS`, `VmHWM`).
-fn kib(pid: u32, field: &str) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find(|l| l.starts_with(field))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
+use postern_e2e::proc_kib as kib;
 
 /// The sync token a server gives for an empty-token sync of `url`.
 async fn token(url: &str, auth: Option<(&str, &str)>) -> Result<String> {

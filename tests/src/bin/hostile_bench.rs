@@ -42,19 +42,8 @@ use tokio::task::JoinSet;
 const SYNC: &str = r#"<?xml version="1.0"?><d:sync-collection xmlns:d="DAV:"><d:sync-token>TOKEN</d:sync-token><d:sync-level>1</d:sync-level><d:prop><d:getetag/></d:prop></d:sync-collection>"#;
 const PROPFIND: &str = r#"<?xml version="1.0"?><d:propfind xmlns:d="DAV:"><d:prop><d:getetag/><d:getcontenttype/></d:prop></d:propfind>"#;
 
-/// Resident memory of a process now, in KiB.
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
+    postern_e2e::proc_kib(pid, "VmRSS:").unwrap_or(0)
 }
 
 fn loopback(last: u8) -> IpAddr {
@@ -239,6 +228,37 @@ fn props_body(n: usize) -> String {
     format!(r#"<propfind xmlns="DAV:"><prop xmlns="urn:x">{props}</prop></propfind>"#)
 }
 
+/// One attacker logged in as mallory, sending PROPFINDs with `body` to its own
+/// principal (so the body is read) as fast as they are answered.
+fn propfinds(
+    b: &Arc<Bench>,
+    tally: &Arc<Tally>,
+    tasks: &mut JoinSet<()>,
+    body: Arc<String>,
+) -> Result<()> {
+    let (b, tally) = (b.clone(), tally.clone());
+    let client = https_client(loopback(2))?;
+    tasks.spawn(async move {
+        loop {
+            let r = client
+                .request(
+                    reqwest::Method::from_bytes(b"PROPFIND").expect("m"),
+                    &b.mallory_principal,
+                )
+                .basic_auth(&b.mallory.0, Some(&b.mallory.1))
+                .header("Depth", "0")
+                .body(body.as_str().to_owned())
+                .send()
+                .await;
+            tally.add(match r {
+                Ok(r) => r.status().as_u16().to_string(),
+                Err(_) => "error".into(),
+            });
+        }
+    });
+    Ok(())
+}
+
 /// Starts the attackers of `phase`.
 fn attack(phase: &str, b: &Arc<Bench>, tally: &Arc<Tally>, tasks: &mut JoinSet<()>) -> Result<()> {
     match phase {
@@ -246,26 +266,7 @@ fn attack(phase: &str, b: &Arc<Bench>, tally: &Arc<Tally>, tasks: &mut JoinSet<(
         "nested XML" => {
             let body = Arc::new(nested_body());
             for _ in 0..8 {
-                let (b, tally, body) = (b.clone(), tally.clone(), body.clone());
-                let client = https_client(loopback(2))?;
-                tasks.spawn(async move {
-                    loop {
-                        let r = client
-                            .request(
-                                reqwest::Method::from_bytes(b"PROPFIND").expect("m"),
-                                &b.mallory_principal,
-                            )
-                            .basic_auth(&b.mallory.0, Some(&b.mallory.1))
-                            .header("Depth", "0")
-                            .body(body.as_str().to_owned())
-                            .send()
-                            .await;
-                        tally.add(match r {
-                            Ok(r) => r.status().as_u16().to_string(),
-                            Err(_) => "error".into(),
-                        });
-                    }
-                });
+                propfinds(b, tally, tasks, body.clone())?;
             }
         }
         "huge PROPFIND" => {
@@ -277,31 +278,8 @@ fn attack(phase: &str, b: &Arc<Bench>, tally: &Arc<Tally>, tasks: &mut JoinSet<(
                     .collect::<String>(),
             );
             for i in 0..8 {
-                let (b, tally) = (b.clone(), tally.clone());
-                let body = if i % 2 == 0 {
-                    million.clone()
-                } else {
-                    many.clone()
-                };
-                let client = https_client(loopback(2))?;
-                tasks.spawn(async move {
-                    loop {
-                        let r = client
-                            .request(
-                                reqwest::Method::from_bytes(b"PROPFIND").expect("m"),
-                                &b.mallory_principal,
-                            )
-                            .basic_auth(&b.mallory.0, Some(&b.mallory.1))
-                            .header("Depth", "1")
-                            .body(body.as_str().to_owned())
-                            .send()
-                            .await;
-                        tally.add(match r {
-                            Ok(r) => r.status().as_u16().to_string(),
-                            Err(_) => "error".into(),
-                        });
-                    }
-                });
+                let body = if i % 2 == 0 { &million } else { &many };
+                propfinds(b, tally, tasks, body.clone())?;
             }
         }
         "password flood" => {

@@ -31,17 +31,7 @@ struct Stream {
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
+    postern_e2e::proc_kib(pid, "VmRSS:").unwrap_or(0)
 }
 
 /// Opens one stream from `from` with `token` and says hello.
