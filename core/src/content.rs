@@ -20,6 +20,23 @@ pub fn unfolded_lines(content: &[u8]) -> Vec<String> {
     lines
 }
 
+/// Calendar or address data as RFC 5545 and RFC 6350 require it on the wire: every
+/// line ended by CRLF. An XML reader turns line ends into LF (XML 1.0 §2.11), so data
+/// a server sent inside a multistatus (escaped or in CDATA) arrives with bare LFs
+/// unless it escaped its CRs; this restores them. CRLFs already there are kept.
+pub fn with_crlf(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + text.len() / 32);
+    let mut previous = 0u8;
+    for &b in text.as_bytes() {
+        if b == b'\n' && previous != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        previous = b;
+    }
+    out
+}
+
 /// The value of the first property called `name` (case-insensitive, parameters
 /// ignored), e.g. `UID` or `LAST-MODIFIED`.
 pub fn property(content: &[u8], name: &str) -> Option<String> {
@@ -73,17 +90,21 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// Properties a server may rewrite on its own without the item meaning anything else.
-const VOLATILE: &[&str] = &["PRODID", "DTSTAMP", "REV", "X-RADICALE-NAME"];
-
 /// True when two copies say the same thing, even if a server re-serialised one of them
-/// (reordered lines, refolded, changed line endings, stamped a new PRODID or DTSTAMP).
-/// Used to recognise an echo of our own write instead of reporting a conflict.
+/// (reordered lines, refolded, changed line endings, stamped a new PRODID or DTSTAMP,
+/// stored a vCard 4.0 as 3.0). Calendar objects and vCards are compared by structure
+/// ([`crate::structure`]); what calcard cannot read is compared line by line, in any
+/// order, without the properties that only say when or by what it was written. Used
+/// to recognise an echo of our own write instead of reporting a conflict.
 pub fn same_content(a: &[u8], b: &[u8]) -> bool {
     if a == b {
         return true;
     }
-    canonical(a) == canonical(b)
+    match (crate::structure::shape(a), crate::structure::shape(b)) {
+        (Some(x), Some(y)) => x == y,
+        (None, None) => canonical(a) == canonical(b),
+        _ => false,
+    }
 }
 
 fn canonical(content: &[u8]) -> Vec<String> {
@@ -93,7 +114,9 @@ fn canonical(content: &[u8]) -> Vec<String> {
         .filter(|l| !l.is_empty())
         .filter(|l| {
             let name = l.split([';', ':']).next().unwrap_or("");
-            !VOLATILE.iter().any(|v| v.eq_ignore_ascii_case(name))
+            !crate::structure::VOLATILE
+                .iter()
+                .any(|v| v.eq_ignore_ascii_case(name))
         })
         .map(|l| match l.split_once(':') {
             Some((head, value)) => {
@@ -188,6 +211,13 @@ mod tests {
         assert!(!same_content(a, c));
         let edited = String::from_utf8_lossy(EVENT).replace("Long", "Short");
         assert!(!same_content(EVENT, edited.as_bytes()));
+    }
+
+    #[test]
+    fn line_ends_become_crlf_once() {
+        assert_eq!(with_crlf("A\nB\r\nC\n"), b"A\r\nB\r\nC\r\n");
+        assert_eq!(with_crlf("A\r\n"), b"A\r\n");
+        assert_eq!(with_crlf(""), b"");
     }
 
     #[test]

@@ -10,7 +10,10 @@
 //!   [`model::ConflictPolicy`]) and what version an item has on the back end
 //!   ([`model::BackendVersion`]: a DAV ETag, or IMAP UIDVALIDITY/UID/MODSEQ).
 //! - [`content`]: facts read from an item's bytes without rewriting them: its UID,
-//!   when it was last modified, whether two copies say the same thing.
+//!   when it was last modified.
+//! - [`structure`]: what an item means, read by structure (components keyed by UID
+//!   and RECURRENCE-ID, their properties as canonical entries): whether two copies say
+//!   the same thing however a server re-serialised them.
 //! - [`plan`]: the heart. Given what the gateway knows of the back end (the *index*),
 //!   the back end's changes since the last round and the gateway's changes since the
 //!   connector's cursor, [`plan::plan`] decides every action of a round. Conflicts
@@ -28,3 +31,4 @@ pub mod guard;
 pub mod ids;
 pub mod model;
 pub mod plan;
+pub mod structure;

@@ -490,6 +490,7 @@ pub mod backends;
 pub mod dav;
 pub mod endpoint;
 pub mod link;
+pub mod oracle;
 pub mod otlp;
 pub mod pki;
 pub mod proxy;

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use postern_core::content::same_content;
 use postern_e2e::backends::{Radicale, Seed, fixture_items, generated_events};
 use postern_e2e::dav::Dav;
+use postern_e2e::oracle::same_meaning;
 use postern_e2e::{Connector, Deployment, SourceSpec, admin, connector_config, wait_until};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -121,7 +121,7 @@ async fn initial_import_then_backend_edit_and_delete_in_one_round() -> Result<()
             .get(&uid)
             .unwrap_or_else(|| panic!("{name} ({uid}) missing"));
         assert!(
-            same_content(got, &content),
+            same_meaning(got, &content),
             "{name} changed on the way:\n{}",
             String::from_utf8_lossy(got)
         );
@@ -138,7 +138,7 @@ async fn initial_import_then_backend_edit_and_delete_in_one_round() -> Result<()
     for (name, content) in fixture_items("contacts") {
         let uid = postern_core::content::uid(&content).unwrap();
         assert!(
-            same_content(&cards[&uid], &content),
+            same_meaning(&cards[&uid], &content),
             "{name} changed on the way"
         );
     }
@@ -222,7 +222,7 @@ async fn gateway_changes_reach_the_backend_at_once_by_nudge() -> Result<()> {
         dav.get("/alice/work/from-gateway@postern.test.ics").await
     })
     .await?;
-    assert!(same_content(&on_backend, &created));
+    assert!(same_meaning(&on_backend, &created));
 
     // Update in place, with the ETag the client saw.
     let edited = event("nyc-call@postern.test", "Edited on the gateway");
@@ -323,7 +323,7 @@ async fn a_nudged_write_that_meets_a_backend_edit_is_settled_by_policy() -> Resu
     let kept = d.store.list_conflicts(Some(d.tenant)).await?;
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0].loser_side, "gateway");
-    assert!(same_content(
+    assert!(same_meaning(
         kept[0].loser_content.as_deref().unwrap().as_bytes(),
         &gw_version
     ));
@@ -387,7 +387,7 @@ async fn concurrent_edits_resolve_by_policy_and_keep_the_loser() -> Result<()> {
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0].loser_side, "gateway");
     assert!(
-        same_content(
+        same_meaning(
             kept[0].loser_content.as_deref().unwrap().as_bytes(),
             &gw_version
         ),
@@ -478,7 +478,7 @@ async fn concurrent_edits_resolve_by_policy_and_keep_the_loser() -> Result<()> {
     })
     .await?;
     assert_eq!(kept[0].loser_side, "backend");
-    assert!(same_content(
+    assert!(same_meaning(
         kept[0].loser_content.as_deref().unwrap().as_bytes(),
         &backend_version
     ));
@@ -663,7 +663,7 @@ async fn merge_keeps_backend_deletions_off_and_mirror_reverts_gateway_edits() ->
     wait_until("mirror restores the back end's copy", WAIT, || async {
         let items = d.items_by_uid(mirrored).await?;
         let c = d.store.collection(d.tenant, mirrored).await?;
-        Ok((same_content(&items["card3@postern.test"], &original) && c.pending == 0).then_some(()))
+        Ok((same_meaning(&items["card3@postern.test"], &original) && c.pending == 0).then_some(()))
     })
     .await?;
     let kept = d.store.list_conflicts(Some(d.tenant)).await?;

@@ -56,7 +56,8 @@ pub fn parse(kind: DavKind, body: &[u8]) -> Result<(Vec<BackendCopy>, Vec<Href>)
                     .prop(DAV, "getetag")
                     .map(|e| e.trimmed().to_string())
                     .unwrap_or_default(),
-                content: data.text.clone().into_bytes(),
+                // XML turned the data's CRLFs into LF (always, in CDATA).
+                content: postern_core::content::with_crlf(&data.text),
             }),
             _ => gone.push(h),
         }
@@ -134,5 +135,9 @@ END:VCARD&#13;
         assert_eq!(found[0].content, b"BEGIN:VCARD\r\nEND:VCARD\r\n");
         assert_eq!(found[0].version, "\"9\"");
         assert_eq!(gone, vec![href("/c/b.vcf").unwrap()]);
+        // The same data in CDATA, as some servers send it: its line ends come back.
+        let cdata = b"<multistatus xmlns=\"DAV:\" xmlns:C=\"urn:ietf:params:xml:ns:carddav\"><response><href>/c/a.vcf</href><propstat><prop><getetag>\"9\"</getetag><C:address-data><![CDATA[BEGIN:VCARD\r\nEND:VCARD\r\n]]></C:address-data></prop><status>HTTP/1.1 200 OK</status></propstat></response></multistatus>";
+        let (found, _) = parse(DavKind::CardDav, cdata).unwrap();
+        assert_eq!(found[0].content, b"BEGIN:VCARD\r\nEND:VCARD\r\n");
     }
 }
