@@ -494,3 +494,4 @@ pub mod oracle;
 pub mod otlp;
 pub mod pki;
 pub mod proxy;
+pub mod rewriter;

@@ -647,6 +647,61 @@ fn change(op: pb::change::Op, item_id: &ItemId) -> pb::Change {
     }
 }
 
+/// Reads back what this round wrote, in one multiget, so the gateway records what
+/// the back end really holds. Some servers rewrite what they store (a vCard 4.0 kept
+/// as 3.0) and still answer the PUT with a strong ETag: taking that ETag as the
+/// version of what we wrote would leave the two sides different for good. A copy that
+/// only re-serialises what we wrote (Radicale reorders and refolds every item) keeps
+/// the client's bytes on the gateway and records the version read; a copy that means
+/// something else, or is in another vCard version, replaces the gateway's content
+/// (the acknowledgement becomes an import settling the same change).
+async fn read_back(
+    ctx: &SourceCtx,
+    acks: &mut [pb::Change],
+    written: Vec<(usize, Vec<u8>)>,
+) -> Result<(), RoundError> {
+    if written.is_empty() {
+        return Ok(());
+    }
+    let hrefs: Vec<Href> = written
+        .iter()
+        .filter_map(|(i, _)| Href::new(acks[*i].backend_href.clone()).ok())
+        .collect();
+    let collection = hrefs
+        .first()
+        .map(|h| {
+            h.as_str()
+                .rsplit_once('/')
+                .map_or("/", |(c, _)| c)
+                .to_string()
+                + "/"
+        })
+        .unwrap_or_default();
+    let (copies, _) = multiget::fetch(&ctx.dav, ctx.kind, &collection, &hrefs, |_| {}).await?;
+    let by_href: std::collections::HashMap<&str, &postern_core::plan::BackendCopy> =
+        copies.iter().map(|c| (c.href.as_str(), c)).collect();
+    for (i, data) in written {
+        let ack = &mut acks[i];
+        let Some(copy) = by_href.get(ack.backend_href.as_str()) else {
+            continue;
+        };
+        if !copy.version.is_empty() {
+            ack.backend_version = copy.version.clone();
+        }
+        // Re-serialised (reordered, refolded) is kept as the client wrote it; another
+        // meaning, or a vCard stored in another version, is the back end's copy.
+        let rewritten = !content::same_content(&data, &copy.content)
+            || content::property(&data, "VERSION") != content::property(&copy.content, "VERSION");
+        if rewritten {
+            info!(href = %copy.href, "the back end stored something else than we wrote; taking its copy");
+            ack.uid = content::uid(&copy.content).unwrap_or_default();
+            ack.content_type = ctx.kind.collection_kind().content_type().to_string();
+            ack.content = copy.content.clone();
+        }
+    }
+    Ok(())
+}
+
 /// Tells the gateway to set aside the change `settles` of an item the back end refused.
 fn set_aside(item_id: &ItemId, settles: Seq, status: u16, answer: String) -> pb::Change {
     pb::Change {
@@ -700,6 +755,8 @@ async fn execute_backend(
     let mut losers = Vec::new();
     let content_type = ctx.kind.collection_kind().content_type();
     let ctype: &'static str = content_type;
+    // What each successful PUT wrote: (its acknowledgement in `acks`, the bytes).
+    let mut written_back: Vec<(usize, Vec<u8>)> = Vec::new();
 
     for (i, action) in actions.into_iter().enumerate() {
         if writes_backend(&action) {
@@ -718,6 +775,7 @@ async fn execute_backend(
             } => match write::put(&ctx.dav, &href, &precondition, &data, ctype).await? {
                 WriteOutcome::Done(etag) => {
                     stats.to_backend += 1;
+                    written_back.push((acks.len(), data));
                     acks.push(pb::Change {
                         backend_href: href.to_string(),
                         backend_version: etag.unwrap_or_default(),
@@ -834,6 +892,7 @@ async fn execute_backend(
             Action::Keep(l) => losers.push(l),
         }
     }
+    read_back(ctx, &mut acks, written_back).await?;
     // A loser is kept only if the write that beat it happened.
     let losers = losers
         .iter()
