@@ -96,6 +96,17 @@ pub struct Metrics {
     pub items_refused: Counter,
     /// Items set aside right now, per collection (set at scrape).
     pub refused_now: Family<CollectionLabel, Gauge>,
+    /// Sources that do not sync (a kind their connector cannot sync), set at scrape.
+    pub sources_unsynced: Family<SourceLabel, Gauge>,
+}
+
+/// A source, for the unsynced-sources gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    /// Gateway id of the source.
+    pub source: String,
+    /// Its kind.
+    pub kind: String,
 }
 
 impl Default for Metrics {
@@ -120,6 +131,7 @@ impl Default for Metrics {
             password_verifications: Counter::default(),
             items_refused: Counter::default(),
             refused_now: Family::default(),
+            sources_unsynced: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -202,6 +214,11 @@ impl Default for Metrics {
             "Items set aside after a back-end refusal, per collection",
             m.refused_now.clone(),
         );
+        registry.register(
+            "sources_unsynced",
+            "Sources that do not sync (a kind their connector cannot sync): 1 each",
+            m.sources_unsynced.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -252,6 +269,17 @@ impl Metrics {
                         collection: id.to_string(),
                     })
                     .set(n);
+            }
+        }
+        if let Ok(sources) = store.list_sources(None).await {
+            self.sources_unsynced.clear();
+            for s in sources.iter().filter(|s| !s.problem.is_empty()) {
+                self.sources_unsynced
+                    .get_or_create(&SourceLabel {
+                        source: s.id.to_string(),
+                        kind: s.kind.clone(),
+                    })
+                    .set(1);
             }
         }
         let mut out = String::new();

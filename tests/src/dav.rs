@@ -80,6 +80,41 @@ impl Dav {
             .collect())
     }
 
+    /// The collections below `home`, as (href, display name) (PROPFIND depth 1).
+    pub async fn collections(&self, home: &str) -> Result<Vec<(String, String)>> {
+        let body = self
+            .req(Method::from_bytes(b"PROPFIND")?, home)
+            .header("Depth", "1")
+            .header("Content-Type", "application/xml")
+            .body(r#"<propfind xmlns="DAV:"><prop><displayname/></prop></propfind>"#)
+            .send()
+            .await?
+            .text()
+            .await?;
+        let root = postern_davxml::parse(body.as_bytes())?;
+        Ok(root
+            .children_named(postern_davxml::DAV, "response")
+            .filter_map(|r| {
+                let href = r.child(postern_davxml::DAV, "href")?.trimmed().to_string();
+                let name = r
+                    .find(postern_davxml::DAV, "displayname")
+                    .map(|d| d.trimmed().to_string())
+                    .unwrap_or_default();
+                Some((href, name))
+            })
+            .filter(|(h, _)| h.trim_end_matches('/') != home.trim_end_matches('/'))
+            .collect())
+    }
+
+    /// MKCALENDAR at `path`; returns the status.
+    pub async fn mkcalendar(&self, path: &str) -> Result<StatusCode> {
+        Ok(self
+            .req(Method::from_bytes(b"MKCALENDAR")?, path)
+            .send()
+            .await?
+            .status())
+    }
+
     /// Every member's content.
     pub async fn contents(&self, collection: &str) -> Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();

@@ -19,6 +19,9 @@ pub struct Rewrites {
     pub cdata: bool,
     /// vCards PUT as 4.0 are stored as 3.0 (TYPE values upper-cased, a PRODID added).
     pub vcard_to_3: bool,
+    /// MKCALENDAR and MKCOL wait this long before they reach the server (a create in
+    /// flight that a scenario can overtake).
+    pub slow_create: Option<std::time::Duration>,
 }
 
 #[derive(Clone)]
@@ -26,6 +29,7 @@ struct Upstream {
     base: String,
     http: reqwest::Client,
     rewrites: Rewrites,
+    creates: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// A running proxy.
@@ -34,6 +38,7 @@ pub struct Rewriter {
     /// Its base URL (`http://127.0.0.1:PORT/`).
     pub url: String,
     task: tokio::task::JoinHandle<()>,
+    creates: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Drop for Rewriter {
@@ -47,10 +52,12 @@ impl Rewriter {
     pub async fn start(upstream: &str, rewrites: Rewrites) -> Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr: SocketAddr = listener.local_addr()?;
+        let creates = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let state = Upstream {
             base: upstream.trim_end_matches('/').to_string(),
             http: reqwest::Client::new(),
             rewrites,
+            creates: creates.clone(),
         };
         let app = axum::Router::new().fallback(forward).with_state(state);
         let task = tokio::spawn(async move {
@@ -59,7 +66,13 @@ impl Rewriter {
         Ok(Rewriter {
             url: format!("http://{addr}/"),
             task,
+            creates,
         })
+    }
+
+    /// MKCALENDAR and MKCOL requests received so far (started, maybe still waiting).
+    pub fn creates(&self) -> usize {
+        self.creates.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -130,6 +143,14 @@ fn quick_unescape(s: &str) -> String {
 
 async fn forward(State(up): State<Upstream>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    if matches!(parts.method.as_str(), "MKCALENDAR" | "MKCOL") {
+        up.creates.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    if let Some(wait) = up.rewrites.slow_create
+        && matches!(parts.method.as_str(), "MKCALENDAR" | "MKCOL")
+    {
+        tokio::time::sleep(wait).await;
+    }
     let body = axum::body::to_bytes(body, 64 << 20)
         .await
         .unwrap_or_default();

@@ -6,7 +6,7 @@ use postern_e2e::backends::event;
 use postern_e2e::dav::Dav;
 use postern_e2e::endpoint::{Setup, WAIT, py, raw, setup, uids};
 use postern_e2e::wait_until;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn python_caldav_discovers_writes_and_syncs_through_to_the_backend() -> Result<()> {
@@ -265,31 +265,9 @@ async fn vdirsyncer_syncs_both_ways_through_the_gateway() -> Result<()> {
 
 /// Display names of alice's collections on Radicale, by href.
 async fn backend_collections(s: &Setup) -> Result<Vec<(String, String)>> {
-    let body = reqwest::Client::new()
-        .request(
-            Method::from_bytes(b"PROPFIND")?,
-            format!("{}alice/", s.rad.url),
-        )
-        .basic_auth("alice", Some("alicepw"))
-        .header("Depth", "1")
-        .header("Content-Type", "application/xml")
-        .body(r#"<propfind xmlns="DAV:"><prop><displayname/></prop></propfind>"#)
-        .send()
-        .await?
-        .text()
-        .await?;
-    let root = postern_davxml::parse(body.as_bytes())?;
-    Ok(root
-        .children_named(postern_davxml::DAV, "response")
-        .filter_map(|r| {
-            let href = r.child(postern_davxml::DAV, "href")?.trimmed().to_string();
-            let name = r
-                .find(postern_davxml::DAV, "displayname")
-                .map(|d| d.trimmed().to_string())
-                .unwrap_or_default();
-            Some((href, name))
-        })
-        .collect())
+    Dav::new(&s.rad.url, "alice", "alicepw")
+        .collections("/alice/")
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread")]

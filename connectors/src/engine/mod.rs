@@ -1,9 +1,9 @@
 //! The engine: keeps the link up and runs rounds.
 //!
 //! [`run`] loops forever: connect (jittered exponential backoff between attempts),
-//! say Hello, then per source discover the back-end collections, report them, receive
-//! the assignment, and run rounds on each collection on the source's interval and at
-//! once when the gateway nudges. When the link drops, every source task stops and the
+//! say Hello, then per source, every interval, discover the back-end collections,
+//! report them, receive the assignment, and run a round on each collection; a round
+//! runs at once too when the gateway nudges. When the link drops, every source task stops and the
 //! loop reconnects; everything needed to resume (cursor, back-end state, index) is on
 //! the gateway, so nothing is re-downloaded.
 
@@ -148,7 +148,9 @@ async fn session(
             SourceKind::CalDav => DavKind::CalDav,
             SourceKind::CardDav => DavKind::CardDav,
             SourceKind::Imap => {
-                warn!(source = %source.name, "imap sources are not supported by this connector version; skipped");
+                // Said at error level here, and to the gateway (the Hello's capabilities
+                // do not include imap): `admin status` shows the source as not synced.
+                error!(source = %source.name, "this connector version cannot sync imap sources; the source is NOT synced");
                 continue;
             }
         };
@@ -226,28 +228,28 @@ async fn source_loop(
 ) {
     let name = ctx.source.name.clone();
     let mut collections: Vec<CollectionState> = Vec::new();
-    let mut ticks: u64 = 0;
-    let mut refresh = false;
     loop {
-        if collections.is_empty() || ticks.is_multiple_of(20) || refresh {
-            refresh = false;
-            match assign(&ctx).await {
-                Ok(assigned) => {
-                    for c in &assigned {
-                        let _ = routes.send((c.id.clone(), me.clone()));
-                    }
-                    // Each round takes the gateway's current state with its lease.
-                    collections = assigned;
+        // Discovery every interval, so a collection made on the back end appears
+        // within one.
+        match assign(&ctx).await {
+            Ok(assigned) => {
+                for c in &assigned {
+                    let _ = routes.send((c.id.clone(), me.clone()));
                 }
-                Err(e) => {
-                    warn!(source = %name, error = %e, "discovery failed; retrying next interval")
-                }
+                // Each round takes the gateway's current state with its lease.
+                collections = assigned;
+            }
+            Err(e) => {
+                warn!(source = %name, error = %e, "discovery failed; retrying next interval")
             }
         }
+        let mut changed = false;
         for coll in collections.iter_mut() {
-            refresh |= run_round(&ctx, coll, Trigger::Interval).await;
+            changed |= run_round(&ctx, coll, Trigger::Interval).await;
         }
-        ticks += 1;
+        if changed {
+            continue;
+        }
         // Wait for the interval, or a nudge; a nudge runs only its collection.
         let deadline = tokio::time::sleep(ctx.source.interval);
         tokio::pin!(deadline);
@@ -259,15 +261,11 @@ async fn source_loop(
                         if let Some(coll) = collections.iter_mut().find(|c| c.id == id) {
                             coll.paused = false;
                             if run_round(&ctx, coll, Trigger::Nudge).await {
-                                refresh = true;
                                 break;
                             }
                         }
                     }
-                    Some(NudgeOrRoute::Refresh) => {
-                        refresh = true;
-                        break;
-                    }
+                    Some(NudgeOrRoute::Refresh) => break,
                     None => return,
                 },
             }
@@ -454,22 +452,53 @@ async fn lifecycle(
 ) -> Vec<pb::FoundCollection> {
     let mut done = Vec::new();
     for c in &a.collections {
-        if c.create {
-            let Some(home) = homes.first() else {
-                warn!(source = %ctx.source.name, "no home collection to create a collection in");
-                continue;
-            };
+        // Where a client's new collection is (or is being) made: derived from its id,
+        // so a create retried, or a delete that overtook it, finds the same place.
+        let made_at = |home: &str| {
             let name = c.collection_id.split('-').next().unwrap_or("new");
             let slug = c
                 .display_name
                 .chars()
                 .filter(|ch| ch.is_ascii_alphanumeric() || *ch == '-')
                 .collect::<String>();
-            let href = format!(
+            format!(
                 "{}{}-{name}/",
                 home,
                 if slug.is_empty() { "collection" } else { &slug }
-            );
+            )
+        };
+        if c.delete {
+            // A delete wins, even over a create not yet confirmed (it may have
+            // happened): remove whatever is at the collection's place.
+            let href = if c.create {
+                match homes.first() {
+                    Some(home) => made_at(home),
+                    None => continue,
+                }
+            } else {
+                c.backend_href.clone()
+            };
+            match dav::mkcol::remove(&ctx.dav, &href).await {
+                Ok(()) => {
+                    info!(collection = %href, "deleted on the back end for a client");
+                    done.push(pb::FoundCollection {
+                        backend_href: href,
+                        kind: c.kind.clone(),
+                        collection_id: c.collection_id.clone(),
+                        deleted: true,
+                        ..Default::default()
+                    });
+                }
+                Err(e) => {
+                    warn!(collection = %href, error = %e, "could not delete on the back end")
+                }
+            }
+        } else if c.create {
+            let Some(home) = homes.first() else {
+                warn!(source = %ctx.source.name, "no home collection to create a collection in");
+                continue;
+            };
+            let href = made_at(home);
             match dav::mkcol::create(&ctx.dav, ctx.kind, &href, &c.display_name).await {
                 Ok(()) => {
                     info!(collection = %href, "created on the back end for a client");
@@ -482,22 +511,6 @@ async fn lifecycle(
                     });
                 }
                 Err(e) => warn!(collection = %href, error = %e, "could not create on the back end"),
-            }
-        } else if c.delete {
-            match dav::mkcol::remove(&ctx.dav, &c.backend_href).await {
-                Ok(()) => {
-                    info!(collection = %c.backend_href, "deleted on the back end for a client");
-                    done.push(pb::FoundCollection {
-                        backend_href: c.backend_href.clone(),
-                        kind: c.kind.clone(),
-                        collection_id: c.collection_id.clone(),
-                        deleted: true,
-                        ..Default::default()
-                    });
-                }
-                Err(e) => {
-                    warn!(collection = %c.backend_href, error = %e, "could not delete on the back end")
-                }
             }
         }
     }

@@ -41,6 +41,9 @@ enum AdminCommand {
     /// Collections: list, pause, resume, set mode and policy.
     #[command(subcommand)]
     Collection(CollectionCmd),
+    /// Sources, as connectors announce them, and what keeps any from syncing.
+    #[command(subcommand)]
+    Source(SourceCmd),
     /// Per collection: last round, its outcome, items, pending changes, open conflicts.
     Status {
         /// Only this tenant.
@@ -170,6 +173,34 @@ enum ConnectorCmd {
         #[arg(long)]
         tenant: String,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum SourceCmd {
+    /// List sources: connector, kind, user, collections, and what keeps one from
+    /// syncing (a kind its connector cannot sync).
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+}
+
+/// A source's line in `source list` and `status`.
+fn source_line(s: &crate::store::collections::SourceRow) -> String {
+    format!(
+        "source {}\t{}/{}\t{}\tuser {}\tcollections {}\t{}\n",
+        s.name,
+        s.tenant,
+        s.connector,
+        s.kind,
+        s.user,
+        s.collections,
+        if s.problem.is_empty() {
+            "ok".to_string()
+        } else {
+            format!("NOT SYNCED: {}", s.problem)
+        }
+    )
 }
 
 #[derive(Subcommand, Debug)]
@@ -448,9 +479,36 @@ pub async fn run(database_url: &str, args: AdminArgs) -> anyhow::Result<()> {
                     .collect()
             })
         }
+        AdminCommand::Source(SourceCmd::List { tenant }) => {
+            let sources = store.list_sources(tenant_id(tenant).await?).await?;
+            out(json, &sources, |ss| {
+                if ss.is_empty() {
+                    return "no sources yet: is a connector running?\n".to_string();
+                }
+                ss.iter().map(source_line).collect()
+            })
+        }
         AdminCommand::Collection(CollectionCmd::List { tenant })
         | AdminCommand::Status { tenant } => {
-            let cs = store.list_collections(tenant_id(tenant).await?).await?;
+            let tid = tenant_id(tenant).await?;
+            let cs = store.list_collections(tid).await?;
+            // Sources that do not sync are shown by status too: nothing is skipped
+            // silently.
+            let unsynced: Vec<_> = store
+                .list_sources(tid)
+                .await?
+                .into_iter()
+                .filter(|s| !s.problem.is_empty())
+                .collect();
+            if !json {
+                for s in &unsynced {
+                    print!("{}", source_line(s));
+                }
+            } else if !unsynced.is_empty() {
+                for s in &unsynced {
+                    eprint!("{}", source_line(s));
+                }
+            }
             out(json, &cs, |cs| {
                 if cs.is_empty() {
                     return "no collections yet: is a connector running?\n".to_string();

@@ -347,6 +347,17 @@ impl Session {
                 .store
                 .upsert_source(tenant, self.claims.sub, &spec)
                 .await?;
+            // A kind the connector cannot sync is said out loud, not skipped quietly.
+            let problem = if h.capabilities.iter().any(|c| c == &s.kind) {
+                String::new()
+            } else {
+                warn!(connector = %self.claims.name, source = %s.name, kind = %s.kind, "a source this connector cannot sync");
+                format!(
+                    "connector {} (version {}) cannot sync {} sources; upgrade it",
+                    self.claims.name, h.version, s.kind
+                )
+            };
+            self.store.set_source_problem(tenant, id, &problem).await?;
             sources.insert(s.name.clone(), SourceRef { id });
         }
         info!(connector = %self.claims.name, tenant = %self.tenant_name, version = %h.version, sources = sources.len(), "connector said hello");

@@ -160,6 +160,27 @@ fn collection_from_row(r: &tokio_postgres::Row) -> Collection {
     }
 }
 
+/// A source as `admin source list` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceRow {
+    /// Its id.
+    pub id: Uuid,
+    /// Its tenant's name.
+    pub tenant: String,
+    /// The connector that announced it.
+    pub connector: String,
+    /// Its name in the connector's config.
+    pub name: String,
+    /// caldav | carddav | imap.
+    pub kind: String,
+    /// The gateway user it syncs for.
+    pub user: String,
+    /// What keeps it from syncing; empty when nothing does.
+    pub problem: String,
+    /// Its collections.
+    pub collections: i64,
+}
+
 /// The DAV name of a collection bound to `backend_href`: its last path segment.
 pub fn collection_name(backend_href: &str) -> String {
     let seg = backend_href
@@ -180,6 +201,53 @@ pub fn collection_name(backend_href: &str) -> String {
 
 impl Store {
     /// Records (or updates) a connector's source; returns its id.
+    /// Records what keeps a source from syncing (`""` for nothing).
+    pub async fn set_source_problem(
+        &self,
+        tenant: Uuid,
+        source: Uuid,
+        problem: &str,
+    ) -> Result<()> {
+        let c = self.client().await?;
+        c.execute(
+            "UPDATE sources SET problem = $3 WHERE tenant_id = $1 AND id = $2",
+            &[&tenant, &source, &problem],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Every source of a tenant (or of all), with its connector, user and problem.
+    pub async fn list_sources(&self, tenant: Option<Uuid>) -> Result<Vec<SourceRow>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT s.id, t.name, k.name, s.name, s.kind, u.name, s.problem,
+                        (SELECT count(*) FROM collections c WHERE c.tenant_id = s.tenant_id AND c.source_id = s.id)
+                 FROM sources s
+                 JOIN tenants t ON t.id = s.tenant_id
+                 JOIN connectors k ON k.tenant_id = s.tenant_id AND k.id = s.connector_id
+                 JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id
+                 WHERE ($1::uuid IS NULL OR s.tenant_id = $1)
+                 ORDER BY t.name, k.name, s.name",
+                &[&tenant],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| SourceRow {
+                id: r.get(0),
+                tenant: r.get(1),
+                connector: r.get(2),
+                name: r.get(3),
+                kind: r.get(4),
+                user: r.get(5),
+                problem: r.get(6),
+                collections: r.get(7),
+            })
+            .collect())
+    }
+
     pub async fn upsert_source(
         &self,
         tenant: Uuid,

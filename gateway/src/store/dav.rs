@@ -189,7 +189,7 @@ impl Store {
             .read(
                 concat!(
                     coll_select!(),
-                    " WHERE tenant_id = $1 AND user_id = $2 AND kind = $3 ORDER BY name"
+                    " WHERE tenant_id = $1 AND user_id = $2 AND kind = $3 AND NOT delete_pending ORDER BY name"
                 ),
                 &[&tenant, &user, &kind],
             )
@@ -209,7 +209,7 @@ impl Store {
             .read(
                 concat!(
                     coll_select!(),
-                    " WHERE tenant_id = $1 AND user_id = $2 AND kind = $3 AND name = $4"
+                    " WHERE tenant_id = $1 AND user_id = $2 AND kind = $3 AND name = $4 AND NOT delete_pending"
                 ),
                 &[&tenant, &user, &kind, &name],
             )
@@ -273,25 +273,21 @@ impl Store {
         Ok(Some(id))
     }
 
-    /// Deletes a client's collection: at once if the back end never had it, else once
-    /// the connector has deleted it there (hidden from clients meanwhile).
+    /// Deletes a client's collection. It vanishes from the endpoint at once and its
+    /// name is free again (the row keeps a name no client can write); the row stays,
+    /// marked, until the connector has deleted the collection on the back end, even
+    /// when the connector may be creating it there at this moment: a client's delete
+    /// wins over a create in flight, and the calendar never comes back.
     pub async fn delete_dav_collection(&self, tenant: Uuid, collection: Uuid) -> Result<()> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        let gone = tx
-            .execute(
-                "DELETE FROM collections WHERE tenant_id = $1 AND id = $2 AND create_pending",
-                &[&tenant, &collection],
-            )
-            .await?;
-        if gone == 0 {
-            tx.execute(
-                "UPDATE collections SET delete_pending = true WHERE tenant_id = $1 AND id = $2",
-                &[&tenant, &collection],
-            )
-            .await?;
-            super::items::notify(&tx, tenant, collection).await?;
-        }
+        tx.execute(
+            "UPDATE collections SET delete_pending = true, name = '.deleted-' || id::text
+             WHERE tenant_id = $1 AND id = $2",
+            &[&tenant, &collection],
+        )
+        .await?;
+        super::items::notify(&tx, tenant, collection).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (4, include_str!("../../migrations/0004_dav_folders.sql")),
     (5, include_str!("../../migrations/0005_round_progress.sql")),
     (6, include_str!("../../migrations/0006_set_aside.sql")),
+    (7, include_str!("../../migrations/0007_source_problems.sql")),
 ];
 
 /// An arbitrary constant naming the migration lock.
