@@ -329,6 +329,18 @@ pub fn plan(round: &Round<'_>) -> Vec<Action> {
 
     let mut actions = Vec::new();
     let mut taken: BTreeSet<Href> = round.index.iter().map(|k| k.href.clone()).collect();
+    // Items new on the back end, by UID: a client's new item with the same UID is the
+    // same item under another name, whatever the names.
+    let new_by_uid: BTreeMap<String, Href> = round
+        .backend
+        .iter()
+        .filter_map(|c| match c {
+            BackendChange::Changed(copy) if !by_href.contains_key(&copy.href) => {
+                Some((content::uid(&copy.content)?, copy.href.clone()))
+            }
+            _ => None,
+        })
+        .collect();
 
     for g in round.gateway {
         let known = by_id.get(&g.item_id).copied();
@@ -354,8 +366,18 @@ pub fn plan(round: &Round<'_>) -> Vec<Action> {
             None => {
                 // Never on the back end: it will get a name derived from its UID. A
                 // back-end item that appeared under that very name (our own earlier
-                // write, cut short by a crash) is the same item.
-                let href = new_href(round, g, &taken);
+                // write, cut short by a crash) is the same item; so is one new on the
+                // back end with the same UID under another name (the policy then
+                // decides their content).
+                let same_uid = (!g.uid.is_empty())
+                    .then(|| new_by_uid.get(&g.uid))
+                    .flatten()
+                    .filter(|h| backend.contains_key(h))
+                    .cloned();
+                let href = match same_uid {
+                    Some(h) => h,
+                    None => new_href(round, g, &taken),
+                };
                 taken.insert(href.clone());
                 let b = backend
                     .remove(&href)

@@ -61,6 +61,66 @@ fn gw_edit(i: &str, h: Option<&str>, content: Option<Vec<u8>>, at: i64) -> Gatew
 }
 
 #[test]
+fn one_uid_on_both_sides_under_two_names_is_one_item() {
+    let coll = href("/c/");
+    // A client made "meeting" as a.ics on the gateway; someone made it on the back end
+    // as other.ics meanwhile.
+    let mut g = gw_edit(
+        "a",
+        None,
+        Some(ev("meeting", "gateway", "20250101T000000Z")),
+        1,
+    );
+    g.uid = "meeting".into();
+    let copy = BackendCopy {
+        href: href("/c/other.ics"),
+        version: "\"b1\"".into(),
+        content: ev("meeting", "back end", "20250101T000000Z"),
+    };
+    let backend = [BackendChange::Changed(copy.clone())];
+    let gateway = [g];
+    let actions = plan(&round(
+        Mode::TwoWay,
+        ConflictPolicy::BackendWins,
+        &coll,
+        &[],
+        &backend,
+        &gateway,
+    ));
+    // The back end's copy wins into the gateway's item (no second item, no PUT of a
+    // duplicate UID), and the gateway's version is kept as the loser.
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Import { item_id: Some(i), copy: c, settles: Some(_) } if i == &id("a") && c.href == copy.href
+    )));
+    assert!(!actions.iter().any(|a| matches!(a, Action::Put { .. })));
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::Import { item_id: None, .. }))
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Keep(l) if l.side == Side::Gateway))
+    );
+
+    // Gateway wins: its content goes to the back end's href, replacing that version.
+    let actions = plan(&round(
+        Mode::TwoWay,
+        ConflictPolicy::GatewayWins,
+        &coll,
+        &[],
+        &backend,
+        &gateway,
+    ));
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Put { href: h, precondition: Precondition::IfMatch(v), .. } if h == &copy.href && v == "\"b1\""
+    )));
+}
+
+#[test]
 fn backend_edit_reaches_gateway() {
     let coll = href("/c/");
     let index = [known("a", "/c/a.ics", "\"v1\"")];

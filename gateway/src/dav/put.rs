@@ -12,6 +12,7 @@ use postern_davxml::{CALDAV, CARDDAV, DAV, Name, Writer};
 use super::path::{self, Kind, Target};
 use super::{DavError, DavRequest, DavState};
 use crate::store::StoreError;
+use crate::store::items::Put;
 
 /// Answers PUT.
 pub async fn put(state: &DavState, req: &DavRequest) -> Result<Response, DavError> {
@@ -41,39 +42,41 @@ pub async fn put(state: &DavState, req: &DavRequest) -> Result<Response, DavErro
         }
         _ => {}
     }
-    if let Some(other) = state
-        .store
-        .uid_taken(req.who.tenant, c.id, &uid, name)
-        .await?
-    {
-        let pre = match kind {
-            Kind::Calendars => Name::new(CALDAV, "no-uid-conflict"),
-            Kind::AddressBooks => Name::new(CARDDAV, "no-uid-conflict"),
-        };
-        let href = path::item(*kind, &req.who.login, &c.name, &other);
-        return Err(DavError::Conflict(
-            pre,
-            Writer::element(&Name::new(DAV, "href"), &postern_davxml::escape(&href)),
-        ));
-    }
     let content_type = match kind {
         Kind::Calendars => "text/calendar; charset=utf-8",
         Kind::AddressBooks => "text/vcard; charset=utf-8",
     };
     let expected = existing.as_ref().map(|i| i.etag.as_str());
+    let uid_conflict = |other: &str| {
+        let pre = match kind {
+            Kind::Calendars => Name::new(CALDAV, "no-uid-conflict"),
+            Kind::AddressBooks => Name::new(CARDDAV, "no-uid-conflict"),
+        };
+        let href = path::item(*kind, &req.who.login, &c.name, other);
+        DavError::Conflict(
+            pre,
+            Writer::element(&Name::new(DAV, "href"), &postern_davxml::escape(&href)),
+        )
+    };
     let item = match state
         .store
-        .put_item(
+        .put_item_checked(
             req.who.tenant,
             c.id,
             name,
             &req.body,
             content_type,
             expected,
+            Some(&uid),
         )
         .await
     {
-        Ok(i) => i,
+        Ok(Put::Done(i)) => i,
+        // One live item per UID, and an item keeps its UID (RFC 4791 §5.3.2.1,
+        // RFC 6352 §6.3.2.1): the answer names the item that holds the UID.
+        Ok(Put::UidTaken(other)) | Ok(Put::UidChanged(other)) => {
+            return Err(uid_conflict(&other));
+        }
         Err(StoreError::Conflict(_)) => return Err(DavError::PreconditionFailed),
         Err(e) => return Err(e.into()),
     };

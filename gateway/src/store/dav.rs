@@ -411,27 +411,6 @@ impl Store {
         out.truncate(usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX));
         Ok(out)
     }
-
-    /// The name of another live item in the collection with this UID, if any.
-    pub async fn uid_taken(
-        &self,
-        tenant: Uuid,
-        collection: Uuid,
-        uid: &str,
-        except: &str,
-    ) -> Result<Option<String>> {
-        if uid.is_empty() {
-            return Ok(None);
-        }
-        let c = self.client().await?;
-        let row = c
-            .query_opt(
-                "SELECT name FROM items WHERE tenant_id = $1 AND collection_id = $2 AND uid = $3 AND name <> $4 AND NOT deleted LIMIT 1",
-                &[&tenant, &collection, &uid, &except],
-            )
-            .await?;
-        Ok(row.map(|r| r.get(0)))
-    }
 }
 
 /// Maps a missing thing to `NotFound` with a name.

@@ -61,6 +61,28 @@ pub struct Item {
     pub pending: bool,
 }
 
+/// What became of a client's PUT.
+#[derive(Debug)]
+pub enum Put {
+    /// Stored.
+    Done(Item),
+    /// Another live item of the collection has this UID: its name.
+    UidTaken(String),
+    /// The item exists with another UID (a client may not change it): its name.
+    UidChanged(String),
+}
+
+/// The key of the transaction-scoped lock that makes writes of one UID in one
+/// collection take turns.
+fn uid_lock_key(collection: Uuid, uid: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(collection.as_bytes());
+    h.update(uid.as_bytes());
+    let d = h.finalize();
+    i64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+}
+
 /// Reserves `n` journal sequence numbers in a collection; returns the first. Locks the
 /// collection row until the transaction ends, so sequences are gap-free and ordered.
 pub(crate) async fn reserve_seqs(
@@ -219,6 +241,32 @@ impl Store {
         content_type: &str,
         if_match: Option<&str>,
     ) -> Result<Item> {
+        match self
+            .put_item_checked(tenant, collection, name, data, content_type, if_match, None)
+            .await?
+        {
+            Put::Done(item) => Ok(item),
+            Put::UidTaken(other) | Put::UidChanged(other) => {
+                Err(StoreError::Conflict(format!("UID in use by {other:?}")))
+            }
+        }
+    }
+
+    /// [`Store::put_item`] for a client's PUT: with `uid`, the collection keeps one
+    /// live item per UID, checked in the write's own transaction (writes of one UID
+    /// take turns on a transaction-scoped lock), so two clients putting one UID under
+    /// two names at once cannot both succeed; and an existing item keeps its UID.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn put_item_checked(
+        &self,
+        tenant: Uuid,
+        collection: Uuid,
+        name: &str,
+        data: &[u8],
+        content_type: &str,
+        if_match: Option<&str>,
+        uid_rule: Option<&str>,
+    ) -> Result<Put> {
         if name.is_empty() || name.contains('/') {
             return Err(StoreError::Invalid(format!(
                 "item name {name:?} must be one path segment"
@@ -228,14 +276,37 @@ impl Store {
         let etag = content::etag_of(data);
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
+        if let Some(u) = uid_rule.filter(|u| !u.is_empty()) {
+            tx.execute(
+                "SELECT pg_advisory_xact_lock($1)",
+                &[&uid_lock_key(collection, u)],
+            )
+            .await?;
+            let other = tx
+                .query_opt(
+                    "SELECT name FROM items WHERE tenant_id = $1 AND collection_id = $2 AND uid = $3
+                       AND name <> $4 AND NOT deleted LIMIT 1",
+                    &[&tenant, &collection, &u, &name],
+                )
+                .await?;
+            if let Some(row) = other {
+                return Ok(Put::UidTaken(row.get(0)));
+            }
+        }
         let seq = reserve_seqs(&tx, tenant, collection, 1).await?;
         let existing = tx
             .query_opt(
-                "SELECT id, etag, backend_href FROM items
+                "SELECT id, etag, backend_href, uid FROM items
                  WHERE tenant_id = $1 AND collection_id = $2 AND name = $3 AND NOT deleted FOR UPDATE",
                 &[&tenant, &collection, &name],
             )
             .await?;
+        if let (Some(u), Some(row)) = (uid_rule, &existing) {
+            let was: String = row.get(3);
+            if !was.is_empty() && was != u {
+                return Ok(Put::UidChanged(name.to_string()));
+            }
+        }
         let backend_href: Option<String> = existing.as_ref().and_then(|r| r.get(2));
         if let Some(expected) = if_match {
             match &existing {
@@ -274,7 +345,7 @@ impl Store {
         journal(&tx, tenant, collection, seq, id, "upsert", "gateway", None).await?;
         notify(&tx, tenant, collection).await?;
         tx.commit().await?;
-        Ok(Item {
+        Ok(Put::Done(Item {
             id,
             name: name.to_string(),
             uid,
@@ -282,7 +353,7 @@ impl Store {
             etag,
             backend_href,
             pending: true,
-        })
+        }))
     }
 
     /// Store API: deletes item `name` on the gateway side; the deletion reaches the back
