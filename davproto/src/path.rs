@@ -1,5 +1,12 @@
 //! What a DAV URL names, and the hrefs we write. Logins appear in URLs as
 //! `alice@acme` or `alice%40acme`; both name the same resources.
+//!
+//! Names round-trip however a client encodes them: an item's name is kept in one
+//! canonical form ([`canonical`]: percent-escapes decoded, then everything but
+//! unreserved and a few safe characters escaped again, hex in upper case), so
+//! `a b.ics` (as some clients send it), `a%20b.ics` and `caf%c3%a9.ics` /
+//! `caf%C3%A9.ics` / `café.ics` each name one item, and every answer writes it the same
+//! way. Collection names are kept decoded and written through [`canonical`].
 
 /// A collection kind as it appears in URLs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +57,12 @@ pub enum Target {
 /// Percent-decodes `%40` (and any other escape) in a login segment.
 fn decode(seg: &str) -> String {
     String::from_utf8_lossy(&decode_bytes(seg)).into_owned()
+}
+
+/// A segment percent-decoded to text (invalid UTF-8 replaced), as collection names are
+/// kept.
+pub fn decoded(seg: &str) -> String {
+    decode(seg)
 }
 
 /// Percent-decodes a segment to bytes.
@@ -119,6 +132,45 @@ pub fn check(path: &str) -> Result<(), PathError> {
     Ok(())
 }
 
+/// Characters kept as they are in a canonical name: RFC 3986 unreserved, and the
+/// sub-delimiters and `@` / `:` that path segments may hold.
+fn keeps(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'@'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+        )
+}
+
+/// The canonical form of a path segment (see the module documentation). Idempotent.
+pub fn canonical(seg: &str) -> String {
+    let bytes = decode_bytes(seg);
+    let mut out = String::with_capacity(bytes.len());
+    for b in bytes {
+        if keeps(b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 impl Target {
     /// Parses a request path (as sent, still percent-encoded).
     pub fn parse(path: &str) -> Option<Target> {
@@ -157,13 +209,16 @@ impl Target {
                 kind,
                 decode(login),
                 decode(coll),
-                (*item).to_string(),
+                canonical(item),
             )),
             [_, login, coll, rest @ ..] => Some(Target::Nested(
                 kind,
                 decode(login),
                 decode(coll),
-                rest.join("/"),
+                rest.iter()
+                    .map(|s| canonical(s))
+                    .collect::<Vec<_>>()
+                    .join("/"),
             )),
             _ => None,
         }
@@ -197,31 +252,37 @@ pub fn home(kind: Kind, login: &str) -> String {
     format!("/dav/{}/{login}/", kind.segment())
 }
 
-/// `/dav/<kind>/<login>/<collection>/`
+/// `/dav/<kind>/<login>/<collection>/`, the collection's name written canonically.
 pub fn collection(kind: Kind, login: &str, name: &str) -> String {
-    format!("/dav/{}/{login}/{name}/", kind.segment())
+    format!("/dav/{}/{login}/{}/", kind.segment(), canonical(name))
 }
 
-/// `/dav/<kind>/<login>/<collection>/<item>`
+/// `/dav/<kind>/<login>/<collection>/<item>`, names written canonically.
 pub fn item(kind: Kind, login: &str, coll: &str, name: &str) -> String {
-    format!("/dav/{}/{login}/{coll}/{name}", kind.segment())
+    format!(
+        "/dav/{}/{login}/{}/{}",
+        kind.segment(),
+        canonical(coll),
+        canonical(name)
+    )
 }
 
-/// The item name an href names, if it is inside `collection_href`.
+/// The (canonical) item name an href names, if it is inside `collection_href`.
 pub fn item_name_in(href: &str, collection_href: &str) -> Option<String> {
     let path = match href.find("://") {
         Some(i) => &href[href[i + 3..].find('/').map(|j| i + 3 + j)?..],
         None => href,
     };
-    let decoded_path = decode(path);
-    let decoded_coll = decode(collection_href);
-    let name = decoded_path
-        .strip_prefix(decoded_coll.as_str())
-        .or_else(|| path.strip_prefix(collection_href))?;
-    (!name.is_empty() && !name.contains('/')).then(|| {
-        // Item names are stored as they appear in URLs: take the raw segment back.
-        path.rsplit('/').next().unwrap_or(name).to_string()
-    })
+    let (dir, name) = path.rsplit_once('/')?;
+    if name.is_empty() {
+        return None;
+    }
+    let same = |a: &str, b: &str| {
+        let split =
+            |p: &str| -> Vec<String> { p.trim_end_matches('/').split('/').map(decode).collect() };
+        split(a) == split(b)
+    };
+    same(dir, collection_href).then(|| canonical(name))
 }
 
 #[cfg(test)]
@@ -262,6 +323,15 @@ mod tests {
                 "alice@acme".into(),
                 "work".into(),
                 "a%20b.ics".into()
+            ))
+        );
+        assert_eq!(
+            Target::parse("/dav/calendars/alice@acme/work/a%40b.ics"),
+            Some(Target::Item(
+                Kind::Calendars,
+                "alice@acme".into(),
+                "work".into(),
+                "a@b.ics".into()
             ))
         );
         assert_eq!(
@@ -312,6 +382,31 @@ mod tests {
             check("/dav/calendars/alice@acme/work/%FF.ics"),
             Err(PathError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn names_have_one_canonical_form() {
+        for (given, canon) in [
+            ("a%20b.ics", "a%20b.ics"),
+            ("a b.ics", "a%20b.ics"),
+            ("caf%c3%a9.ics", "caf%C3%A9.ics"),
+            ("café.ics", "caf%C3%A9.ics"),
+            ("100%25.ics", "100%25.ics"),
+            ("a%40b.ics", "a@b.ics"),
+            ("a%2Fb.ics", "a%2Fb.ics"),
+            ("[x]#y?.ics", "%5Bx%5D%23y%3F.ics"),
+        ] {
+            assert_eq!(canonical(given), canon, "{given}");
+            assert_eq!(canonical(canon), canon, "idempotent for {canon}");
+        }
+        assert_eq!(
+            Target::parse("/dav/calendars/alice@acme/work/caf%c3%a9.ics"),
+            Target::parse("/dav/calendars/alice@acme/work/café.ics")
+        );
+        assert_eq!(
+            item(Kind::Calendars, "alice@acme", "my cal", "a b.ics"),
+            "/dav/calendars/alice@acme/my%20cal/a%20b.ics"
+        );
     }
 
     #[test]

@@ -16,12 +16,21 @@ use super::{DavError, DavRequest, DavState, multistatus};
 use crate::store::dav::DavCollection;
 use crate::store::folders::FileEntry;
 
-/// The path of the request relative to its collection, as sent (trailing `/` kept).
+/// The path of the request relative to its collection, each name in canonical form
+/// (trailing `/` kept).
 fn relative(path: &str) -> Option<String> {
     let rest = path.strip_prefix("/dav/")?;
     let mut parts = rest.splitn(4, '/');
     let (_kind, _login, _coll) = (parts.next()?, parts.next()?, parts.next()?);
-    Some(parts.next().unwrap_or("").to_string())
+    Some(
+        parts
+            .next()
+            .unwrap_or("")
+            .split('/')
+            .map(super::path::canonical)
+            .collect::<Vec<_>>()
+            .join("/"),
+    )
 }
 
 /// The folder that holds `rel`, or `None` at the collection's top.
@@ -55,7 +64,8 @@ pub async fn route(state: &DavState, req: &DavRequest) -> Option<Result<Response
     let method = req.method.as_str();
     let nested = matches!(req.target, Target::Nested(..));
     let plain_mkcol = method == "MKCOL" && req.body.is_empty();
-    if !(nested || rel.ends_with('/') || plain_mkcol || method == "COPY" || method == "MOVE") {
+    let copy_or_move = method == "COPY" || method == "MOVE";
+    if !(nested || rel.ends_with('/') || plain_mkcol || copy_or_move) {
         return None;
     }
     let c = match super::own_collection(state, req, kind, &coll).await {
@@ -67,6 +77,10 @@ pub async fn route(state: &DavState, req: &DavRequest) -> Option<Result<Response
         Ok(f) => f.is_some(),
         Err(e) => return Some(Err(e.into())),
     };
+    // COPY or MOVE of what is not a plain resource: a calendar object or contact.
+    if copy_or_move && !nested && !rel.ends_with('/') && !is_folder {
+        return None;
+    }
     Some(handle(state, req, &c, &rel, is_folder).await)
 }
 
@@ -174,9 +188,17 @@ async fn handle(
     }
 }
 
+/// The request path up to its collection (`/dav/<kind>/<login>/<collection>/`).
+fn base(path: &str) -> &str {
+    let mut slashes = path.match_indices('/').map(|(i, _)| i);
+    match slashes.nth(4) {
+        Some(i) => &path[..=i],
+        None => path,
+    }
+}
+
 fn href(req: &DavRequest, path: &str) -> String {
-    let base = req.path.len() - relative(&req.path).map_or(0, |r| r.len());
-    format!("{}{path}", &req.path[..base])
+    format!("{}{path}", base(&req.path))
 }
 
 fn live(f: &FileEntry) -> Vec<(Name, Value)> {
@@ -312,8 +334,16 @@ async fn copy_move(
             .unwrap_or("/"),
         None => destination,
     };
-    let base = &req.path[..req.path.len() - relative(&req.path).map_or(0, |r| r.len())];
-    let Some(dest_rel) = dest_path.strip_prefix(base).map(str::to_string) else {
+    // Compared with the collection's path decoded, so `%40` and `@` are the same.
+    let (dest_base, req_base) = (base(dest_path), base(&req.path));
+    let same_collection = |a: &str, b: &str| {
+        let names = |p: &str| -> Vec<String> { p.split('/').map(super::path::canonical).collect() };
+        names(a) == names(b)
+    };
+    if !same_collection(dest_base, req_base) {
+        return Err(DavError::Forbidden(None));
+    }
+    let Some(dest_rel) = relative(dest_path) else {
         return Err(DavError::Forbidden(None));
     };
     let entries = store.files_under(tenant, c.id, path).await?;
@@ -392,6 +422,14 @@ mod tests {
         assert_eq!(
             relative("/dav/calendars/a@b/work/litmus/").as_deref(),
             Some("litmus/")
+        );
+        assert_eq!(
+            base("/dav/calendars/a@b/work/litmus/res"),
+            "/dav/calendars/a@b/work/"
+        );
+        assert_eq!(
+            relative("/dav/calendars/a@b/work/lit mus/r%c3%a9s").as_deref(),
+            Some("lit%20mus/r%C3%A9s")
         );
         assert_eq!(parent("litmus/res").as_deref(), Some("litmus/"));
         assert_eq!(parent("litmus/"), None);

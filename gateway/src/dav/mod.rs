@@ -6,7 +6,8 @@
 //! - [`path`]: what a URL names ([`path::Target`]), and the hrefs we write;
 //! - [`props`]: the properties of principals, homes, collections and items;
 //! - [`propfind`], [`proppatch`], [`options`];
-//! - [`get`] (GET/HEAD), [`put`], [`delete`], [`mkcol`] (MKCALENDAR, extended MKCOL);
+//! - [`get`] (GET/HEAD), [`put`], [`delete`], [`mkcol`] (MKCALENDAR, extended MKCOL),
+//!   [`copymove`] (COPY and MOVE of items);
 //! - [`report`]: multiget and sync-collection;
 //! - [`stream`]: large multistatus answers sent while they are produced.
 //!
@@ -18,6 +19,7 @@
 //! connector (on any replica) with NOTIFY; the connector applies them to the back end.
 
 pub mod auth;
+pub mod copymove;
 pub mod delete;
 pub mod folder;
 pub mod get;
@@ -370,6 +372,7 @@ async fn serve(
         "PUT" => put::put(&state, &req).await,
         "DELETE" => delete::delete(&state, &req).await,
         "MKCALENDAR" | "MKCOL" => mkcol::mkcol(&state, &req).await,
+        "COPY" | "MOVE" => copymove::copy_move(&state, &req).await,
         _ => Err(DavError::MethodNotAllowed),
     };
     result.unwrap_or_else(IntoResponse::into_response)

@@ -188,9 +188,9 @@ pub fn collection_name(backend_href: &str) -> String {
         .rsplit('/')
         .next()
         .unwrap_or("");
-    let clean: String = seg
+    let clean: String = postern_davproto::path::decoded(seg)
         .chars()
-        .filter(|c| !c.is_control() && *c != '%')
+        .filter(|c| !c.is_control() && *c != '/')
         .collect();
     if clean.is_empty() {
         "collection".to_string()
@@ -200,7 +200,6 @@ pub fn collection_name(backend_href: &str) -> String {
 }
 
 impl Store {
-    /// Records (or updates) a connector's source; returns its id.
     /// Records what keeps a source from syncing (`""` for nothing).
     pub async fn set_source_problem(
         &self,
@@ -248,6 +247,7 @@ impl Store {
             .collect())
     }
 
+    /// Records (or updates) a connector's source; returns its id.
     pub async fn upsert_source(
         &self,
         tenant: Uuid,

@@ -83,6 +83,87 @@ fn uid_lock_key(collection: Uuid, uid: &str) -> i64 {
     i64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }
 
+/// Writes a gateway-side version of an item in `tx` at journal sequence `seq`: the
+/// row `existing` replaced, or a new row; the caller journals it. Returns its id.
+pub(crate) async fn write_in_tx(
+    tx: &tokio_postgres::Transaction<'_>,
+    tenant: Uuid,
+    collection: Uuid,
+    (name, data, content_type): (&str, &[u8], &str),
+    existing: Option<Uuid>,
+    seq: i64,
+) -> Result<Uuid> {
+    let uid = content::uid(data).unwrap_or_default();
+    let etag = content::etag_of(data);
+    match existing {
+        Some(id) => {
+            tx.execute(
+                "UPDATE items SET content = $4, content_type = $5, etag = $6, uid = $7, pending_seq = $8,
+                        last_seq = $8, changed_at = now(), refused_seq = NULL, refused_status = NULL,
+                        refused_answer = NULL, refused_at = NULL
+                 WHERE tenant_id = $1 AND collection_id = $2 AND id = $3",
+                &[&tenant, &collection, &id, &data, &content_type, &etag, &uid, &seq],
+            )
+            .await?;
+            Ok(id)
+        }
+        None => {
+            let id = Uuid::new_v4();
+            tx.execute(
+                "INSERT INTO items (tenant_id, collection_id, id, uid, name, content, content_type, etag, pending_seq, last_seq)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+                &[&tenant, &collection, &id, &uid, &name, &data, &content_type, &etag, &seq],
+            )
+            .await?;
+            Ok(id)
+        }
+    }
+}
+
+/// Deletes a live item on the gateway side in `tx` at journal sequence `seq` (the
+/// deletion then reaches the back end); the caller journals it.
+pub(crate) async fn delete_in_tx(
+    tx: &tokio_postgres::Transaction<'_>,
+    tenant: Uuid,
+    collection: Uuid,
+    id: Uuid,
+    seq: i64,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE items SET deleted = true, content = NULL, pending_seq = $4, last_seq = $4, changed_at = now(),
+                refused_seq = NULL, refused_status = NULL, refused_answer = NULL, refused_at = NULL
+         WHERE tenant_id = $1 AND collection_id = $2 AND id = $3",
+        &[&tenant, &collection, &id, &seq],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Takes the transaction-scoped lock that makes writes of one UID in one collection
+/// take turns, then returns the live item (other than `except`) holding the UID.
+pub(crate) async fn lock_uid(
+    tx: &tokio_postgres::Transaction<'_>,
+    tenant: Uuid,
+    collection: Uuid,
+    uid: &str,
+    except: &[&str],
+) -> Result<Option<String>> {
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&uid_lock_key(collection, uid)],
+    )
+    .await?;
+    let except: Vec<String> = except.iter().map(|s| s.to_string()).collect();
+    let other = tx
+        .query_opt(
+            "SELECT name FROM items WHERE tenant_id = $1 AND collection_id = $2 AND uid = $3
+               AND NOT (name = ANY($4)) AND NOT deleted LIMIT 1",
+            &[&tenant, &collection, &uid, &except],
+        )
+        .await?;
+    Ok(other.map(|r| r.get(0)))
+}
+
 /// Reserves `n` journal sequence numbers in a collection; returns the first. Locks the
 /// collection row until the transaction ends, so sequences are gap-free and ordered.
 pub(crate) async fn reserve_seqs(
@@ -276,22 +357,10 @@ impl Store {
         let etag = content::etag_of(data);
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        if let Some(u) = uid_rule.filter(|u| !u.is_empty()) {
-            tx.execute(
-                "SELECT pg_advisory_xact_lock($1)",
-                &[&uid_lock_key(collection, u)],
-            )
-            .await?;
-            let other = tx
-                .query_opt(
-                    "SELECT name FROM items WHERE tenant_id = $1 AND collection_id = $2 AND uid = $3
-                       AND name <> $4 AND NOT deleted LIMIT 1",
-                    &[&tenant, &collection, &u, &name],
-                )
-                .await?;
-            if let Some(row) = other {
-                return Ok(Put::UidTaken(row.get(0)));
-            }
+        if let Some(u) = uid_rule.filter(|u| !u.is_empty())
+            && let Some(other) = lock_uid(&tx, tenant, collection, u, &[name]).await?
+        {
+            return Ok(Put::UidTaken(other));
         }
         let seq = reserve_seqs(&tx, tenant, collection, 1).await?;
         let existing = tx
@@ -318,30 +387,15 @@ impl Store {
                 }
             }
         }
-        let id: Uuid = match existing {
-            Some(row) => {
-                let id: Uuid = row.get(0);
-                tx.execute(
-                    "UPDATE items SET content = $4, content_type = $5, etag = $6, uid = $7, pending_seq = $8,
-                            last_seq = $8, changed_at = now(), refused_seq = NULL, refused_status = NULL,
-                            refused_answer = NULL, refused_at = NULL
-                     WHERE tenant_id = $1 AND collection_id = $2 AND id = $3",
-                    &[&tenant, &collection, &id, &data, &content_type, &etag, &uid, &seq],
-                )
-                .await?;
-                id
-            }
-            None => {
-                let id = Uuid::new_v4();
-                tx.execute(
-                    "INSERT INTO items (tenant_id, collection_id, id, uid, name, content, content_type, etag, pending_seq, last_seq)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
-                    &[&tenant, &collection, &id, &uid, &name, &data, &content_type, &etag, &seq],
-                )
-                .await?;
-                id
-            }
-        };
+        let id = write_in_tx(
+            &tx,
+            tenant,
+            collection,
+            (name, data, content_type),
+            existing.as_ref().map(|r| r.get(0)),
+            seq,
+        )
+        .await?;
         journal(&tx, tenant, collection, seq, id, "upsert", "gateway", None).await?;
         notify(&tx, tenant, collection).await?;
         tx.commit().await?;
@@ -383,13 +437,7 @@ impl Store {
             )));
         }
         let id: Uuid = row.get(0);
-        tx.execute(
-            "UPDATE items SET deleted = true, content = NULL, pending_seq = $4, last_seq = $4, changed_at = now(),
-                    refused_seq = NULL, refused_status = NULL, refused_answer = NULL, refused_at = NULL
-             WHERE tenant_id = $1 AND collection_id = $2 AND id = $3",
-            &[&tenant, &collection, &id, &seq],
-        )
-        .await?;
+        delete_in_tx(&tx, tenant, collection, id, seq).await?;
         journal(&tx, tenant, collection, seq, id, "delete", "gateway", None).await?;
         notify(&tx, tenant, collection).await?;
         tx.commit().await?;

@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (5, include_str!("../../migrations/0005_round_progress.sql")),
     (6, include_str!("../../migrations/0006_set_aside.sql")),
     (7, include_str!("../../migrations/0007_source_problems.sql")),
+    (8, include_str!("../../migrations/0008_canonical_names.sql")),
 ];
 
 /// An arbitrary constant naming the migration lock.

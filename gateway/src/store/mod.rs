@@ -5,6 +5,7 @@
 //! - [`tenants`]: tenants, users, app passwords, connectors.
 //! - [`collections`]: sources and collections, their modes and saved sync state.
 //! - [`items`]: the index, journal pulls, and the store API for gateway-side edits.
+//! - [`moves`]: COPY and MOVE of items, within and between a user's collections.
 //! - [`packet`]: committing a connector's change packet (fencing and StaleBase checks).
 //! - [`leases`]: leases with fencing tokens, kept in rows.
 //! - [`conflicts`]: losing versions kept for the operator.
@@ -18,6 +19,7 @@ pub mod folders;
 pub mod items;
 pub mod leases;
 pub mod migrations;
+pub mod moves;
 pub mod packet;
 pub mod tenants;
 

@@ -130,13 +130,14 @@ pub enum PacketOutcome {
     Invalid(String),
 }
 
-/// The last path segment of an href, used as the item's name on the gateway.
+/// The last path segment of an href, in canonical form, used as the item's name on
+/// the gateway.
 fn name_of(href: &str) -> String {
     let seg = href.trim_end_matches('/').rsplit('/').next().unwrap_or("");
     if seg.is_empty() {
         Uuid::new_v4().to_string()
     } else {
-        seg.to_string()
+        postern_davproto::path::canonical(seg)
     }
 }
 
