@@ -15,8 +15,14 @@
 //!   durations, recurrence rules, base64), and the precondition a client is told when
 //!   it is not.
 //!
+//! - [`query`]: the filters of calendar-query and addressbook-query, matched against
+//!   an item's bytes, time ranges on every occurrence.
+//!
 //! The XML of request bodies is read by `postern-davxml`, with its limits.
 
 pub mod credentials;
+pub mod expand;
+mod lines;
 pub mod object;
 pub mod path;
+pub mod query;

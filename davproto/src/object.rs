@@ -24,6 +24,7 @@
 use base64::Engine;
 use postern_davxml::{CALDAV, CARDDAV, Name};
 
+use crate::lines::{Component, Prop, clip, structure, unfold};
 use crate::path::Kind;
 
 /// What is wrong with a body, as the DAV precondition a client understands.
@@ -33,41 +34,6 @@ pub enum Invalid {
     MediaType(Name),
     /// Not a valid object (400), naming the precondition and why.
     Data(Name, String),
-}
-
-/// One property line: its name (upper case, group dropped), parameters and value.
-#[derive(Debug)]
-struct Prop<'a> {
-    name: String,
-    params: Vec<(String, &'a str)>,
-    value: &'a str,
-}
-
-impl Prop<'_> {
-    fn param(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.trim_matches('"'))
-    }
-}
-
-/// A component and its own properties (not its children's).
-#[derive(Debug)]
-struct Component<'a> {
-    name: String,
-    /// 1 for the top-level object.
-    depth: usize,
-    props: Vec<Prop<'a>>,
-}
-
-impl Component<'_> {
-    fn props<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s Prop<'s>> + 's {
-        self.props.iter().filter(move |p| p.name == name)
-    }
-    fn has(&self, name: &str) -> bool {
-        self.props(name).next().is_some()
-    }
 }
 
 /// Checks a body for a collection of `kind`; returns its UID.
@@ -125,124 +91,6 @@ pub fn validate(kind: Kind, content_type: Option<&str>, body: &[u8]) -> Result<S
         }
     }
     Ok(uid)
-}
-
-/// Content lines without their folding (RFC 5545 §3.1), empty lines dropped.
-fn unfold(text: &str) -> Vec<String> {
-    let mut lines = postern_core::content::unfolded_lines(text.as_bytes());
-    lines.retain(|l| !l.trim().is_empty());
-    lines
-}
-
-/// Splits a content line into name, parameters and value; `None` if it is not one.
-fn content_line(line: &str) -> Option<Prop<'_>> {
-    let bytes = line.as_bytes();
-    let mut i = 0;
-    while i < bytes.len()
-        && (bytes[i].is_ascii_alphanumeric() || matches!(bytes[i], b'-' | b'.' | b'_'))
-    {
-        i += 1;
-    }
-    if i == 0 {
-        return None;
-    }
-    // vCard groups: `item1.EMAIL` is an EMAIL.
-    let name = line[..i].rsplit('.').next()?.to_ascii_uppercase();
-    if name.is_empty() {
-        return None;
-    }
-    let mut params = Vec::new();
-    loop {
-        match bytes.get(i) {
-            Some(b':') => {
-                return Some(Prop {
-                    name,
-                    params,
-                    value: &line[i + 1..],
-                });
-            }
-            Some(b';') => {
-                i += 1;
-                let start = i;
-                let mut quoted = false;
-                while i < bytes.len() {
-                    match bytes[i] {
-                        b'"' => quoted = !quoted,
-                        b';' | b':' if !quoted => break,
-                        _ => {}
-                    }
-                    i += 1;
-                }
-                if quoted {
-                    return None;
-                }
-                let p = &line[start..i];
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                if k.is_empty() {
-                    return None;
-                }
-                params.push((k.to_ascii_uppercase(), v));
-            }
-            _ => return None,
-        }
-    }
-}
-
-/// The components of a one-object body, or why it is not one.
-fn structure<'a>(lines: &'a [String], top: &str) -> Result<Vec<Component<'a>>, String> {
-    let mut out: Vec<Component<'a>> = Vec::new();
-    // Indexes into `out` of the open components.
-    let mut open: Vec<usize> = Vec::new();
-    let mut ended = false;
-    for line in lines {
-        let prop =
-            content_line(line).ok_or_else(|| format!("not a content line: {:?}", clip(line)))?;
-        if ended {
-            return Err(format!("content after END:{top}"));
-        }
-        match prop.name.as_str() {
-            "BEGIN" => {
-                let name = prop.value.trim().to_ascii_uppercase();
-                if open.is_empty() && name != top {
-                    return Err(format!("expected BEGIN:{top}"));
-                }
-                if open.len() >= 16 {
-                    return Err("components nest too deep".into());
-                }
-                out.push(Component {
-                    name,
-                    depth: open.len() + 1,
-                    props: Vec::new(),
-                });
-                open.push(out.len() - 1);
-            }
-            "END" => {
-                let name = prop.value.trim().to_ascii_uppercase();
-                let Some(i) = open.pop() else {
-                    return Err(format!("END:{name} without BEGIN"));
-                };
-                if out[i].name != name {
-                    return Err(format!("END:{name} closes BEGIN:{}", out[i].name));
-                }
-                ended = open.is_empty();
-            }
-            _ => match open.last() {
-                Some(&i) => out[i].props.push(prop),
-                None => return Err(format!("expected BEGIN:{top}")),
-            },
-        }
-    }
-    if !ended {
-        return Err(match open.last() {
-            Some(&i) => format!("no END:{}", out[i].name),
-            None => format!("no BEGIN:{top}"),
-        });
-    }
-    Ok(out)
-}
-
-fn clip(s: &str) -> String {
-    s.chars().take(40).collect()
 }
 
 /// The value checks that apply wherever a property appears.
@@ -553,6 +401,18 @@ fn vcard(components: &[Component<'_>]) -> Result<String, String> {
         .filter(|u| !u.is_empty())
         .ok_or("a vCard needs a UID")?;
     Ok(uid.to_string())
+}
+
+/// The kind of a calendar object's component (`VEVENT`, `VTODO`...), the first one
+/// that is not a time zone.
+pub fn main_component(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    unfold(text).iter().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        let value = value.trim().to_ascii_uppercase();
+        (name.eq_ignore_ascii_case("BEGIN") && value != "VCALENDAR" && value != "VTIMEZONE")
+            .then_some(value)
+    })
 }
 
 #[cfg(test)]

@@ -73,6 +73,11 @@ pub struct Limits {
     /// Most elements and attributes in an XML request body (400 beyond).
     #[arg(long, env = "POSTERN_MAX_XML_ELEMENTS", default_value_t = 50_000)]
     pub max_xml_elements: usize,
+    /// Most occurrences of one recurring object looked at by a query, an `expand` or a
+    /// free-busy answer; a query that needs more is answered 507 with the reason,
+    /// never incompletely.
+    #[arg(long, env = "POSTERN_MAX_OCCURRENCES", default_value_t = 100_000)]
+    pub max_occurrences: usize,
     /// Requests of one user handled at once (429 with Retry-After beyond).
     #[arg(long, env = "POSTERN_MAX_REQUESTS_PER_USER", default_value_t = 16)]
     pub max_requests_per_user: usize,
@@ -122,6 +127,7 @@ impl Default for Limits {
             max_xml_bytes: 1 << 20,
             max_xml_depth: 64,
             max_xml_elements: 50_000,
+            max_occurrences: 100_000,
             max_requests_per_user: 16,
             max_propfind_properties: 256,
             max_answer_bytes: 256 << 20,

@@ -443,8 +443,21 @@ async fn ask_assignment(
     }
 }
 
+/// The properties of an assigned collection to give the back end.
+fn properties(c: &pb::AssignedCollection) -> Vec<dav::mkcol::Property> {
+    c.properties
+        .iter()
+        .map(|p| dav::mkcol::Property {
+            ns: p.namespace.clone(),
+            name: p.name.clone(),
+            markup: p.markup.clone(),
+        })
+        .collect()
+}
+
 /// Creates and deletes on the back end what clients created and deleted on the
-/// gateway; returns what to report. A failure is logged and retried next time.
+/// gateway, and gives it the collection properties clients set; returns what to
+/// report. A failure is logged and retried next time.
 async fn lifecycle(
     ctx: &SourceCtx,
     homes: &[String],
@@ -499,7 +512,16 @@ async fn lifecycle(
                 continue;
             };
             let href = made_at(home);
-            match dav::mkcol::create(&ctx.dav, ctx.kind, &href, &c.display_name).await {
+            match dav::mkcol::create(
+                &ctx.dav,
+                ctx.kind,
+                &href,
+                &c.display_name,
+                &properties(c),
+                &c.components,
+            )
+            .await
+            {
                 Ok(()) => {
                     info!(collection = %href, "created on the back end for a client");
                     done.push(pb::FoundCollection {
@@ -507,10 +529,29 @@ async fn lifecycle(
                         kind: c.kind.clone(),
                         display_name: c.display_name.clone(),
                         collection_id: c.collection_id.clone(),
+                        props_applied: c.props_version,
                         ..Default::default()
                     });
                 }
                 Err(e) => warn!(collection = %href, error = %e, "could not create on the back end"),
+            }
+        } else if !c.properties.is_empty() {
+            // Properties a client set on the gateway (PROPPATCH): give them to the
+            // back end.
+            match dav::mkcol::set_properties(&ctx.dav, &c.backend_href, &properties(c)).await {
+                Ok(()) => {
+                    info!(collection = %c.backend_href, "collection properties set on the back end");
+                    done.push(pb::FoundCollection {
+                        backend_href: c.backend_href.clone(),
+                        kind: c.kind.clone(),
+                        collection_id: c.collection_id.clone(),
+                        props_applied: c.props_version,
+                        ..Default::default()
+                    });
+                }
+                Err(e) => {
+                    warn!(collection = %c.backend_href, error = %e, "could not set collection properties on the back end")
+                }
             }
         }
     }

@@ -30,7 +30,6 @@ pub mod propfind;
 pub mod proppatch;
 pub mod props;
 pub mod put;
-pub mod query;
 pub mod report;
 pub mod slots;
 pub mod stream;
@@ -98,6 +97,12 @@ pub enum DavError {
     /// 405: the method does not apply to this resource.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 405 naming a DAV precondition (`resource-must-be-null`).
+    #[error("method not allowed")]
+    NotAllowed(Name),
+    /// 507: the answer would take more than the server allows.
+    #[error("{0}")]
+    InsufficientStorage(String),
     /// 409 naming a DAV precondition (e.g. `no-uid-conflict`), with its inner markup.
     #[error("conflict")]
     Conflict(Name, String),
@@ -169,6 +174,10 @@ impl IntoResponse for DavError {
             DavError::Forbidden(p) => error_body(StatusCode::FORBIDDEN, p.as_ref(), text),
             DavError::NotFound => error_body(StatusCode::NOT_FOUND, None, text),
             DavError::MethodNotAllowed => error_body(StatusCode::METHOD_NOT_ALLOWED, None, text),
+            DavError::NotAllowed(p) => error_body(StatusCode::METHOD_NOT_ALLOWED, Some(&p), text),
+            DavError::InsufficientStorage(_) => {
+                error_body(StatusCode::INSUFFICIENT_STORAGE, None, text)
+            }
             DavError::Conflict(p, inner) => (
                 StatusCode::CONFLICT,
                 [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
@@ -326,7 +335,26 @@ async fn serve(
         .await
     {
         Ok(p) => p,
-        Err(DavAuthError::Unauthorized) => return DavError::Unauthorized.into_response(),
+        Err(DavAuthError::Unauthorized) => {
+            // A small body is read before the challenge, so the connection stays
+            // usable for the retry with credentials (clients that ask first, then
+            // authenticate, reuse it); a larger one is left unread and the
+            // connection closed.
+            let small = parts
+                .headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .is_some_and(|n| n <= SMALL_BODY);
+            if small {
+                let _ = tokio::time::timeout(
+                    state.limits.body_timeout,
+                    axum::body::to_bytes(body, SMALL_BODY as usize),
+                )
+                .await;
+            }
+            return DavError::Unauthorized.into_response();
+        }
         Err(DavAuthError::Busy(_)) => return DavError::Busy.into_response(),
         Err(DavAuthError::Store(e)) => return DavError::Store(e).into_response(),
     };
@@ -377,6 +405,9 @@ async fn serve(
     };
     result.unwrap_or_else(IntoResponse::into_response)
 }
+
+/// Bodies read before a 401 so the connection survives the challenge.
+const SMALL_BODY: u64 = 16 << 10;
 
 /// Reads a request body within its bounds: an item's size for PUT, the XML size for
 /// everything else, and the body timeout. A declared length over the bound is refused

@@ -141,6 +141,7 @@ fn reports(kind: Kind) -> Value {
         Kind::Calendars => {
             x.push_str(&report(CALDAV, "calendar-multiget"));
             x.push_str(&report(CALDAV, "calendar-query"));
+            x.push_str(&report(CALDAV, "free-busy-query"));
         }
         Kind::AddressBooks => {
             x.push_str(&report(CARDDAV, "addressbook-multiget"));
@@ -176,9 +177,15 @@ pub fn collection(kind: Kind, login: &str, c: &DavCollection) -> Vec<(Name, Valu
     ];
     match kind {
         Kind::Calendars => {
-            let comps: String = ["VEVENT", "VTODO", "VJOURNAL"]
+            let default = ["VEVENT", "VTODO", "VJOURNAL"].map(String::from);
+            let set: &[String] = if c.components.is_empty() {
+                &default
+            } else {
+                &c.components
+            };
+            let comps: String = set
                 .iter()
-                .map(|c| format!(r#"<c:comp name="{c}"/>"#))
+                .map(|c| format!(r#"<c:comp name="{}"/>"#, postern_davxml::escape(c)))
                 .collect();
             p.push((
                 n(CALDAV, "supported-calendar-component-set"),
@@ -196,6 +203,18 @@ pub fn collection(kind: Kind, login: &str, c: &DavCollection) -> Vec<(Name, Valu
             if let Some(o) = c.sort_order {
                 p.push((n(APPLE, "calendar-order"), Value::Text(o.to_string())));
             }
+            if !c.description.is_empty() {
+                p.push((
+                    n(CALDAV, "calendar-description"),
+                    Value::Text(c.description.clone()),
+                ));
+            }
+            if !c.timezone.is_empty() {
+                p.push((
+                    n(CALDAV, "calendar-timezone"),
+                    Value::Text(c.timezone.clone()),
+                ));
+            }
         }
         Kind::AddressBooks => {
             p.push((
@@ -205,6 +224,18 @@ pub fn collection(kind: Kind, login: &str, c: &DavCollection) -> Vec<(Name, Valu
                         .into(),
                 ),
             ));
+            if !c.description.is_empty() {
+                p.push((
+                    n(CARDDAV, "addressbook-description"),
+                    Value::Text(c.description.clone()),
+                ));
+            }
+        }
+    }
+    // Dead properties, as the client set them.
+    for (key, markup) in &c.dead_props {
+        if let Some((ns, local)) = key.strip_prefix('{').and_then(|k| k.split_once('}')) {
+            p.push((n(ns, local), Value::Xml(markup.clone())));
         }
     }
     p.extend(common(login));
@@ -260,6 +291,10 @@ mod tests {
             sort_order: None,
             mode: "two-way".into(),
             head: 7,
+            description: String::new(),
+            timezone: String::new(),
+            components: Vec::new(),
+            dead_props: Vec::new(),
         }
     }
 

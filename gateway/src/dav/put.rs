@@ -31,6 +31,17 @@ pub async fn put(state: &DavState, req: &DavRequest) -> Result<Response, DavErro
         Err(Invalid::MediaType(p)) => return Err(DavError::UnsupportedMedia(p)),
         Err(Invalid::Data(p, why)) => return Err(DavError::BadRequest(Some(p), why)),
     };
+    // A calendar made for some components only takes those (RFC 4791 §5.3.2.1).
+    if *kind == Kind::Calendars
+        && !c.components.is_empty()
+        && !postern_davproto::object::main_component(&req.body)
+            .is_some_and(|m| c.components.contains(&m))
+    {
+        return Err(DavError::Forbidden(Some(Name::new(
+            CALDAV,
+            "supported-calendar-component",
+        ))));
+    }
     let existing = state.store.dav_item(req.who.tenant, c.id, name).await?;
     let if_match = req.header("if-match").map(str::trim);
     let if_none_match = req.header("if-none-match").map(str::trim);

@@ -135,8 +135,51 @@ fn failure(request_id: u64, message: impl Into<String>) -> pb::GatewayMessage {
     )
 }
 
+/// The properties clients set that the back end does not have yet.
+fn pending_props(c: &Collection) -> Vec<pb::CollectionProperty> {
+    use postern_davxml::{APPLE, CALDAV, CARDDAV, DAV, escape};
+    let p = &c.props;
+    if p.version <= p.applied {
+        return Vec::new();
+    }
+    let prop = |ns: &str, name: &str, markup: String| pb::CollectionProperty {
+        namespace: ns.into(),
+        name: name.into(),
+        markup,
+    };
+    let mut out = vec![prop(DAV, "displayname", escape(&c.display_name))];
+    if !p.color.is_empty() {
+        out.push(prop(APPLE, "calendar-color", escape(&p.color)));
+    }
+    if let Some(o) = p.order {
+        out.push(prop(APPLE, "calendar-order", o.to_string()));
+    }
+    if !p.description.is_empty() {
+        match c.kind.as_str() {
+            "addressbook" => out.push(prop(
+                CARDDAV,
+                "addressbook-description",
+                escape(&p.description),
+            )),
+            _ => out.push(prop(CALDAV, "calendar-description", escape(&p.description))),
+        }
+    }
+    if !p.timezone.is_empty() {
+        out.push(prop(CALDAV, "calendar-timezone", escape(&p.timezone)));
+    }
+    for (key, markup) in &p.dead {
+        if let Some((ns, name)) = key.strip_prefix('{').and_then(|k| k.split_once('}')) {
+            out.push(prop(ns, name, markup.clone()));
+        }
+    }
+    out
+}
+
 fn assigned(c: &Collection) -> pb::AssignedCollection {
     pb::AssignedCollection {
+        properties: pending_props(c),
+        props_version: c.props.version.max(0) as u64,
+        components: c.props.components.clone(),
         collection_id: c.id.to_string(),
         backend_href: c.backend_href.clone(),
         kind: c.kind.clone(),
@@ -406,6 +449,16 @@ impl Session {
                 } else if c.backend_href.starts_with('/') {
                     self.store
                         .bind_created(self.tenant(), source.id, id, &c.backend_href)
+                        .await?;
+                }
+                if c.props_applied > 0 {
+                    self.store
+                        .props_applied(
+                            self.tenant(),
+                            source.id,
+                            id,
+                            i64::try_from(c.props_applied).unwrap_or(i64::MAX),
+                        )
                         .await?;
                 }
                 continue;

@@ -80,6 +80,9 @@ pub struct Collection {
     /// Items whose change the back end refused, set aside (not retried until they
     /// change again or an operator asks).
     pub set_aside: i64,
+    /// Properties clients set, to carry to the back end.
+    #[serde(skip)]
+    pub props: ClientProps,
     /// Made by a client on the gateway; the connector is to create it on the back end.
     pub create_pending: bool,
     /// Deleted by a client on the gateway; the connector is to delete it on the back end.
@@ -115,7 +118,9 @@ const COLLECTION_SELECT: &str = "
            c.create_pending, c.delete_pending,
            c.progress_phase, c.progress_done, c.progress_total, c.progress_at, c.last_round_token,
            (SELECT count(*) FROM items i WHERE i.tenant_id = c.tenant_id AND i.collection_id = c.id
-                AND i.refused_seq IS NOT NULL AND i.refused_seq = i.pending_seq)
+                AND i.refused_seq IS NOT NULL AND i.refused_seq = i.pending_seq),
+           c.color, c.sort_order, c.description, c.calendar_timezone, c.components, c.dead_props,
+           c.props_version, c.props_applied
     FROM collections c
     JOIN sources s ON s.tenant_id = c.tenant_id AND s.id = c.source_id
     JOIN users u ON u.tenant_id = c.tenant_id AND u.id = c.user_id";
@@ -144,6 +149,29 @@ fn collection_from_row(r: &tokio_postgres::Row) -> Collection {
         delete_pending: r.get(19),
         last_round_token: r.get(24),
         set_aside: r.get(25),
+        props: ClientProps {
+            color: r.get(26),
+            order: r.get(27),
+            description: r.get(28),
+            timezone: r.get(29),
+            components: r
+                .get::<_, String>(30)
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect(),
+            dead: r
+                .get::<_, serde_json::Value>(31)
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            version: r.get(32),
+            applied: r.get(33),
+        },
         progress: r.get::<_, Option<DateTime<Utc>>>(23).map(|at| {
             let last_round: Option<DateTime<Utc>> = r.get(12);
             Progress {
@@ -158,6 +186,27 @@ fn collection_from_row(r: &tokio_postgres::Row) -> Collection {
             }
         }),
     }
+}
+
+/// The properties clients set on a collection, and how far the back end has them.
+#[derive(Debug, Clone, Default)]
+pub struct ClientProps {
+    /// Colour.
+    pub color: String,
+    /// Apple calendar order.
+    pub order: Option<i32>,
+    /// Description.
+    pub description: String,
+    /// Calendar time zone.
+    pub timezone: String,
+    /// Components a calendar holds.
+    pub components: Vec<String>,
+    /// Dead properties (`{ns}name`, markup).
+    pub dead: Vec<(String, String)>,
+    /// Grows with every client change.
+    pub version: i64,
+    /// The version the back end has.
+    pub applied: i64,
 }
 
 /// A source as `admin source list` shows it.
@@ -396,6 +445,24 @@ impl Store {
             "UPDATE collections SET backend_href = $4, create_pending = false
              WHERE tenant_id = $1 AND source_id = $2 AND id = $3 AND create_pending",
             &[&tenant, &source, &id, &backend_href],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Records the version of a collection's properties the back end now has.
+    pub async fn props_applied(
+        &self,
+        tenant: Uuid,
+        source: Uuid,
+        id: Uuid,
+        version: i64,
+    ) -> Result<()> {
+        let c = self.client().await?;
+        c.execute(
+            "UPDATE collections SET props_applied = GREATEST(props_applied, $4)
+             WHERE tenant_id = $1 AND source_id = $2 AND id = $3",
+            &[&tenant, &source, &id, &version],
         )
         .await?;
         Ok(())

@@ -25,6 +25,46 @@ pub struct DavCollection {
     pub mode: String,
     /// Last journal sequence: the collection's version (ctag, sync token).
     pub head: i64,
+    /// calendar-description / addressbook-description.
+    pub description: String,
+    /// calendar-timezone: a VCALENDAR with one VTIMEZONE, or "".
+    pub timezone: String,
+    /// The components a calendar holds (upper case); empty for the default set.
+    pub components: Vec<String>,
+    /// Dead properties: `{ns}name` and their inner markup.
+    pub dead_props: Vec<(String, String)>,
+}
+
+/// What a client's MKCALENDAR or extended MKCOL asks for.
+#[derive(Debug, Clone, Default)]
+pub struct NewCollection {
+    /// Display name.
+    pub display_name: String,
+    /// Colour.
+    pub color: String,
+    /// Description.
+    pub description: String,
+    /// Calendar time zone (a VCALENDAR with one VTIMEZONE), or "".
+    pub timezone: String,
+    /// The components the calendar holds; empty for the default set.
+    pub components: Vec<String>,
+}
+
+/// Properties a client sets on a collection (`None`: unchanged).
+#[derive(Debug, Clone, Default)]
+pub struct CollectionProps {
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Colour.
+    pub color: Option<String>,
+    /// Apple calendar order.
+    pub order: Option<i32>,
+    /// Description.
+    pub description: Option<String>,
+    /// Calendar time zone.
+    pub timezone: Option<String>,
+    /// Dead properties to set (`Some(markup)`) or remove (`None`).
+    pub dead: Vec<(String, Option<String>)>,
 }
 
 /// An item's body and metadata.
@@ -67,7 +107,8 @@ pub struct Credentials {
 /// The columns of a [`DavCollection`], as a literal for `concat!`.
 macro_rules! coll_select {
     () => {
-        "SELECT id, name, kind, display_name, color, sort_order, mode, journal_head FROM collections"
+        "SELECT id, name, kind, display_name, color, sort_order, mode, journal_head,
+                description, calendar_timezone, components, dead_props FROM collections"
     };
 }
 
@@ -150,6 +191,23 @@ fn coll_row(r: &tokio_postgres::Row) -> DavCollection {
         sort_order: r.get(5),
         mode: r.get(6),
         head: r.get(7),
+        description: r.get(8),
+        timezone: r.get(9),
+        components: r
+            .get::<_, String>(10)
+            .split(',')
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect(),
+        dead_props: r
+            .get::<_, serde_json::Value>(11)
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 
@@ -228,9 +286,9 @@ impl Store {
         user: Uuid,
         kind: &str,
         name: &str,
-        display_name: &str,
-        color: &str,
+        made: &NewCollection,
     ) -> Result<Option<Uuid>> {
+        let (display_name, color) = (&made.display_name, &made.color);
         let source_kind = if kind == "calendar" {
             "caldav"
         } else {
@@ -256,9 +314,10 @@ impl Store {
         let id = Uuid::new_v4();
         tx.execute(
             "INSERT INTO collections (tenant_id, id, user_id, source_id, kind, backend_href, display_name, color, mode, conflict,
-                                      name, create_pending)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, true)",
-            &[&tenant, &id, &user, &source_id, &kind, &format!("pending:{id}"), &display_name, &color, &mode, &conflict, &name],
+                                      name, create_pending, description, calendar_timezone, components)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, true, $12, $13, $14)",
+            &[&tenant, &id, &user, &source_id, &kind, &format!("pending:{id}"), &display_name, &color, &mode, &conflict, &name,
+              &made.description, &made.timezone, &made.components.join(",")],
         )
         .await
         .map_err(|e| {
@@ -297,18 +356,44 @@ impl Store {
         &self,
         tenant: Uuid,
         collection: Uuid,
-        display_name: Option<&str>,
-        color: Option<&str>,
-        order: Option<i32>,
+        props: &CollectionProps,
     ) -> Result<()> {
-        let c = self.client().await?;
-        c.execute(
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let set: serde_json::Map<String, serde_json::Value> = props
+            .dead
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), serde_json::Value::String(v.clone()?))))
+            .collect();
+        let removed: Vec<String> = props
+            .dead
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k.clone())
+            .collect();
+        tx.execute(
             "UPDATE collections SET display_name = COALESCE($3, display_name), color = COALESCE($4, color),
-                    sort_order = COALESCE($5, sort_order)
+                    sort_order = COALESCE($5, sort_order), description = COALESCE($6, description),
+                    calendar_timezone = COALESCE($7, calendar_timezone),
+                    dead_props = (dead_props - $9::text[]) || $8::jsonb,
+                    props_version = props_version + 1
              WHERE tenant_id = $1 AND id = $2",
-            &[&tenant, &collection, &display_name, &color, &order],
+            &[
+                &tenant,
+                &collection,
+                &props.display_name,
+                &props.color,
+                &props.order,
+                &props.description,
+                &props.timezone,
+                &serde_json::Value::Object(set),
+                &removed,
+            ],
         )
         .await?;
+        // Wake the connector: it carries the properties to the back end.
+        super::items::notify(&tx, tenant, collection).await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -21,6 +21,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (6, include_str!("../../migrations/0006_set_aside.sql")),
     (7, include_str!("../../migrations/0007_source_problems.sql")),
     (8, include_str!("../../migrations/0008_canonical_names.sql")),
+    (
+        9,
+        include_str!("../../migrations/0009_collection_properties.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming the migration lock.
