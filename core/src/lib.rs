@@ -14,6 +14,8 @@
 //! - [`structure`]: what an item means, read by structure (components keyed by UID
 //!   and RECURRENCE-ID, their properties as canonical entries): whether two copies say
 //!   the same thing however a server re-serialised them.
+//! - [`merge`]: the three-way merge of the `merge` policy: what each side changed
+//!   since the version both last agreed on, combined per component and property.
 //! - [`plan`]: the heart. Given what the gateway knows of the back end (the *index*),
 //!   the back end's changes since the last round and the gateway's changes since the
 //!   connector's cursor, [`plan::plan`] decides every action of a round. Conflicts
@@ -29,6 +31,7 @@
 pub mod content;
 pub mod guard;
 pub mod ids;
+pub mod merge;
 pub mod model;
 pub mod plan;
 pub mod structure;
