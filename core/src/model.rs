@@ -77,7 +77,9 @@ word_enum!(
         GatewayWins = "gateway-wins",
         /// The version modified last wins (LAST-MODIFIED / REV vs the gateway's time).
         NewestWins = "newest-wins",
-        /// Identical edits merge silently; otherwise behaves as `newest-wins`.
+        /// Edits to different parts of an item both survive: a three-way merge
+        /// against the version both sides last agreed on (see [`crate::merge`]);
+        /// the same property changed differently falls back to `newest-wins`.
         Merge = "merge",
     }
 );

@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::content;
 use crate::ids::{Href, ItemId, Seq};
+use crate::merge;
 use crate::model::{CollectionKind, ConflictPolicy, Mode, Side};
 
 /// What the gateway knows of one item on the back end.
@@ -98,6 +99,9 @@ pub struct GatewayChange {
     pub content: Option<Vec<u8>>,
     /// When the gateway change was made, Unix milliseconds.
     pub changed_at_ms: i64,
+    /// The version both sides last agreed on, when the gateway keeps one (collections
+    /// with the `merge` policy): the base of a three-way merge.
+    pub base: Option<Vec<u8>>,
 }
 
 /// The precondition of a back-end write, so a concurrent back-end edit is never
@@ -139,6 +143,10 @@ pub enum Action {
         copy: BackendCopy,
         /// The gateway change this settles, if any (acknowledged with it).
         settles: Option<Seq>,
+        /// Merge mode: what the gateway stores instead of the copy (a merge of both
+        /// sides kept on the gateway only); the copy, which the back end holds, is
+        /// then the base of the next merge.
+        merged: Option<Vec<u8>>,
     },
     /// Delete the gateway's copy: the back end deleted it.
     DeleteOnGateway {
@@ -169,8 +177,10 @@ pub enum Action {
         href: Href,
         /// Guard against overwriting an unseen back-end change.
         precondition: Precondition,
-        /// The gateway's bytes, sent as they are.
+        /// The gateway's bytes, sent as they are, or a merge of both sides.
         content: Vec<u8>,
+        /// `content` is a merge of both sides: the gateway stores it too.
+        merged: bool,
     },
     /// Delete the item on the back end.
     DeleteOnBackend {
@@ -400,6 +410,7 @@ pub fn plan(round: &Round<'_>) -> Vec<Action> {
                 item_id: known.map(|k| k.item_id.clone()),
                 copy: copy.clone(),
                 settles: None,
+                merged: None,
             }),
             (BackendChange::Deleted(_), None, _) => {}
             (BackendChange::Deleted(_), Some(k), Mode::TwoWay | Mode::Mirror) => {
@@ -467,6 +478,7 @@ fn decide(round: &Round<'_>, p: &Pair<'_>, out: &mut Vec<Action>) {
         item_id: Some(item_id.clone()),
         copy: copy.clone(),
         settles: Some(seq),
+        merged: None,
     };
     let put = |precondition: Precondition, content: &Vec<u8>| Action::Put {
         item_id: item_id.clone(),
@@ -474,6 +486,14 @@ fn decide(round: &Round<'_>, p: &Pair<'_>, out: &mut Vec<Action>) {
         href: p.href.clone(),
         precondition,
         content: content.clone(),
+        merged: false,
+    };
+    // The `merge` policy: both sides' edits combined against the base, if they can be.
+    let merge = |theirs: &[u8], ours: &[u8]| -> Option<Vec<u8>> {
+        if round.policy != ConflictPolicy::Merge {
+            return None;
+        }
+        merge::three_way(g.base.as_deref()?, ours, theirs)?.ok()
     };
     let ack = Action::Acknowledge {
         item_id: item_id.clone(),
@@ -513,6 +533,22 @@ fn decide(round: &Round<'_>, p: &Pair<'_>, out: &mut Vec<Action>) {
                     version: c.version.clone(),
                     settles: Some(seq),
                 });
+            } else if let Some(m) = merge(&c.content, content) {
+                // Merged: whichever side lacks something gets the merge.
+                if content::same_content(&m, &c.content) {
+                    out.push(import(c));
+                } else if content::same_content(&m, content) {
+                    out.push(put(Precondition::IfMatch(c.version.clone()), content));
+                } else {
+                    out.push(Action::Put {
+                        item_id,
+                        settles: seq,
+                        href: p.href.clone(),
+                        precondition: Precondition::IfMatch(c.version.clone()),
+                        content: m,
+                        merged: true,
+                    });
+                }
             } else {
                 match winner(content::modified_at_ms(&c.content), false, false) {
                     Side::Backend => {
@@ -581,6 +617,22 @@ fn decide(round: &Round<'_>, p: &Pair<'_>, out: &mut Vec<Action>) {
                     href: c.href.clone(),
                     version: c.version.clone(),
                     settles: Some(seq),
+                });
+            } else if let Some(m) = merge(&c.content, content) {
+                // Merged, kept on the gateway; the back end keeps its own copy.
+                out.push(if content::same_content(&m, &c.content) {
+                    import(c)
+                } else {
+                    Action::Import {
+                        item_id: Some(item_id),
+                        copy: c.clone(),
+                        settles: Some(seq),
+                        merged: Some(if content::same_content(&m, content) {
+                            content.clone()
+                        } else {
+                            m
+                        }),
+                    }
                 });
             } else {
                 match winner(content::modified_at_ms(&c.content), false, false) {

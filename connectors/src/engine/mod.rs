@@ -305,9 +305,9 @@ async fn round_and_report(
     let result = round::run(ctx, coll, trigger).await;
     let (outcome, detail, stats) = match &result {
         Ok(s) => {
-            if s.to_gateway + s.to_backend + s.conflicts > 0 {
+            if s.to_gateway + s.to_backend + s.conflicts + s.merged > 0 {
                 info!(collection = %coll.href, to_gateway = s.to_gateway, to_backend = s.to_backend,
-                      conflicts = s.conflicts, took = ?started.elapsed(), "round done");
+                      conflicts = s.conflicts, merged = s.merged, took = ?started.elapsed(), "round done");
             }
             let detail = if s.refused + s.too_large > 0 {
                 format!(

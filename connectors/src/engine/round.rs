@@ -45,6 +45,8 @@ pub struct RoundStats {
     pub refused: u32,
     /// Back-end items too large for the gateway's largest message, left out.
     pub too_large: u32,
+    /// Conflicts the `merge` policy merged (both sides' edits kept, no loser).
+    pub merged: u32,
 }
 
 impl RoundStats {
@@ -55,6 +57,7 @@ impl RoundStats {
         self.conflicts += earlier.conflicts;
         self.refused += earlier.refused;
         self.too_large += earlier.too_large;
+        self.merged += earlier.merged;
     }
 }
 
@@ -376,6 +379,7 @@ async fn pull_gateway(ctx: &SourceCtx, id: &str) -> Result<(Vec<GatewayChange>, 
                 backend_version: (!c.backend_version.is_empty()).then_some(c.backend_version),
                 content: (c.op == pb::change::Op::Upsert as i32).then_some(c.content),
                 changed_at_ms: c.changed_at_ms,
+                base: (!c.base_content.is_empty()).then_some(c.base_content),
             });
         }
     }
@@ -488,31 +492,42 @@ async fn attempt(
         backend: &backend,
         gateway: &gateway,
     });
-    let (acks, contents, losers, mut stats) = execute_backend(ctx, &coll.id, actions).await?;
+    // Losers are kept before anything overwrites them: a crash between a write and
+    // the packet that records it must never take the losing version with it. (A write
+    // that then fails, or a round that crashes, plans the same conflict again; the
+    // gateway keeps one record of one losing version.)
+    let budget = packet_budget(ctx.max_message);
+    let losers: Vec<pb::ConflictRecord> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Keep(l) => Some(loser_pb(l)),
+            _ => None,
+        })
+        .collect();
+    let conflicts = losers.len() as u32;
+    for group in chunk_losers(losers, budget) {
+        send_packet(
+            ctx,
+            pb::ChangePacket {
+                collection_id: coll.id.clone(),
+                base_seq: head,
+                fencing_token: token,
+                conflicts: group,
+                ..Default::default()
+            },
+        )
+        .await?;
+    }
+    let (acks, contents, mut stats) = execute_backend(ctx, &coll.id, actions).await?;
     if lost.load(Ordering::SeqCst) {
         return Err(RoundError::LeaseLost("not renewed in time".into()));
     }
-    stats.conflicts = losers.len() as u32;
+    stats.conflicts = conflicts;
     let mut packets: Vec<(Vec<pb::Change>, Vec<pb::ConflictRecord>)> = Vec::new();
     if !acks.is_empty() {
         packets.push((acks, Vec::new()));
     }
-    let budget = packet_budget(ctx.max_message);
     packets.extend(chunk(contents, budget).into_iter().map(|c| (c, Vec::new())));
-    // Losers ride with the last packet when they fit, else in packets of their own.
-    for group in chunk_losers(losers, budget) {
-        match packets.last_mut() {
-            Some(last)
-                if last.1.is_empty()
-                    && bytes_of(&last.0)
-                        + group.iter().map(|l| l.loser_content.len()).sum::<usize>()
-                        <= budget =>
-            {
-                last.1 = group
-            }
-            _ => packets.push((Vec::new(), group)),
-        }
-    }
     if packets.is_empty() {
         packets.push((Vec::new(), Vec::new()));
     }
@@ -597,10 +612,6 @@ fn packet_budget(max_message: usize) -> usize {
 /// Room left in a message for everything but item contents.
 const ENVELOPE: usize = 64 << 10;
 
-fn bytes_of(changes: &[pb::Change]) -> usize {
-    changes.iter().map(|c| c.content.len()).sum()
-}
-
 /// Splits losers into groups of bounded size.
 fn chunk_losers(losers: Vec<pb::ConflictRecord>, budget: usize) -> Vec<Vec<pb::ConflictRecord>> {
     let mut out: Vec<Vec<pb::ConflictRecord>> = Vec::new();
@@ -618,6 +629,11 @@ fn chunk_losers(losers: Vec<pb::ConflictRecord>, budget: usize) -> Vec<Vec<pb::C
     out
 }
 
+/// The bytes a change carries.
+fn size_of(c: &pb::Change) -> usize {
+    c.content.len() + c.base_content.len()
+}
+
 /// Splits changes into packets of bounded count and size.
 fn chunk(changes: Vec<pb::Change>, budget: usize) -> Vec<Vec<pb::Change>> {
     let mut out: Vec<Vec<pb::Change>> = Vec::new();
@@ -625,13 +641,13 @@ fn chunk(changes: Vec<pb::Change>, budget: usize) -> Vec<Vec<pb::Change>> {
     for c in changes {
         let start_new = match out.last() {
             None => true,
-            Some(last) => last.len() >= PACKET_CHANGES || bytes + c.content.len() > budget,
+            Some(last) => last.len() >= PACKET_CHANGES || bytes + size_of(&c) > budget,
         };
         if start_new {
             out.push(Vec::new());
             bytes = 0;
         }
-        bytes += c.content.len();
+        bytes += size_of(&c);
         if let Some(last) = out.last_mut() {
             last.push(c);
         }
@@ -727,12 +743,7 @@ fn loser_pb(l: &Loser) -> pb::ConflictRecord {
     }
 }
 
-type Executed = (
-    Vec<pb::Change>,
-    Vec<pb::Change>,
-    Vec<pb::ConflictRecord>,
-    RoundStats,
-);
+type Executed = (Vec<pb::Change>, Vec<pb::Change>, RoundStats);
 
 /// Performs the back-end writes of a plan and turns every action into the packet
 /// changes that record it: acknowledgements (facts about the back end) and content
@@ -748,11 +759,9 @@ async fn execute_backend(
     let writes = actions.iter().filter(|a| writes_backend(a)).count();
     let mut written = 0;
     let mut stats = RoundStats::default();
-    let mut failed: HashSet<ItemId> = HashSet::new();
     let mut acks: Vec<pb::Change> = Vec::new();
     let mut contents: BTreeMap<usize, pb::Change> = BTreeMap::new();
     let mut by_item: BTreeMap<ItemId, usize> = BTreeMap::new();
-    let mut losers = Vec::new();
     let content_type = ctx.kind.collection_kind().content_type();
     let ctype: &'static str = content_type;
     // What each successful PUT wrote: (its acknowledgement in `acks`, the bytes).
@@ -772,27 +781,38 @@ async fn execute_backend(
                 href,
                 precondition,
                 content: data,
+                merged,
             } => match write::put(&ctx.dav, &href, &precondition, &data, ctype).await? {
                 WriteOutcome::Done(etag) => {
                     stats.to_backend += 1;
+                    // A merge of both sides goes to the gateway too (an import that
+                    // settles the change); otherwise the gateway has these bytes.
+                    let (uid, content_type, content) = if merged {
+                        stats.merged += 1;
+                        let uid = content::uid(&data).unwrap_or_default();
+                        (uid, ctype.to_string(), data.clone())
+                    } else {
+                        Default::default()
+                    };
                     written_back.push((acks.len(), data));
                     acks.push(pb::Change {
                         backend_href: href.to_string(),
                         backend_version: etag.unwrap_or_default(),
                         seq: settles.0,
+                        uid,
+                        content_type,
+                        content,
                         ..change(pb::change::Op::Upsert, &item_id)
                     });
                 }
                 WriteOutcome::Conflict => {
                     info!(href = %href, "back end changed since we planned; will re-plan");
                     stats.deferred += 1;
-                    failed.insert(item_id);
                 }
                 WriteOutcome::Refused { status, answer } => {
                     warn!(href = %href, status, answer = %answer, "the back end refused this item; setting it aside");
                     stats.refused += 1;
                     acks.push(set_aside(&item_id, settles, status, answer));
-                    failed.insert(item_id);
                 }
             },
             Action::DeleteOnBackend {
@@ -810,13 +830,11 @@ async fn execute_backend(
                 }
                 WriteOutcome::Conflict => {
                     stats.deferred += 1;
-                    failed.insert(item_id);
                 }
                 WriteOutcome::Refused { status, answer } => {
                     warn!(href = %href, status, answer = %answer, "the back end refused this deletion; setting it aside");
                     stats.refused += 1;
                     acks.push(set_aside(&item_id, settles, status, answer));
-                    failed.insert(item_id);
                 }
             },
             Action::RecordVersion {
@@ -845,8 +863,10 @@ async fn execute_backend(
                 item_id,
                 copy,
                 settles,
+                merged,
             } => {
-                if copy.content.len() + ENVELOPE > ctx.max_message {
+                let size = copy.content.len() + merged.as_ref().map_or(0, Vec::len);
+                if size + ENVELOPE > ctx.max_message {
                     // Alone it would exceed the gateway's largest message: it stays
                     // on the back end only, and the operator is told.
                     warn!(href = %copy.href, bytes = copy.content.len(), limit = ctx.max_message,
@@ -865,9 +885,23 @@ async fn execute_backend(
                     backend_version: copy.version,
                     uid: content::uid(&copy.content).unwrap_or_default(),
                     content_type: content_type.to_string(),
-                    content: copy.content,
                     seq: settles.map_or(0, |s| s.0),
                     ..Default::default()
+                };
+                // Merge mode: the gateway keeps the merge, the back end its copy.
+                let c = match merged {
+                    Some(m) => {
+                        stats.merged += 1;
+                        pb::Change {
+                            content: m,
+                            base_content: copy.content,
+                            ..c
+                        }
+                    }
+                    None => pb::Change {
+                        content: copy.content,
+                        ..c
+                    },
                 };
                 if let Some(id) = item_id {
                     by_item.insert(id, i);
@@ -889,17 +923,12 @@ async fn execute_backend(
                 by_item.insert(item_id.clone(), i);
                 contents.insert(i, change(pb::change::Op::Upsert, &item_id));
             }
-            Action::Keep(l) => losers.push(l),
+            // Kept before the writes (see `attempt`).
+            Action::Keep(_) => {}
         }
     }
     read_back(ctx, &mut acks, written_back).await?;
-    // A loser is kept only if the write that beat it happened.
-    let losers = losers
-        .iter()
-        .filter(|l| l.item_id.as_ref().is_none_or(|id| !failed.contains(id)))
-        .map(loser_pb)
-        .collect();
-    Ok((acks, contents.into_values().collect(), losers, stats))
+    Ok((acks, contents.into_values().collect(), stats))
 }
 
 #[cfg(test)]

@@ -63,6 +63,7 @@ impl TryFrom<&pb::Change> for PacketChange {
                     content_type: c.content_type.clone(),
                     settles: settles(c.seq),
                     flags: c.flags.clone(),
+                    base: (!c.base_content.is_empty()).then(|| c.base_content.clone()),
                 })
             }
             Ok(pb::change::Op::Upsert) => Ok(PacketChange::Record {
@@ -161,6 +162,11 @@ pub fn pending_to_pb(p: &PendingChange) -> pb::Change {
         changed_at_ms: p.changed_at_ms,
         seq: p.seq as u64,
         flags: p.flags.clone(),
+        base_content: p
+            .base
+            .clone()
+            .filter(|_| p.content.is_some())
+            .unwrap_or_default(),
         ..Default::default()
     }
 }

@@ -640,15 +640,19 @@ impl Session {
         // Batches of bounded size; every batch names the same head, the last says so.
         let mut batches: Vec<Vec<pb::Change>> = vec![Vec::new()];
         let mut bytes = 0;
-        for change in pending.iter().map(pending_to_pb) {
+        for mut change in pending.iter().map(pending_to_pb) {
+            // A merge base that would make one change larger than a batch is left
+            // out: the connector then settles that conflict by newest-wins.
+            if change.content.len() + change.base_content.len() > self.settings.batch_bytes {
+                change.base_content.clear();
+            }
+            let size = change.content.len() + change.base_content.len();
             let current = batches.last().map_or(0, Vec::len);
-            if current >= limit
-                || (current > 0 && bytes + change.content.len() > self.settings.batch_bytes)
-            {
+            if current >= limit || (current > 0 && bytes + size > self.settings.batch_bytes) {
                 batches.push(Vec::new());
                 bytes = 0;
             }
-            bytes += change.content.len();
+            bytes += size;
             if let Some(b) = batches.last_mut() {
                 b.push(change);
             }

@@ -325,12 +325,19 @@ impl Store {
             .await?;
         let id: Uuid = row.get(0);
         // Collections follow their source's defaults unless an operator overrode them.
-        c.execute(
-            "UPDATE collections SET mode = $3, conflict = $4
-             WHERE tenant_id = $1 AND source_id = $2 AND NOT mode_override",
-            &[&tenant, &id, &spec.mode.as_str(), &spec.conflict.as_str()],
-        )
-        .await?;
+        let changed: Vec<Uuid> = c
+            .query(
+                "UPDATE collections SET mode = $3, conflict = $4
+                 WHERE tenant_id = $1 AND source_id = $2 AND NOT mode_override
+                   AND (mode <> $3 OR conflict <> $4)
+                 RETURNING id",
+                &[&tenant, &id, &spec.mode.as_str(), &spec.conflict.as_str()],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        rebase_for_policy(&c, tenant, &changed).await?;
         Ok(id)
     }
 
@@ -428,6 +435,7 @@ impl Store {
         if n == 0 {
             return Err(StoreError::NotFound(format!("collection {id}")));
         }
+        rebase_for_policy(&c, tenant, &[id]).await?;
         Ok(())
     }
 
@@ -595,4 +603,29 @@ impl Store {
         .await?;
         Ok(())
     }
+}
+
+/// After a policy change: a collection now under `merge` takes every item both sides
+/// agree on (nothing pending, on the back end) as its merge base; a collection under
+/// another policy keeps no bases.
+async fn rebase_for_policy(
+    c: &deadpool_postgres::Client,
+    tenant: Uuid,
+    collections: &[Uuid],
+) -> Result<()> {
+    if collections.is_empty() {
+        return Ok(());
+    }
+    c.execute(
+        "UPDATE items i SET base_content = CASE WHEN c.conflict = 'merge' THEN i.content END
+         FROM collections c
+         WHERE c.tenant_id = i.tenant_id AND c.id = i.collection_id
+           AND i.tenant_id = $1 AND i.collection_id = ANY($2)
+           AND ((c.conflict = 'merge' AND i.base_content IS NULL AND NOT i.deleted
+                 AND i.pending_seq IS NULL AND i.backend_href IS NOT NULL)
+             OR (c.conflict <> 'merge' AND i.base_content IS NOT NULL))",
+        &[&tenant, &collections],
+    )
+    .await?;
+    Ok(())
 }

@@ -39,6 +39,8 @@ pub struct PendingChange {
     pub changed_at_ms: i64,
     /// IMAP flags.
     pub flags: Vec<String>,
+    /// The version both sides last agreed on (`merge` collections only).
+    pub base: Option<Vec<u8>>,
 }
 
 /// A live item, as tests and the DAV layer read it.
@@ -281,7 +283,7 @@ impl Store {
         let rows = tx
             .query(
                 "SELECT id, pending_seq, uid, backend_href, backend_version, content, content_type, deleted,
-                        (EXTRACT(EPOCH FROM changed_at) * 1000)::bigint, flags
+                        (EXTRACT(EPOCH FROM changed_at) * 1000)::bigint, flags, base_content
                  FROM items WHERE tenant_id = $1 AND collection_id = $2 AND pending_seq IS NOT NULL
                    AND refused_seq IS DISTINCT FROM pending_seq
                  ORDER BY pending_seq",
@@ -303,6 +305,7 @@ impl Store {
                         content_type: r.get(6),
                         changed_at_ms: r.get(8),
                         flags: r.get(9),
+                        base: r.get(10),
                     }
                 })
                 .collect(),

@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
         9,
         include_str!("../../migrations/0009_collection_properties.sql"),
     ),
+    (10, include_str!("../../migrations/0010_merge_base.sql")),
 ];
 
 /// An arbitrary constant naming the migration lock.

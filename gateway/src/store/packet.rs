@@ -37,6 +37,9 @@ pub enum PacketChange {
         settles: Option<i64>,
         /// IMAP flags.
         flags: Vec<String>,
+        /// What the back end holds when it is not `content` (a merge kept on the
+        /// gateway only); `None` when it holds `content`.
+        base: Option<Vec<u8>>,
     },
     /// Where the item is on the back end now (`None` detaches it).
     Record {
@@ -163,6 +166,15 @@ impl Store {
             )));
         }
 
+        // The base of the merge policy is kept for `merge` collections only.
+        let keep_base: bool = tx
+            .query_opt(
+                "SELECT conflict = 'merge' FROM collections WHERE tenant_id = $1 AND id = $2",
+                &[&tenant, &coll],
+            )
+            .await?
+            .is_some_and(|r| r.get(0));
+
         // StaleBase: only changes that write content are checked.
         let touched: Vec<Uuid> = packet
             .changes
@@ -279,7 +291,9 @@ impl Store {
                 mut versions,
                 mut seqs,
                 mut flags,
+                mut bases,
             ) = (
+                vec![],
                 vec![],
                 vec![],
                 vec![],
@@ -295,6 +309,7 @@ impl Store {
                     content,
                     content_type,
                     flags: f,
+                    base,
                     ..
                 } = change
                 {
@@ -308,18 +323,19 @@ impl Store {
                     versions.push(backend_version.clone());
                     seqs.push(next_seq);
                     flags.push(f.join(" "));
+                    bases.push(keep_base.then(|| base.as_ref().unwrap_or(content).clone()));
                     next_seq += 1;
                 }
             }
             tx.execute(
                 "INSERT INTO items (tenant_id, collection_id, id, uid, name, content, content_type, etag,
-                                    backend_href, backend_version, last_seq, flags)
+                                    backend_href, backend_version, last_seq, flags, base_content)
                  SELECT $1, $2, u.id, u.uid, u.name, u.content, u.ctype, u.etag, u.href, u.version, u.seq,
-                        COALESCE(string_to_array(NULLIF(u.flags, ''), ' '), '{}')
+                        COALESCE(string_to_array(NULLIF(u.flags, ''), ' '), '{}'), u.base
                  FROM UNNEST($3::uuid[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::text[], $9::text[],
-                             $10::text[], $11::bigint[], $12::text[])
-                      AS u(id, uid, name, content, ctype, etag, href, version, seq, flags)",
-                &[&tenant, &coll, &ids, &uids, &names, &contents, &types, &etags, &hrefs, &versions, &seqs, &flags],
+                             $10::text[], $11::bigint[], $12::text[], $13::bytea[])
+                      AS u(id, uid, name, content, ctype, etag, href, version, seq, flags, base)",
+                &[&tenant, &coll, &ids, &uids, &names, &contents, &types, &etags, &hrefs, &versions, &seqs, &flags, &bases],
             )
             .await?;
             tx.execute(
@@ -346,13 +362,16 @@ impl Store {
                     content_type,
                     settles,
                     flags,
+                    base,
                 } => {
                     keep_set_aside(&tx, tenant, coll, *id).await?;
+                    let base = keep_base.then(|| base.as_ref().unwrap_or(data).clone());
                     let n = tx
                         .execute(
                             "UPDATE items SET content = $4, content_type = $5, etag = $6, uid = $7, deleted = false,
                                     backend_href = $8, backend_version = $9, last_seq = $10, changed_at = now(), flags = $11,
-                                    pending_seq = CASE WHEN pending_seq = $12 THEN NULL ELSE pending_seq END
+                                    pending_seq = CASE WHEN pending_seq = $12 THEN NULL ELSE pending_seq END,
+                                    base_content = $13
                              WHERE tenant_id = $1 AND collection_id = $2 AND id = $3",
                             &[
                                 &tenant,
@@ -367,6 +386,7 @@ impl Store {
                                 &next_seq,
                                 flags,
                                 settles,
+                                &base,
                             ],
                         )
                         .await
@@ -397,11 +417,18 @@ impl Store {
                         Some((h, v)) => (Some(h.as_str()), Some(v.as_str())),
                         None => (None, None),
                     };
+                    // A gateway change now on the back end, with none newer: both sides
+                    // agree on the current content (the merge policy's base). Detached:
+                    // nothing to agree on any more.
                     tx.execute(
                         "UPDATE items SET backend_href = $4, backend_version = $5,
-                                pending_seq = CASE WHEN pending_seq = $6 THEN NULL ELSE pending_seq END
+                                pending_seq = CASE WHEN pending_seq = $6 THEN NULL ELSE pending_seq END,
+                                base_content = CASE
+                                    WHEN NOT $7 OR $4::text IS NULL THEN NULL
+                                    WHEN NOT deleted AND (pending_seq IS NULL OR pending_seq = $6) THEN content
+                                    ELSE base_content END
                          WHERE tenant_id = $1 AND collection_id = $2 AND id = $3",
-                        &[&tenant, &coll, item_id, &href, &version, settles],
+                        &[&tenant, &coll, item_id, &href, &version, settles, &keep_base],
                     )
                     .await
                     .map_err(|e| unique_to_invalid(e, "another item already has this back-end href"))?;
@@ -414,7 +441,7 @@ impl Store {
                     keep_set_aside(&tx, tenant, coll, *item_id).await?;
                     tx.execute(
                         "UPDATE items SET deleted = true, content = NULL, backend_href = NULL, backend_version = NULL,
-                                last_seq = $4, changed_at = now()
+                                base_content = NULL, last_seq = $4, changed_at = now()
                          WHERE tenant_id = $1 AND collection_id = $2 AND id = $3",
                         &[&tenant, &coll, item_id, &next_seq],
                     )
@@ -448,6 +475,7 @@ impl Store {
                     let was_live = row.is_some_and(|r| !r.get::<_, bool>(0));
                     tx.execute(
                         "UPDATE items SET deleted = true, content = NULL, backend_href = NULL, backend_version = NULL,
+                                base_content = NULL,
                                 pending_seq = CASE WHEN pending_seq = $4 THEN NULL ELSE pending_seq END
                          WHERE tenant_id = $1 AND collection_id = $2 AND id = $3",
                         &[&tenant, &coll, item_id, seq],
@@ -508,9 +536,16 @@ impl Store {
         }
 
         for l in &packet.conflicts {
+            // Losers are sent before the writes that beat them, so a round that is
+            // re-planned (a crash, a 412) sends the same one again: kept once.
             tx.execute(
                 "INSERT INTO conflicts (tenant_id, id, collection_id, item_id, uid, loser_side, loser_content, policy, backend_href)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
+                 WHERE NOT EXISTS (
+                     SELECT 1 FROM conflicts
+                     WHERE tenant_id = $1 AND collection_id = $3 AND item_id IS NOT DISTINCT FROM $4
+                       AND uid = $5 AND loser_side = $6 AND resolved_at IS NULL
+                       AND loser_content IS NOT DISTINCT FROM $7)",
                 &[&tenant, &Uuid::new_v4(), &coll, &l.item_id, &l.uid, &l.side, &l.content, &l.policy, &l.backend_href],
             )
             .await
