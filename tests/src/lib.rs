@@ -8,6 +8,11 @@
 //!
 //! Waiting is always for a condition ([`wait_until`]) with a deadline, never a bare
 //! sleep standing in for synchronisation.
+//!
+//! Beside them, [`inproc`] runs the gateway's own code in the test process (the link
+//! session answering message by message, the DAV router answering requests in
+//! memory) over the same real PostgreSQL: behaviour that needs no back end or client
+//! is proved there in milliseconds (`tests/inproc_*.rs`).
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -489,6 +494,7 @@ impl Deployment {
 pub mod backends;
 pub mod dav;
 pub mod endpoint;
+pub mod inproc;
 pub mod link;
 pub mod oracle;
 pub mod otlp;

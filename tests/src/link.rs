@@ -52,9 +52,10 @@ impl RawLink {
             next: 1,
         })
     }
+}
 
-    /// Sends a request and waits for its answer.
-    pub async fn ask(&mut self, body: Req) -> Result<Ans> {
+impl Talk for RawLink {
+    async fn ask(&mut self, body: Req) -> Result<Ans> {
         self.next += 1;
         let id = self.next;
         self.tx
@@ -76,9 +77,23 @@ impl RawLink {
             }
         }
     }
+}
+
+/// Talking to the gateway as a connector, over a real stream ([`RawLink`]) or in
+/// process (`crate::inproc::InLink`): one request, one answer, and the steps every
+/// test takes.
+#[allow(async_fn_in_trait)]
+pub trait Talk {
+    /// Sends a request and waits for its answer.
+    async fn ask(&mut self, body: Req) -> Result<Ans>;
 
     /// Hello with one source, then a fake discovery of one calendar; returns its id.
-    pub async fn setup(&mut self, instance: &str, user: &str) -> Result<String> {
+    async fn setup(&mut self, instance: &str, user: &str) -> Result<String> {
+        self.setup_with(instance, user, "backend-wins").await
+    }
+
+    /// [`Talk::setup`] with the source's conflict policy.
+    async fn setup_with(&mut self, instance: &str, user: &str, conflict: &str) -> Result<String> {
         let hello = pb::Hello {
             version: "test".into(),
             capabilities: vec!["caldav".into()],
@@ -88,7 +103,7 @@ impl RawLink {
                 kind: "caldav".into(),
                 user: user.into(),
                 mode: "two-way".into(),
-                conflict: "backend-wins".into(),
+                conflict: conflict.into(),
             }],
         };
         let Ans::Welcome(_) = self.ask(Req::Hello(hello)).await? else {
@@ -113,7 +128,7 @@ impl RawLink {
     }
 
     /// Asks for a lease: the fencing token, or the reason it was denied.
-    pub async fn acquire(&mut self, coll: &str) -> Result<std::result::Result<u64, String>> {
+    async fn acquire(&mut self, coll: &str) -> Result<std::result::Result<u64, String>> {
         let req = pb::LeaseRequest {
             action: pb::lease_request::Action::Acquire as i32,
             collection_id: coll.into(),
@@ -127,7 +142,7 @@ impl RawLink {
     }
 
     /// Pushes one final packet.
-    pub async fn push(
+    async fn push(
         &mut self,
         coll: &str,
         base: u64,

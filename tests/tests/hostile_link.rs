@@ -5,7 +5,7 @@
 use anyhow::Result;
 use pb::connector_message::Body as Req;
 use postern_e2e::Deployment;
-use postern_e2e::link::RawLink;
+use postern_e2e::link::{RawLink, Talk};
 use postern_proto as pb;
 use tokio_stream::StreamExt;
 

@@ -9,7 +9,7 @@ use pb::connector_message::Body as Req;
 use pb::gateway_message::Body as Ans;
 use postern_e2e::backends::{Radicale, Seed, generated_events};
 use postern_e2e::dav::Dav;
-use postern_e2e::link::RawLink;
+use postern_e2e::link::{RawLink, Talk};
 use postern_e2e::{
     Connector, Deployment, SourceSpec, admin, connector_config, last_line, wait_until,
 };

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use postern_e2e::backends::{Radicale, Seed, fixture_items};
-use postern_e2e::link::RawLink;
+use postern_e2e::link::{RawLink, Talk};
 use postern_e2e::proxy::Proxy;
 use postern_e2e::{Connector, Deployment, Gateway, SourceSpec, connector_config, wait_until};
 
