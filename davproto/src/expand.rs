@@ -97,7 +97,7 @@ pub fn expand(
     let lines = unfold(text);
     let (Ok(comps), Some((instances, cut))) = (
         structure(&lines, "VCALENDAR"),
-        occurrences(content, tz, max_occurrences),
+        occurrences(content, tz, range.end, max_occurrences),
     ) else {
         return Ok(content.to_vec());
     };
@@ -166,7 +166,7 @@ pub fn limit_recurrence_set(content: &[u8], range: &TimeRange, tz: Tz) -> Vec<u8
     let lines = unfold(text);
     let (Ok(comps), Some((instances, _))) = (
         structure(&lines, "VCALENDAR"),
-        occurrences(content, tz, 100_000),
+        occurrences(content, tz, range.end, 100_000),
     ) else {
         return content.to_vec();
     };
@@ -222,7 +222,7 @@ impl FreeBusy {
         let lines = unfold(text);
         let (Ok(comps), Some((instances, cut))) = (
             structure(&lines, "VCALENDAR"),
-            occurrences(content, self.tz, self.max_occurrences),
+            occurrences(content, self.tz, self.range.end, self.max_occurrences),
         ) else {
             return Ok(());
         };

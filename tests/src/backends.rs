@@ -178,8 +178,49 @@ impl Xandikos {
         let port = free_port();
         let data = dir.path(&format!("xandikos-{port}"));
         std::fs::create_dir_all(&data)?;
+        Self::serve(dir, &data, port).await
+    }
+
+    /// Starts Xandikos with `events` (name, iCalendar) in alice's default calendar,
+    /// written straight into its git store in one commit: seeding ten thousand events
+    /// by PUT makes a commit each and takes many minutes, and a benchmark measures
+    /// queries, not seeding.
+    pub async fn seeded(dir: &Scratch, events: &[(String, impl AsRef<[u8]>)]) -> Result<Self> {
+        let port = free_port();
+        let data = dir.path(&format!("xandikos-{port}"));
+        std::fs::create_dir_all(&data)?;
+        // A first start lays out the default collections, then stops.
+        drop(Self::serve(dir, &data, port).await?);
+        let calendar = data.join("alice/calendars/calendar");
+        for (name, body) in events {
+            std::fs::write(calendar.join(name), body.as_ref())?;
+        }
+        for args in [
+            &["add", "-A"][..],
+            &[
+                "-c",
+                "user.name=bench",
+                "-c",
+                "user.email=bench@localhost",
+                "commit",
+                "-qm",
+                "seed",
+            ][..],
+        ] {
+            let status = Command::new("git")
+                .args(args)
+                .current_dir(&calendar)
+                .status()?;
+            if !status.success() {
+                anyhow::bail!("git {args:?} in {}: {status}", calendar.display());
+            }
+        }
+        Self::serve(dir, &data, free_port()).await
+    }
+
+    async fn serve(dir: &Scratch, data: &std::path::Path, port: u16) -> Result<Self> {
         let mut cmd = Command::new(xandikos_bin());
-        cmd.arg("serve").arg("-d").arg(&data).args([
+        cmd.arg("serve").arg("-d").arg(data).args([
             "--defaults",
             "-l",
             "127.0.0.1",

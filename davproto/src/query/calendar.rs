@@ -7,6 +7,9 @@
 //! index. Floating times and all-day dates are placed in the time zone the request or
 //! the calendar names (UTC when neither does).
 
+use std::cell::OnceCell;
+
+use calcard::common::PartialDateTime;
 use calcard::common::timezone::Tz;
 use calcard::icalendar::dates::TimeOrDelta;
 use calcard::icalendar::{ICalendar, ICalendarComponent, ICalendarDuration, ICalendarValue};
@@ -14,18 +17,87 @@ use calcard::icalendar::{ICalendar, ICalendarComponent, ICalendarDuration, ICale
 use super::{CompFilter, PropFilter, QueryError, TimeRange, text_and_params};
 use crate::lines::{Component, structure, unfold};
 
-/// A calendar object, read for matching.
+/// A calendar object, read for matching. The content lines are read at once; calcard's
+/// reading and the occurrences only when a condition needs them, so a filter on text
+/// alone never parses dates or expands a rule.
 pub struct Object<'a> {
     /// Components in order of appearance (the root first).
     comps: Vec<Component<'a>>,
+    /// The object's text.
+    text: &'a str,
     /// calcard's reading, when it read the object and lists the same components.
-    cal: Option<ICalendar>,
+    cal: OnceCell<Option<ICalendar>>,
     /// The zone floating times are in.
     tz: Tz,
-    /// Each component's occurrences `[start, end)` in Unix ms.
-    instances: Vec<Vec<(i64, i64)>>,
-    /// Expansion stopped at the bound: occurrences after `last` are unknown.
+    /// The latest instant any condition asks about (`None`: no bound), so that rules
+    /// without an end are expanded only as far as a question can reach.
+    horizon: Option<i64>,
+    /// Most occurrences expanded.
+    max_occurrences: usize,
+    /// Each component's occurrences `[start, end)` in Unix ms, and where the expansion
+    /// stopped at the bound (occurrences after `last` are unknown).
+    instances: OnceCell<Occurrences>,
+}
+
+/// Each component's occurrences, and `(bound, last)` when the expansion stopped at the
+/// bound.
+struct Occurrences {
+    lists: Vec<Vec<(i64, i64)>>,
     cut_at: Option<(usize, i64)>,
+}
+
+/// How far past the horizon an open rule is still expanded: an alarm fires before its
+/// occurrence, a this-and-future override can move later occurrences earlier, and a
+/// zone can be half a day from UTC; a year covers them all at little cost.
+const HORIZON_MARGIN_MS: i64 = 366 * 86_400_000;
+
+/// Caps every rule of `cal` without an end at `horizon` (plus the margin): occurrences
+/// after it cannot answer the question, and a rule with no end would otherwise be
+/// expanded to the occurrence bound.
+fn cap_rules(cal: &mut ICalendar, horizon: i64) {
+    let until_ms = horizon.saturating_add(HORIZON_MARGIN_MS);
+    let resolver_free_start = |comp: &ICalendarComponent| {
+        comp.entries
+            .iter()
+            .find(|e| e.name.as_str().eq_ignore_ascii_case("DTSTART"))
+            .and_then(|e| match e.values.first() {
+                Some(ICalendarValue::PartialDateTime(p)) => p
+                    .to_date_time_with_tz(Tz::UTC)
+                    .map(|t| t.timestamp_millis()),
+                _ => None,
+            })
+    };
+    for comp in &mut cal.components {
+        let start = resolver_free_start(comp);
+        for entry in comp
+            .entries
+            .iter_mut()
+            .filter(|e| e.name.as_str().eq_ignore_ascii_case("RRULE"))
+        {
+            for value in &mut entry.values {
+                let ICalendarValue::RecurrenceRule(rule) = value else {
+                    continue;
+                };
+                let ends_before = rule.count.is_some()
+                    || rule
+                        .until
+                        .as_ref()
+                        .and_then(|u| u.to_date_time_with_tz(Tz::UTC))
+                        .is_some_and(|u| u.timestamp_millis() <= until_ms);
+                if ends_before {
+                    continue;
+                }
+                match start {
+                    // Starts after the horizon: its first occurrence says as much as
+                    // any.
+                    Some(s) if s > until_ms => rule.count = Some(1),
+                    _ => {
+                        rule.until = Some(PartialDateTime::from_utc_timestamp(until_ms / 1000));
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The zone of a `VCALENDAR` holding one `VTIMEZONE` (CALDAV:timezone, the
@@ -45,53 +117,77 @@ fn millis(d: &ICalendarDuration) -> i64 {
 }
 
 impl<'a> Object<'a> {
-    /// Reads `text` (the lines must outlive the object: see [`read`]).
-    fn new(lines: &'a [String], text: &str, tz: Tz, max_occurrences: usize) -> Option<Self> {
-        let comps = structure(lines, "VCALENDAR").ok()?;
-        let cal = ICalendar::parse(text).ok().filter(|c| {
-            c.components.len() == comps.len()
-                && c.components
-                    .iter()
-                    .zip(&comps)
-                    .all(|(k, r)| k.component_type.as_str().eq_ignore_ascii_case(&r.name))
-        });
-        let mut instances = vec![Vec::new(); comps.len()];
-        let mut cut_at = None;
-        if let Some(cal) = &cal {
-            let expanded = cal.expand_dates(tz, max_occurrences);
-            let mut last = i64::MIN;
-            for e in &expanded.events {
-                let s = e.start.timestamp_millis();
-                let f = match &e.end {
-                    TimeOrDelta::Time(t) => t.timestamp_millis(),
-                    TimeOrDelta::Delta(d) => s + d.num_milliseconds(),
-                };
-                last = last.max(s);
-                if let Some(list) = instances.get_mut(e.comp_id as usize) {
-                    list.push((s, f));
+    /// Reads `text` (the lines must outlive the object: see [`matches`]).
+    fn new(
+        lines: &'a [String],
+        text: &'a str,
+        tz: Tz,
+        horizon: Option<i64>,
+        max_occurrences: usize,
+    ) -> Option<Self> {
+        Some(Object {
+            comps: structure(lines, "VCALENDAR").ok()?,
+            text,
+            cal: OnceCell::new(),
+            tz,
+            horizon,
+            max_occurrences,
+            instances: OnceCell::new(),
+        })
+    }
+
+    fn cal(&self) -> Option<&ICalendar> {
+        self.cal
+            .get_or_init(|| {
+                let mut cal = ICalendar::parse(self.text).ok().filter(|c| {
+                    c.components.len() == self.comps.len()
+                        && c.components
+                            .iter()
+                            .zip(&self.comps)
+                            .all(|(k, r)| k.component_type.as_str().eq_ignore_ascii_case(&r.name))
+                })?;
+                if let Some(h) = self.horizon {
+                    cap_rules(&mut cal, h);
+                }
+                Some(cal)
+            })
+            .as_ref()
+    }
+
+    fn occurrences(&self) -> &Occurrences {
+        self.instances.get_or_init(|| {
+            let mut lists = vec![Vec::new(); self.comps.len()];
+            let mut cut_at = None;
+            if let Some(cal) = self.cal() {
+                let expanded = cal.expand_dates(self.tz, self.max_occurrences);
+                let mut last = i64::MIN;
+                for e in &expanded.events {
+                    let s = e.start.timestamp_millis();
+                    let f = match &e.end {
+                        TimeOrDelta::Time(t) => t.timestamp_millis(),
+                        TimeOrDelta::Delta(d) => s + d.num_milliseconds(),
+                    };
+                    last = last.max(s);
+                    if let Some(list) = lists.get_mut(e.comp_id as usize) {
+                        list.push((s, f));
+                    }
+                }
+                if expanded.events.len() >= self.max_occurrences {
+                    cut_at = Some((self.max_occurrences, last));
                 }
             }
-            if expanded.events.len() >= max_occurrences {
-                cut_at = Some((max_occurrences, last));
-            }
-        }
-        Some(Object {
-            comps,
-            cal,
-            tz,
-            instances,
-            cut_at,
+            Occurrences { lists, cut_at }
         })
     }
 
     fn calcard_comp(&self, i: usize) -> Option<&ICalendarComponent> {
-        self.cal.as_ref()?.components.get(i)
+        self.cal()?.components.get(i)
     }
 
     /// The first date or date-time of property `name` of component `i`, in ms, and
     /// whether it is a whole day.
     fn time_of(&self, i: usize, name: &str) -> Option<(i64, bool)> {
-        let cal = self.cal.as_ref()?;
+        let cal = self.cal()?;
         let comp = cal.components.get(i)?;
         let resolver = cal.build_tz_resolver().with_default(self.tz);
         let entry = comp
@@ -125,7 +221,7 @@ impl<'a> Object<'a> {
     fn in_range(&self, i: usize, range: &TimeRange) -> Result<bool, QueryError> {
         let c = &self.comps[i];
         let hit = match c.name.as_str() {
-            "VEVENT" | "VJOURNAL" => self.instances[i]
+            "VEVENT" | "VJOURNAL" => self.occurrences().lists[i]
                 .iter()
                 .any(|(s, f)| range.overlaps(*s, *f)),
             "VTODO" => self.todo_in_range(i, range),
@@ -135,7 +231,7 @@ impl<'a> Object<'a> {
             _ => true,
         };
         if !hit
-            && let Some((bound, last)) = self.cut_at
+            && let Some((bound, last)) = self.occurrences().cut_at
             && last < range.hi()
         {
             // Occurrences after the bound were not looked at: do not guess.
@@ -147,7 +243,7 @@ impl<'a> Object<'a> {
     fn todo_in_range(&self, i: usize, r: &TimeRange) -> bool {
         let c = &self.comps[i];
         if c.has("RRULE") || c.has("RDATE") {
-            return self.instances[i]
+            return self.occurrences().lists[i]
                 .iter()
                 .any(|(s, f)| r.lo() <= (*f).max(*s) && r.hi() > *s);
         }
@@ -249,7 +345,7 @@ impl<'a> Object<'a> {
         let from_end = trigger
             .param("RELATED")
             .is_some_and(|v| v.eq_ignore_ascii_case("END"));
-        self.instances[parent].iter().any(|(s, f)| {
+        self.occurrences().lists[parent].iter().any(|(s, f)| {
             let anchor = if from_end { *f } else { *s };
             fire(anchor + offset)
         })
@@ -283,13 +379,14 @@ impl<'a> Object<'a> {
 
     /// Whether component `i` satisfies `f`'s conditions (its own time range,
     /// properties and nested components).
+    /// Properties are looked at first: text is cheap, occurrences are not.
     fn comp_matches(&self, i: usize, f: &CompFilter) -> Result<bool, QueryError> {
+        if !f.props.iter().all(|p| self.prop_matches(i, p)) {
+            return Ok(false);
+        }
         if let Some(range) = &f.time_range
             && !self.in_range(i, range)?
         {
-            return Ok(false);
-        }
-        if !f.props.iter().all(|p| self.prop_matches(i, p)) {
             return Ok(false);
         }
         for child in &f.comps {
@@ -332,7 +429,7 @@ pub fn matches(
         return Ok(false);
     };
     let lines = unfold(text);
-    let Some(object) = Object::new(&lines, text, tz, max_occurrences) else {
+    let Some(object) = Object::new(&lines, text, tz, filter.horizon(), max_occurrences) else {
         return Ok(filter.props.is_empty() && filter.comps.is_empty());
     };
     if object.comps.first().map(|c| c.name.as_str()) != Some(filter.name.as_str()) {
@@ -345,19 +442,22 @@ pub fn matches(
 pub type Occurrence = (usize, i64, i64);
 
 /// Every occurrence of a calendar object in start order (for `expand` and free-busy
-/// answers), and whether the expansion stopped at the bound.
+/// answers) up to `horizon` at least (later ones of an open rule may be left out), and
+/// whether the expansion stopped at the bound.
 pub fn occurrences(
     content: &[u8],
     tz: Tz,
+    horizon: Option<i64>,
     max_occurrences: usize,
 ) -> Option<(Vec<Occurrence>, bool)> {
     let text = std::str::from_utf8(content).ok()?;
     let lines = unfold(text);
-    let object = Object::new(&lines, text, tz, max_occurrences)?;
+    let object = Object::new(&lines, text, tz, horizon, max_occurrences)?;
+    let found = object.occurrences();
     let mut out = Vec::new();
-    for (i, list) in object.instances.iter().enumerate() {
+    for (i, list) in found.lists.iter().enumerate() {
         out.extend(list.iter().map(|(s, f)| (i, *s, *f)));
     }
     out.sort_by_key(|(_, s, _)| *s);
-    Some((out, object.cut_at.is_some()))
+    Some((out, found.cut_at.is_some()))
 }

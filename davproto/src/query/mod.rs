@@ -276,6 +276,32 @@ pub struct CompFilter {
 }
 
 impl CompFilter {
+    /// The latest instant any time range in the filter reaches (`None` when one has
+    /// no end, or there is none): occurrences after it cannot change the answer.
+    pub fn horizon(&self) -> Option<i64> {
+        let mut latest = i64::MIN;
+        let mut ranges = 0;
+        let mut open = false;
+        self.visit_ranges(&mut |r: &TimeRange| {
+            ranges += 1;
+            match r.end {
+                Some(e) => latest = latest.max(e),
+                None => open = true,
+            }
+        });
+        (ranges > 0 && !open).then_some(latest)
+    }
+
+    fn visit_ranges(&self, f: &mut impl FnMut(&TimeRange)) {
+        self.time_range.iter().for_each(&mut *f);
+        for p in &self.props {
+            p.time_range.iter().for_each(&mut *f);
+        }
+        for c in &self.comps {
+            c.visit_ranges(f);
+        }
+    }
+
     /// Reads a `comp-filter` element (recursively; the XML reader bounds the depth).
     pub fn from_xml(e: &Element) -> Result<Self, QueryError> {
         Ok(CompFilter {

@@ -81,6 +81,85 @@ fn an_endless_rule_is_searched_to_the_end_of_the_range_or_refused() {
 }
 
 #[test]
+fn open_rules_are_expanded_only_as_far_as_the_question_reaches() {
+    let weekly = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:w\r\nDTSTAMP:20200101T000000Z\r\nDTSTART:20200106T090000Z\r\nDURATION:PT1H\r\nRRULE:FREQ=WEEKLY\r\nSUMMARY:standup\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let june = |inner: &str| {
+        cal_filter(&format!(
+            r#"<C:comp-filter name="VEVENT"><C:time-range start="20250601T000000Z" end="20250701T000000Z"/>{inner}</C:comp-filter>"#
+        ))
+    };
+    let june_ms = june("").horizon().unwrap();
+    // Capped at the horizon plus a year: about 340 weeks, not the 100,000 bound.
+    let (found, cut) = calendar::occurrences(weekly, Tz::UTC, Some(june_ms), 100_000).unwrap();
+    assert!(!cut, "the bound was not reached");
+    assert!(found.len() < 400, "{} occurrences expanded", found.len());
+    let last = found.last().unwrap().1;
+    assert!(last > june_ms, "occurrences up to the horizon and beyond");
+    // Without a horizon, the rule runs to the bound.
+    let (all, cut) = calendar::occurrences(weekly, Tz::UTC, None, 5_000).unwrap();
+    assert!(cut && all.len() == 5_000);
+    // The answers are unchanged: June 2025 holds Mondays, 2030 too, 2019 none.
+    assert_eq!(
+        calendar::matches(weekly, Some(&june("")), Tz::UTC, 100_000),
+        Ok(true)
+    );
+    let far = cal_filter(
+        r#"<C:comp-filter name="VEVENT"><C:time-range start="20300107T000000Z" end="20300108T000000Z"/></C:comp-filter>"#,
+    );
+    assert_eq!(
+        calendar::matches(weekly, Some(&far), Tz::UTC, 100_000),
+        Ok(true)
+    );
+    let before = cal_filter(
+        r#"<C:comp-filter name="VEVENT"><C:time-range start="20190101T000000Z" end="20191231T000000Z"/></C:comp-filter>"#,
+    );
+    assert_eq!(
+        calendar::matches(weekly, Some(&before), Tz::UTC, 100_000),
+        Ok(false)
+    );
+    // An open range has no horizon.
+    let open = cal_filter(
+        r#"<C:comp-filter name="VEVENT"><C:time-range start="20300107T000000Z"/></C:comp-filter>"#,
+    );
+    assert_eq!(open.horizon(), None);
+    // A rule that starts after the horizon still has its first occurrence.
+    let later = cal_filter(
+        r#"<C:comp-filter name="VEVENT"><C:time-range start="20100101T000000Z" end="20100201T000000Z"/></C:comp-filter>"#,
+    );
+    let (first, _) = calendar::occurrences(weekly, Tz::UTC, later.horizon(), 100_000).unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        calendar::matches(weekly, Some(&later), Tz::UTC, 100_000),
+        Ok(false)
+    );
+    // An UNTIL or COUNT already inside the horizon is left alone.
+    let counted = String::from_utf8_lossy(weekly).replace("FREQ=WEEKLY", "FREQ=WEEKLY;COUNT=3");
+    let (three, _) =
+        calendar::occurrences(counted.as_bytes(), Tz::UTC, Some(june_ms), 100_000).unwrap();
+    assert_eq!(three.len(), 3);
+}
+
+#[test]
+fn text_conditions_are_decided_before_occurrences_are_counted() {
+    let daily = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:d\r\nDTSTAMP:19900101T000000Z\r\nDTSTART:19900101T090000Z\r\nDURATION:PT1H\r\nRRULE:FREQ=DAILY\r\nSUMMARY:standup\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let f = |text: &str| {
+        cal_filter(&format!(
+            r#"<C:comp-filter name="VEVENT"><C:time-range start="20300101T080000Z" end="20300101T100000Z"/><C:prop-filter name="SUMMARY"><C:text-match>{text}</C:text-match></C:prop-filter></C:comp-filter>"#
+        ))
+    };
+    // The summary rules the object out: no occurrence needs counting, so the bound
+    // (too low for forty years of days) is no reason to refuse.
+    assert_eq!(
+        calendar::matches(daily, Some(&f("budget")), Tz::UTC, 1_000),
+        Ok(false)
+    );
+    assert_eq!(
+        calendar::matches(daily, Some(&f("standup")), Tz::UTC, 1_000),
+        Err(QueryError::TooManyOccurrences(1_000))
+    );
+}
+
+#[test]
 fn floating_and_all_day_times_are_in_the_requested_zone() {
     let floating = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:f\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250601T090000\r\nDTEND:20250601T100000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
     // 09:00 in New York is 13:00Z.

@@ -12,6 +12,12 @@
 //! `POSTERN_BENCH_BIG=N` measures instead the gateway alone with N events (large
 //! answers: calendar-query and sync-collection with data, and memory).
 //!
+//! `POSTERN_BENCH_FILTERED=N` measures a filtered `calendar-query` (a text-match on
+//! SUMMARY and a one-month time-range, with data) over an N-event calendar where one
+//! event in five recurs (weekly for ever, daily for a month, with exceptions and
+//! excluded dates), on the gateway, Radicale and Xandikos in the same run: median and
+//! p90 of sequential queries, and requests/s with 8 concurrent clients.
+//!
 //! Run it with `scripts/bench-dav.sh`.
 
 use std::process::Command;
@@ -79,7 +85,7 @@ async fn token(url: &str, auth: Option<(&str, &str)>) -> Result<String> {
         .to_string())
 }
 
-/// Requests per second wrk measures for one request shape.
+/// Requests per second wrk measures for one request shape, 50 connections.
 fn wrk(
     dir: &std::path::Path,
     url: &str,
@@ -87,6 +93,19 @@ fn wrk(
     body: &str,
     depth: &str,
     auth: Option<(&str, &str)>,
+) -> Result<f64> {
+    wrk_c(dir, url, method, body, depth, auth, (50, 8))
+}
+
+/// [`wrk`] with `(connections, seconds)` of load.
+fn wrk_c(
+    dir: &std::path::Path,
+    url: &str,
+    method: &str,
+    body: &str,
+    depth: &str,
+    auth: Option<(&str, &str)>,
+    (connections, seconds): (usize, u32),
 ) -> Result<f64> {
     let script = dir.join(format!("wrk-{}.lua", rand_name()));
     let mut lua =
@@ -103,7 +122,14 @@ fn wrk(
     }
     std::fs::write(&script, lua)?;
     let out = Command::new("wrk")
-        .args(["-t2", "-c50", "-d8s", "--timeout", "30s", "-s"])
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--timeout",
+            "30s",
+            "-s",
+        ])
         .arg(&script)
         .arg(url)
         .output()
@@ -187,8 +213,147 @@ async fn big_answers(n: usize) -> Result<()> {
     Ok(())
 }
 
+/// `n` events for the filtered-query benchmark: one in five recurs, one in twenty
+/// says "budget" in its summary; spread over 2025.
+fn recurring_events(n: usize) -> Vec<(String, Vec<u8>)> {
+    const WORDS: [&str; 8] = [
+        "standup", "review", "lunch", "planning", "budget", "retro", "call", "workshop",
+    ];
+    (0..n)
+        .map(|i| {
+            let uid = format!("q-{i}@postern.test");
+            let (month, day, hour) = (1 + i % 12, 1 + (i / 12) % 28, 8 + i % 10);
+            let start = format!("2025{month:02}{day:02}T{hour:02}0000Z");
+            let summary = format!("{} {} {i}", WORDS[i % 8], WORDS[(i / 8) % 8]);
+            let mut rule = String::new();
+            let mut extra = String::new();
+            match i % 10 {
+                0 => rule = "RRULE:FREQ=WEEKLY\r\n".into(),
+                5 => {
+                    rule = "RRULE:FREQ=DAILY;COUNT=30\r\n".into();
+                    let ex_day = day + 2;
+                    if ex_day <= 28 {
+                        rule.push_str(&format!("EXDATE:2025{month:02}{ex_day:02}T{hour:02}0000Z\r\n"));
+                    }
+                    if day < 28 {
+                        let moved = format!("2025{month:02}{:02}T{hour:02}0000Z", day + 1);
+                        extra = format!(
+                            "BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20250101T000000Z\r\nRECURRENCE-ID:{moved}\r\nDTSTART:2025{month:02}{:02}T{:02}0000Z\r\nDURATION:PT1H\r\nSUMMARY:{summary} (moved)\r\nEND:VEVENT\r\n",
+                            day + 1,
+                            hour + 2
+                        );
+                    }
+                }
+                _ => {}
+            }
+            let body = format!(
+                "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Postern//bench//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:{start}\r\nDURATION:PT1H\r\n{rule}SUMMARY:{summary}\r\nEND:VEVENT\r\n{extra}END:VCALENDAR\r\n"
+            );
+            (format!("q-{i}.ics"), body.into_bytes())
+        })
+        .collect()
+}
+
+const FILTERED: &str = r#"<?xml version="1.0"?><c:calendar-query xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop><d:getetag/><c:calendar-data/></d:prop><c:filter><c:comp-filter name="VCALENDAR"><c:comp-filter name="VEVENT"><c:time-range start="20250601T000000Z" end="20250701T000000Z"/><c:prop-filter name="SUMMARY"><c:text-match collation="i;ascii-casemap">budget</c:text-match></c:prop-filter></c:comp-filter></c:comp-filter></c:filter></c:calendar-query>"#;
+
+/// `POSTERN_BENCH_FILTERED=N`: the filtered calendar-query, side by side.
+async fn filtered(n: usize) -> Result<()> {
+    println!("dav benchmark, filtered calendar-query: {n}-event calendar, one in five recurring");
+    let events = recurring_events(n);
+    let started = Instant::now();
+    let (d, password, rad, conn) = imported("dav-bench-filtered", &events).await?;
+    drop(conn);
+    println!(
+        "  seeded radicale and imported to the gateway in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    let started = Instant::now();
+    let xan = Xandikos::seeded(&d.dir, &events).await?;
+    println!(
+        "  seeded xandikos in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let gw_coll = format!(
+        "http://127.0.0.1:{}/dav/calendars/bench@acme/calendar/",
+        d.gateway.http_port
+    );
+    let rad_coll = format!("{}alice/calendar/", rad.url);
+    let xan_coll = format!("{}alice/calendars/calendar/", xan.url);
+    let me = Some(("bench@acme", password.as_str()));
+    let rows = [
+        ("postern gateway", gw_coll.as_str(), me),
+        ("radicale", rad_coll.as_str(), Some(("alice", "alicepw"))),
+        ("xandikos", xan_coll.as_str(), None),
+    ];
+    let dir = d.dir.0.clone();
+    let mut results = Vec::new();
+    for (name, url, auth) in rows {
+        // One warm-up (caches: Radicale's item cache, the gateway's password cache).
+        let (_, _, _) = answer(url, auth, FILTERED).await?;
+        let matches = count_responses(url, auth, FILTERED).await?;
+        let mut times: Vec<Duration> = Vec::new();
+        for _ in 0..15 {
+            times.push(answer(url, auth, FILTERED).await?.1);
+        }
+        times.sort();
+        // Long enough for the slowest server to answer every client several times.
+        let rps = wrk_c(&dir, url, "REPORT", FILTERED, "1", auth, (8, 40))?;
+        results.push((
+            name,
+            matches,
+            times[times.len() / 2],
+            times[times.len() * 9 / 10],
+            rps,
+        ));
+    }
+    println!(
+        "
+calendar-query: SUMMARY text-match \"budget\" and June 2025, with calendar-data"
+    );
+    for (name, matches, p50, p90, rps) in &results {
+        println!(
+            "  {name:<16} {matches:>5} matches  p50 {:>8.1} ms  p90 {:>8.1} ms  {rps:>8.1} req/s (8 clients)",
+            p50.as_secs_f64() * 1000.0,
+            p90.as_secs_f64() * 1000.0
+        );
+    }
+    let gw = &results[0];
+    for peer in &results[1..] {
+        println!(
+            "  {} / postern: time {:>6.1}x, throughput postern / {} {:>6.1}x",
+            peer.0,
+            peer.2.as_secs_f64() / gw.2.as_secs_f64(),
+            peer.0,
+            gw.4 / peer.4
+        );
+    }
+    Ok(())
+}
+
+/// How many responses a REPORT answers (to check the servers agree on the result).
+async fn count_responses(url: &str, auth: Option<(&str, &str)>, query: &str) -> Result<usize> {
+    let mut r = reqwest::Client::new()
+        .request(reqwest::Method::from_bytes(b"REPORT")?, url)
+        .header("Content-Type", "application/xml")
+        .header("Depth", "1")
+        .body(query.to_string());
+    if let Some((u, p)) = auth {
+        r = r.basic_auth(u, Some(p));
+    }
+    let body = r.send().await?.text().await?;
+    let root = postern_davxml::parse(body.as_bytes()).context("REPORT answer")?;
+    Ok(root.children_named(postern_davxml::DAV, "response").count())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
+    if let Some(n) = std::env::var("POSTERN_BENCH_FILTERED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return filtered(n).await;
+    }
     if let Some(big) = std::env::var("POSTERN_BENCH_BIG")
         .ok()
         .and_then(|v| v.parse().ok())
