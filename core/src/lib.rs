@@ -21,6 +21,9 @@
 //!   connector's cursor, [`plan::plan`] decides every action of a round. Conflicts
 //!   are settled by [`plan::resolve`] according to the collection's policy; the loser
 //!   is always kept.
+//! - [`mail`]: what mail needs beyond that: flags merged per flag, content keys
+//!   (Message-ID, size, SHA-256), re-keying after a UIDVALIDITY reset, moves paired by
+//!   content, mailbox roles.
 //! - [`guard`]: the mass-deletion guard that pauses a collection whose back end
 //!   suddenly looks empty instead of wiping the gateway.
 //!
@@ -31,6 +34,7 @@
 pub mod content;
 pub mod guard;
 pub mod ids;
+pub mod mail;
 pub mod merge;
 pub mod model;
 pub mod plan;
