@@ -336,24 +336,31 @@ fn prefix(ns: &str) -> Option<&'static str> {
 /// Writes `<name>` (`open`), `</name>` or `<name/>` for any namespace: a known one
 /// by its prefix, another with an inline declaration.
 fn tag(out: &mut String, name: &Name, kind: TagKind) {
-    let (p, decl) = match prefix(&name.ns) {
-        Some(p) => (p.to_string(), String::new()),
-        None if name.ns.is_empty() => (String::new(), String::new()),
-        None => (
-            "x".to_string(),
-            format!(r#" xmlns:x="{}""#, escape(&name.ns)),
-        ),
-    };
-    let qname = if p.is_empty() {
-        name.local.clone()
-    } else {
-        format!("{p}:{}", name.local)
-    };
-    match kind {
-        TagKind::Open => out.push_str(&format!("<{qname}{decl}>")),
-        TagKind::Close => out.push_str(&format!("</{qname}>")),
-        TagKind::Empty => out.push_str(&format!("<{qname}{decl}/>")),
+    // Written piece by piece: this runs for every property of every member of a
+    // large answer, and a formatted string per tag made allocation its main cost.
+    let prefix = prefix(&name.ns);
+    out.push('<');
+    if let TagKind::Close = kind {
+        out.push('/');
     }
+    match prefix {
+        Some(p) => {
+            out.push_str(p);
+            out.push(':');
+        }
+        None if !name.ns.is_empty() => out.push_str("x:"),
+        None => {}
+    }
+    out.push_str(&name.local);
+    if prefix.is_none() && !name.ns.is_empty() && !matches!(kind, TagKind::Close) {
+        out.push_str(r#" xmlns:x=""#);
+        out.push_str(&escape(&name.ns));
+        out.push('"');
+    }
+    if let TagKind::Empty = kind {
+        out.push('/');
+    }
+    out.push('>');
 }
 
 #[derive(Clone, Copy)]
@@ -474,7 +481,10 @@ impl Writer {
     /// What was written since the start or the last `take`, for an answer sent in
     /// pieces while it is produced.
     pub fn take(&mut self) -> String {
-        std::mem::take(&mut self.out)
+        // The next piece will be about as large: start it at that size rather than
+        // growing it again from nothing.
+        let next = String::with_capacity(self.out.len());
+        std::mem::replace(&mut self.out, next)
     }
 
     /// Ends the body.

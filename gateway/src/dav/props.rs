@@ -263,11 +263,14 @@ pub fn select(all: Vec<(Name, Value)>, wanted: Option<&[Name]>) -> (Vec<(Name, V
     match wanted {
         None => (all, Vec::new()),
         Some(w) => {
-            let mut found = Vec::new();
+            let mut all = all;
+            let mut found = Vec::with_capacity(w.len());
             let mut missing = Vec::new();
             for name in w {
-                match all.iter().find(|(n, _)| n == name) {
-                    Some((n, v)) => found.push((n.clone(), v.clone())),
+                // Moved, not cloned: a name asked twice is found once.
+                match all.iter().position(|(n, _)| n == name) {
+                    Some(at) => found.push(all.swap_remove(at)),
+                    None if found.iter().any(|(n, _)| n == name) => {}
                     None => missing.push(name.clone()),
                 }
             }

@@ -367,20 +367,7 @@ async fn main() -> Result<()> {
     println!("dav benchmark: {n}-event calendar, 50 concurrent clients");
     let events = generated_events(n, "bench");
     let (d, password, rad, _conn) = imported("dav-bench", &events).await?;
-    let xan = Xandikos::start(&d.dir).await?;
-    let xdav = Dav::new(&xan.url, "", "");
-    for (name, body) in &events {
-        let status = xdav
-            .put(
-                &format!("/alice/calendars/calendar/{name}"),
-                body,
-                "text/calendar",
-            )
-            .await?;
-        if !status.is_success() {
-            bail!("seeding Xandikos: {status}");
-        }
-    }
+    let xan = Xandikos::seeded(&d.dir, &events).await?;
 
     let gw = format!("http://127.0.0.1:{}", d.gateway.http_port);
     let gw_coll = format!("{gw}/dav/calendars/bench@acme/calendar/");
