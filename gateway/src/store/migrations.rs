@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
         include_str!("../../migrations/0009_collection_properties.sql"),
     ),
     (10, include_str!("../../migrations/0010_merge_base.sql")),
+    (11, include_str!("../../migrations/0011_mail.sql")),
 ];
 
 /// An arbitrary constant naming the migration lock.

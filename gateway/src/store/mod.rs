@@ -9,6 +9,8 @@
 //! - [`packet`]: committing a connector's change packet (fencing and StaleBase checks).
 //! - [`leases`]: leases with fencing tokens, kept in rows.
 //! - [`conflicts`]: losing versions kept for the operator.
+//! - [`mail`]: message bodies (once per content, read by range) and each mailbox's
+//!   gateway UIDs and UIDVALIDITY.
 //!
 //! Every query names its tenant: there is no way to read or write across tenants.
 
@@ -18,6 +20,7 @@ pub mod dav;
 pub mod folders;
 pub mod items;
 pub mod leases;
+pub mod mail;
 pub mod migrations;
 pub mod moves;
 pub mod packet;

@@ -48,6 +48,16 @@ impl Store {
         }
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
+        // Collections before items, in one order (see `apply_packet`): both rows are
+        // locked first, the smaller id first, so no two writers wait on each other.
+        let mut both = [from.collection, to.collection];
+        both.sort();
+        tx.execute(
+            "SELECT 1 FROM collections WHERE tenant_id = $1 AND id = ANY($2)
+             ORDER BY id FOR NO KEY UPDATE",
+            &[&tenant, &both.as_slice()],
+        )
+        .await?;
         let source = tx
             .query_opt(
                 "SELECT id, content, content_type, uid FROM items

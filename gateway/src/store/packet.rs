@@ -166,10 +166,15 @@ impl Store {
             )));
         }
 
-        // The base of the merge policy is kept for `merge` collections only.
+        // The base of the merge policy is kept for `merge` collections only. The
+        // collection's row is locked here, before any item: every writer (a client's
+        // PUT or DELETE, a packet) takes the collection first and its items after, so
+        // two of them never wait on each other in opposite orders (a packet that only
+        // acknowledged writes used to lock items first and deadlock a client's DELETE).
         let keep_base: bool = tx
             .query_opt(
-                "SELECT conflict = 'merge' FROM collections WHERE tenant_id = $1 AND id = $2",
+                "SELECT conflict = 'merge' FROM collections WHERE tenant_id = $1 AND id = $2
+                 FOR NO KEY UPDATE",
                 &[&tenant, &coll],
             )
             .await?

@@ -1,0 +1,102 @@
+//! Mail in the store: message bodies kept once per tenant and content hash and read
+//! by range, and the gateway's own UIDs and UIDVALIDITY per mailbox.
+//!
+//! A body is written before the item that points at it (a foreign key holds them
+//! together); writing the same bytes again is a no-op, so a message copied to three
+//! mailboxes, or imported again after a crash, is stored once. Reads take a range:
+//! bodies are stored out of line and uncompressed, so PostgreSQL fetches only the
+//! pages holding it.
+
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::{Result, Store, StoreError};
+
+/// A mailbox's identity for IMAP clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewayUids {
+    /// The mailbox's UIDVALIDITY as clients see it.
+    pub uidvalidity: u32,
+    /// The UID the next message will get.
+    pub next_uid: u32,
+}
+
+impl Store {
+    /// Keeps `body` for `tenant` (once per content) and returns its SHA-256.
+    pub async fn put_body(&self, tenant: Uuid, body: &[u8]) -> Result<[u8; 32]> {
+        let sha: [u8; 32] = Sha256::digest(body).into();
+        let c = self.client().await?;
+        c.execute(
+            "INSERT INTO message_bodies (tenant_id, sha256, size, body)
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            &[&tenant, &sha.as_slice(), &(body.len() as i64), &body],
+        )
+        .await?;
+        Ok(sha)
+    }
+
+    /// `len` bytes of a body from `offset` (fewer at its end, none past it); `None`
+    /// when the tenant has no such body.
+    pub async fn body_range(
+        &self,
+        tenant: Uuid,
+        sha: &[u8; 32],
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        // substring counts from 1, in int; a body is far below 2 GiB.
+        let clamp = |v: u64| i32::try_from(v).unwrap_or(i32::MAX);
+        let (from, count) = (clamp(offset).saturating_add(1), clamp(len));
+        let rows = self
+            .read(
+                "SELECT substring(body FROM $3 FOR $4)
+                 FROM message_bodies WHERE tenant_id = $1 AND sha256 = $2",
+                &[&tenant, &sha.as_slice(), &from, &count],
+            )
+            .await?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
+    /// The gateway UIDVALIDITY and next UID of a mailbox.
+    pub async fn gateway_uids(&self, tenant: Uuid, mailbox: Uuid) -> Result<GatewayUids> {
+        let rows = self
+            .read(
+                "SELECT gateway_uidvalidity, next_gateway_uid FROM collections
+                 WHERE tenant_id = $1 AND id = $2 AND kind = 'mailbox'",
+                &[&tenant, &mailbox],
+            )
+            .await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+        Ok(GatewayUids {
+            uidvalidity: row.get::<_, i64>(0) as u32,
+            next_uid: row.get::<_, i64>(1) as u32,
+        })
+    }
+
+    /// Takes `n` consecutive UIDs of a mailbox in the caller's transaction (so that a
+    /// rolled-back insert gives its UIDs back, and concurrent inserts take turns on
+    /// the mailbox's row) and returns the first. UIDs only grow: a deleted message's
+    /// UID is never given again.
+    pub async fn take_gateway_uids(
+        tx: &tokio_postgres::Transaction<'_>,
+        tenant: Uuid,
+        mailbox: Uuid,
+        n: u32,
+    ) -> Result<u32> {
+        let row = tx
+            .query_opt(
+                "UPDATE collections SET next_gateway_uid = next_gateway_uid + $3
+                 WHERE tenant_id = $1 AND id = $2 AND kind = 'mailbox'
+                 RETURNING next_gateway_uid - $3",
+                &[&tenant, &mailbox, &i64::from(n)],
+            )
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+        let first: i64 = row.get(0);
+        u32::try_from(first + i64::from(n) - 1)
+            .map(|_| first as u32)
+            .map_err(|_| StoreError::Invalid("the mailbox has used every UID".into()))
+    }
+}

@@ -1,0 +1,172 @@
+//! The store's mail pieces, in process on a fresh database: bodies once per content
+//! and tenant, read by range; gateway UIDs that only grow, per mailbox, taken in the
+//! caller's transaction.
+
+use anyhow::Result;
+use postern_e2e::inproc::InProc;
+use postern_gateway::store::{Store, StoreError};
+use uuid::Uuid;
+
+/// A mailbox of alice's, on an `imap` source of connector `hq`.
+async fn mailbox(g: &InProc, name: &str) -> Result<Uuid> {
+    let c = g.store.client().await?;
+    let source = Uuid::new_v4();
+    c.execute(
+        "INSERT INTO sources (tenant_id, id, connector_id, name, kind, user_id, mode, conflict)
+         SELECT $1, $2, $3, $4, 'imap', id, 'two-way', 'merge' FROM users
+         WHERE tenant_id = $1 AND name = 'alice'",
+        &[&g.tenant, &source, &g.claims.sub, &format!("mail-{name}")],
+    )
+    .await?;
+    let id = Uuid::new_v4();
+    c.execute(
+        "INSERT INTO collections (tenant_id, id, user_id, source_id, kind, backend_href, name,
+                                  mode, conflict, mailbox_name, delimiter, role)
+         SELECT $1, $2, user_id, id, 'mailbox', $4, $4, 'two-way', 'merge', $4, '/', 'inbox'
+         FROM sources WHERE tenant_id = $1 AND id = $3",
+        &[&g.tenant, &id, &source, &name],
+    )
+    .await?;
+    Ok(id)
+}
+
+#[tokio::test]
+async fn a_body_is_kept_once_per_tenant_and_read_by_range() -> Result<()> {
+    let g = InProc::start().await?;
+    let other = g.store.add_tenant("globex").await?.id;
+    // A 3 MB message whose bytes tell their own offset.
+    let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+
+    let sha = g.store.put_body(g.tenant, &body).await?;
+    assert_eq!(
+        g.store.put_body(g.tenant, &body).await?,
+        sha,
+        "same bytes, same key"
+    );
+    let c = g.store.client().await?;
+    let count = |t: Uuid| {
+        let c = &c;
+        async move {
+            let n: i64 = c
+                .query_one(
+                    "SELECT count(*) FROM message_bodies WHERE tenant_id = $1",
+                    &[&t],
+                )
+                .await?
+                .get(0);
+            anyhow::Ok(n)
+        }
+    };
+    assert_eq!(count(g.tenant).await?, 1, "stored once");
+
+    // Another tenant neither shares nor reads it.
+    assert_eq!(g.store.body_range(other, &sha, 0, 10).await?, None);
+    g.store.put_body(other, &body).await?;
+    assert_eq!((count(g.tenant).await?, count(other).await?), (1, 1));
+
+    // Ranges: a client's first 64 KiB, a piece in the middle, the end, past the end.
+    let read = |o: u64, n: u64| g.store.body_range(g.tenant, &sha, o, n);
+    assert_eq!(read(0, 65_536).await?.unwrap(), body[..65_536]);
+    assert_eq!(
+        read(1_234_567, 1_000).await?.unwrap(),
+        body[1_234_567..1_235_567]
+    );
+    assert_eq!(read(2_999_990, 100).await?.unwrap(), body[2_999_990..]);
+    assert_eq!(read(3_000_000, 100).await?.unwrap(), Vec::<u8>::new());
+    assert_eq!(read(0, u64::MAX).await?.unwrap().len(), body.len());
+
+    // Stored out of line and uncompressed, which is what lets a range skip the rest.
+    let storage: i8 = c
+        .query_one(
+            "SELECT attstorage FROM pg_attribute
+             WHERE attrelid = 'message_bodies'::regclass AND attname = 'body'",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert_eq!(storage as u8, b'e');
+    let compressed: Option<String> = c
+        .query_one(
+            "SELECT pg_column_compression(body) FROM message_bodies WHERE tenant_id = $1",
+            &[&g.tenant],
+        )
+        .await?
+        .get(0);
+    assert_eq!(compressed, None);
+    Ok(())
+}
+
+#[tokio::test]
+async fn gateway_uids_only_grow_and_each_mailbox_has_its_own() -> Result<()> {
+    let g = InProc::start().await?;
+    let (inbox, sent) = (
+        mailbox(&g, "INBOX").await?,
+        mailbox(&g, "Sent Items").await?,
+    );
+    let first = g.store.gateway_uids(g.tenant, inbox).await?;
+    assert_eq!(first.next_uid, 1);
+    assert_ne!(first.uidvalidity, 0);
+
+    let mut c = g.store.client().await?;
+    let take = async |c: &mut deadpool_postgres::Object, m: Uuid, n: u32, commit: bool| {
+        let tx = c.transaction().await?;
+        let uid = Store::take_gateway_uids(&tx, g.tenant, m, n).await;
+        if commit {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        anyhow::Ok(uid)
+    };
+    assert_eq!(take(&mut c, inbox, 3, true).await??, 1);
+    assert_eq!(take(&mut c, inbox, 2, true).await??, 4);
+    // A rolled-back insert gives its UIDs back: none is skipped or given twice.
+    assert_eq!(take(&mut c, inbox, 5, false).await??, 6);
+    assert_eq!(take(&mut c, inbox, 1, true).await??, 6);
+    // The other mailbox counts on its own.
+    assert_eq!(take(&mut c, sent, 1, true).await??, 1);
+    let now = g.store.gateway_uids(g.tenant, inbox).await?;
+    assert_eq!(now.next_uid, 7);
+    assert_eq!(now.uidvalidity, first.uidvalidity, "UIDVALIDITY stays");
+
+    // Concurrent inserts take turns: their ranges never overlap.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = g.store.clone();
+        let tenant = g.tenant;
+        tasks.push(tokio::spawn(async move {
+            let mut c = store.client().await?;
+            let tx = c.transaction().await?;
+            let uid = Store::take_gateway_uids(&tx, tenant, inbox, 10).await?;
+            tx.commit().await?;
+            anyhow::Ok(uid)
+        }));
+    }
+    let mut starts = Vec::new();
+    for t in tasks {
+        starts.push(t.await??);
+    }
+    starts.sort();
+    for w in starts.windows(2) {
+        assert_eq!(w[1] - w[0], 10, "{starts:?}");
+    }
+    assert_eq!(starts[0], 7);
+
+    // The last UIDs of the 32-bit space are refused, not wrapped.
+    c.execute(
+        "UPDATE collections SET next_gateway_uid = 4294967295 WHERE tenant_id = $1 AND id = $2",
+        &[&g.tenant, &sent],
+    )
+    .await?;
+    assert_eq!(take(&mut c, sent, 1, true).await??, u32::MAX);
+    assert!(matches!(
+        take(&mut c, sent, 1, true).await?,
+        Err(StoreError::Invalid(_))
+    ));
+    // Not a mailbox: not found.
+    assert!(matches!(
+        g.store.gateway_uids(g.tenant, Uuid::new_v4()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    Ok(())
+}
