@@ -8,7 +8,9 @@
 //! - [`link`]: the outbound stream, with request/answer matching and nudges.
 //! - [`engine`]: reconnects, discovers, and runs rounds on the interval and on nudges;
 //!   [`engine::round`] executes one round of one collection.
-//! - [`backends`]: the back-end clients (CalDAV and CardDAV).
+//! - [`backends`]: the back ends behind one interface ([`backends::Backend`]:
+//!   discovery, changes since a saved state, fetch, write, collections); CalDAV and
+//!   CardDAV implement it today.
 //!
 //! The decisions of a round (what moves where, who wins a conflict) are pure
 //! functions in `postern-core`; this crate only reads, writes and reports.

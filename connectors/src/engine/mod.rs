@@ -21,8 +21,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{Instrument, error, info, warn};
 
-use crate::backends::dav::{self, DavClient, DavKind};
-use crate::config::{Config, Source, SourceKind};
+use crate::backends::{AnyBackend, Backend, NewCollection, Property};
+use crate::config::{Config, Source};
 use crate::link::{Link, LinkError};
 use round::{CollectionState, RoundError, Trigger};
 
@@ -36,10 +36,8 @@ pub struct SourceCtx {
     pub link: Link,
     /// The source's config.
     pub source: Source,
-    /// Its back-end client.
-    pub dav: DavClient,
-    /// CalDAV or CardDAV.
-    pub kind: DavKind,
+    /// Its back end.
+    pub backend: std::sync::Arc<AnyBackend>,
     /// Lease time-to-live granted by the gateway.
     pub lease_ttl: Duration,
     /// The largest message the gateway accepts, in bytes.
@@ -112,7 +110,10 @@ async fn session(
     let (link, mut nudges) = Link::connect(&config.gateway, &config.token, &config.tls).await?;
     let hello = pb::Hello {
         version: env!("CARGO_PKG_VERSION").to_string(),
-        capabilities: vec!["caldav".into(), "carddav".into()],
+        capabilities: crate::backends::KINDS
+            .iter()
+            .map(|k| k.to_string())
+            .collect(),
         instance_id: instance.to_string(),
         sources: config
             .sources
@@ -144,23 +145,21 @@ async fn session(
         mpsc::unbounded_channel::<(String, mpsc::UnboundedSender<NudgeOrRoute>)>();
     let mut source_inboxes: Vec<mpsc::UnboundedSender<NudgeOrRoute>> = Vec::new();
     for source in &config.sources {
-        let kind = match source.kind {
-            SourceKind::CalDav => DavKind::CalDav,
-            SourceKind::CardDav => DavKind::CardDav,
-            SourceKind::Imap => {
-                // Said at error level here, and to the gateway (the Hello's capabilities
-                // do not include imap): `admin status` shows the source as not synced.
-                error!(source = %source.name, "this connector version cannot sync imap sources; the source is NOT synced");
+        let backend = match AnyBackend::open(source) {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                // Said at error level here, and to the gateway (the Hello's
+                // capabilities do not include this kind): `admin status` shows the
+                // source as not synced.
+                error!(source = %source.name, kind = %source.kind.as_str(), "this connector version cannot sync sources of this kind; the source is NOT synced");
                 continue;
             }
+            Err(e) => return Err(LinkError::Failure(e.to_string())),
         };
-        let dav = DavClient::new(&source.url, &source.username, &source.password)
-            .map_err(|e| LinkError::Failure(format!("source {}: {e}", source.name)))?;
         let ctx = SourceCtx {
             link: link.clone(),
             source: source.clone(),
-            dav,
-            kind,
+            backend: std::sync::Arc::new(backend),
             lease_ttl,
             max_message,
         };
@@ -363,7 +362,7 @@ async fn round_and_report(
 /// created or deleted on the gateway are created or deleted on the back end here, and
 /// reported, before any round touches them.
 async fn assign(ctx: &SourceCtx) -> Result<Vec<CollectionState>, RoundError> {
-    let discovered = dav::discovery::discover(&ctx.dav, ctx.kind).await?;
+    let discovered = ctx.backend.discover().await?;
     let found: Vec<_> = discovered
         .collections
         .into_iter()
@@ -385,7 +384,7 @@ async fn assign(ctx: &SourceCtx) -> Result<Vec<CollectionState>, RoundError> {
             .iter()
             .map(|f| pb::FoundCollection {
                 backend_href: f.href.clone(),
-                kind: ctx.kind.collection_kind().as_str().to_string(),
+                kind: ctx.backend.kind().as_str().to_string(),
                 display_name: f.display_name.clone(),
                 color: f.color.clone(),
                 supports_sync: f.supports_sync,
@@ -444,10 +443,10 @@ async fn ask_assignment(
 }
 
 /// The properties of an assigned collection to give the back end.
-fn properties(c: &pb::AssignedCollection) -> Vec<dav::mkcol::Property> {
+fn properties(c: &pb::AssignedCollection) -> Vec<Property> {
     c.properties
         .iter()
-        .map(|p| dav::mkcol::Property {
+        .map(|p| Property {
             ns: p.namespace.clone(),
             name: p.name.clone(),
             markup: p.markup.clone(),
@@ -467,31 +466,22 @@ async fn lifecycle(
     for c in &a.collections {
         // Where a client's new collection is (or is being) made: derived from its id,
         // so a create retried, or a delete that overtook it, finds the same place.
-        let made_at = |home: &str| {
-            let name = c.collection_id.split('-').next().unwrap_or("new");
-            let slug = c
-                .display_name
-                .chars()
-                .filter(|ch| ch.is_ascii_alphanumeric() || *ch == '-')
-                .collect::<String>();
-            format!(
-                "{}{}-{name}/",
-                home,
-                if slug.is_empty() { "collection" } else { &slug }
-            )
+        let made_at = || {
+            ctx.backend
+                .place_for(homes, &c.collection_id, &c.display_name)
         };
         if c.delete {
             // A delete wins, even over a create not yet confirmed (it may have
             // happened): remove whatever is at the collection's place.
             let href = if c.create {
-                match homes.first() {
-                    Some(home) => made_at(home),
+                match made_at() {
+                    Some(h) => h,
                     None => continue,
                 }
             } else {
                 c.backend_href.clone()
             };
-            match dav::mkcol::remove(&ctx.dav, &href).await {
+            match ctx.backend.remove_collection(&href).await {
                 Ok(()) => {
                     info!(collection = %href, "deleted on the back end for a client");
                     done.push(pb::FoundCollection {
@@ -507,21 +497,17 @@ async fn lifecycle(
                 }
             }
         } else if c.create {
-            let Some(home) = homes.first() else {
+            let Some(href) = made_at() else {
                 warn!(source = %ctx.source.name, "no home collection to create a collection in");
                 continue;
             };
-            let href = made_at(home);
-            match dav::mkcol::create(
-                &ctx.dav,
-                ctx.kind,
-                &href,
-                &c.display_name,
-                &properties(c),
-                &c.components,
-            )
-            .await
-            {
+            let props = properties(c);
+            let new = NewCollection {
+                display_name: &c.display_name,
+                properties: &props,
+                components: &c.components,
+            };
+            match ctx.backend.create_collection(&href, &new).await {
                 Ok(()) => {
                     info!(collection = %href, "created on the back end for a client");
                     done.push(pb::FoundCollection {
@@ -538,7 +524,11 @@ async fn lifecycle(
         } else if !c.properties.is_empty() {
             // Properties a client set on the gateway (PROPPATCH): give them to the
             // back end.
-            match dav::mkcol::set_properties(&ctx.dav, &c.backend_href, &properties(c)).await {
+            match ctx
+                .backend
+                .set_properties(&c.backend_href, &properties(c))
+                .await
+            {
                 Ok(()) => {
                     info!(collection = %c.backend_href, "collection properties set on the back end");
                     done.push(pb::FoundCollection {

@@ -24,8 +24,7 @@ use postern_proto as pb;
 use tracing::{Instrument, info, warn};
 
 use super::SourceCtx;
-use crate::backends::dav::write::WriteOutcome;
-use crate::backends::dav::{DavError, listing, multiget, sync_collection, write};
+use crate::backends::{Backend, BackendError, Observed, WriteOutcome};
 use crate::link::LinkError;
 
 /// How a round ended.
@@ -66,7 +65,7 @@ impl RoundStats {
 pub enum RoundError {
     /// The back end failed; nothing was assumed about it.
     #[error(transparent)]
-    Backend(#[from] DavError),
+    Backend(#[from] BackendError),
     /// The link failed.
     #[error(transparent)]
     Link(#[from] LinkError),
@@ -249,59 +248,20 @@ async fn detect(
     coll: &CollectionState,
     index: impl AsyncIndex,
 ) -> Result<Detected, RoundError> {
-    let path = coll.href.as_str();
-    // The very first import lists instead of asking sync-collection for everything:
-    // some servers (Radicale) build their sync history item by item on that first
-    // call, which costs more than the import itself. The next round asks with an
-    // empty token, finds everything already known, and keeps the token from then on.
-    let first_import = coll.backend_state.is_empty() && index.get().await?.is_empty();
-    if coll.supports_sync && !first_import {
-        match sync_collection::changes_since(&ctx.dav, path, &coll.backend_state).await? {
-            sync_collection::SyncOutcome::Changes { signals, token, .. } => {
-                let index = index.get().await?;
-                let signals = if coll.backend_state.is_empty() {
-                    // An empty token lists every member that exists: anything known
-                    // but not listed is gone.
-                    let listed = signals
-                        .into_iter()
-                        .filter_map(|s| match s {
-                            BackendSignal::Changed { href, version } => Some((href, version)),
-                            BackendSignal::Deleted(_) => None,
-                        })
-                        .collect();
-                    plan::diff_listing(&index, &listed)
-                } else {
-                    plan::new_signals(&index, signals)
-                };
-                return Ok(Detected {
-                    signals,
-                    new_state: token,
-                });
-            }
-            sync_collection::SyncOutcome::InvalidToken if !coll.backend_state.is_empty() => {
-                info!(collection = %coll.href, "back end forgot our sync token; comparing a full listing");
-                // Take a fresh token first, so changes made during the listing are seen next round.
-                let fresh = match sync_collection::changes_since(&ctx.dav, path, "").await? {
-                    sync_collection::SyncOutcome::Changes { token, .. } => token,
-                    _ => String::new(),
-                };
-                let listed = listing::list(&ctx.dav, path).await?;
-                let index = index.get().await?;
-                return Ok(Detected {
-                    signals: plan::diff_listing(&index, &listed),
-                    new_state: fresh,
-                });
-            }
-            _ => {
-                info!(collection = %coll.href, "back end refuses sync-collection; using ETag listings")
-            }
-        }
-    }
-    let listed = listing::list(&ctx.dav, path).await?;
+    // Nothing synced yet and nothing known: a first import.
+    let fresh = coll.backend_state.is_empty() && index.get().await?.is_empty();
+    let changes = ctx
+        .backend
+        .changes(&coll.href, &coll.backend_state, coll.supports_sync, fresh)
+        .await?;
     let index = index.get().await?;
+    let signals = match changes.observed {
+        Observed::Delta(signals) => plan::new_signals(&index, signals),
+        Observed::Listing(listed) => plan::diff_listing(&index, &listed),
+    };
     Ok(Detected {
-        signals: plan::diff_listing(&index, &listed),
-        new_state: String::new(),
+        signals,
+        new_state: changes.new_state,
     })
 }
 
@@ -459,13 +419,15 @@ async fn attempt(
     let wanted = plan::fetch_list(coll.mode, &detected.signals, &gateway);
     let total = wanted.len();
     let href_str = coll.href.to_string();
-    let (copies, gone) = multiget::fetch(&ctx.dav, ctx.kind, coll.href.as_str(), &wanted, |done| {
-        progress(ctx, &coll.id, "fetching", done, total);
-        if total >= 500 {
-            info!(collection = %href_str, fetched = done, total, "fetching from the back end");
-        }
-    })
-    .await?;
+    let (copies, gone) = ctx
+        .backend
+        .fetch(&coll.href, &wanted, &mut |done| {
+            progress(ctx, &coll.id, "fetching", done, total);
+            if total >= 500 {
+                info!(collection = %href_str, fetched = done, total, "fetching from the back end");
+            }
+        })
+        .await?;
     if !wanted.is_empty() {
         info!(collection = %coll.href, fetched = copies.len(), gone = gone.len(), "fetched from the back end");
     }
@@ -486,7 +448,7 @@ async fn attempt(
     let actions = plan::plan(&PlanRound {
         mode: coll.mode,
         policy: coll.policy,
-        kind: ctx.kind.collection_kind(),
+        kind: ctx.backend.kind(),
         collection_href: &coll.href,
         index: &index,
         backend: &backend,
@@ -663,7 +625,7 @@ fn change(op: pb::change::Op, item_id: &ItemId) -> pb::Change {
     }
 }
 
-/// Reads back what this round wrote, in one multiget, so the gateway records what
+/// Reads back what this round wrote, in one fetch, so the gateway records what
 /// the back end really holds. Some servers rewrite what they store (a vCard 4.0 kept
 /// as 3.0) and still answer the PUT with a strong ETag: taking that ETag as the
 /// version of what we wrote would leave the two sides different for good. A copy that
@@ -693,7 +655,10 @@ async fn read_back(
                 + "/"
         })
         .unwrap_or_default();
-    let (copies, _) = multiget::fetch(&ctx.dav, ctx.kind, &collection, &hrefs, |_| {}).await?;
+    let Ok(collection) = Href::new(collection) else {
+        return Ok(());
+    };
+    let (copies, _) = ctx.backend.fetch(&collection, &hrefs, &mut |_| {}).await?;
     let by_href: std::collections::HashMap<&str, &postern_core::plan::BackendCopy> =
         copies.iter().map(|c| (c.href.as_str(), c)).collect();
     for (i, data) in written {
@@ -711,7 +676,7 @@ async fn read_back(
         if rewritten {
             info!(href = %copy.href, "the back end stored something else than we wrote; taking its copy");
             ack.uid = content::uid(&copy.content).unwrap_or_default();
-            ack.content_type = ctx.kind.collection_kind().content_type().to_string();
+            ack.content_type = ctx.backend.kind().content_type().to_string();
             ack.content = copy.content.clone();
         }
     }
@@ -762,7 +727,7 @@ async fn execute_backend(
     let mut acks: Vec<pb::Change> = Vec::new();
     let mut contents: BTreeMap<usize, pb::Change> = BTreeMap::new();
     let mut by_item: BTreeMap<ItemId, usize> = BTreeMap::new();
-    let content_type = ctx.kind.collection_kind().content_type();
+    let content_type = ctx.backend.kind().content_type();
     let ctype: &'static str = content_type;
     // What each successful PUT wrote: (its acknowledgement in `acks`, the bytes).
     let mut written_back: Vec<(usize, Vec<u8>)> = Vec::new();
@@ -782,8 +747,13 @@ async fn execute_backend(
                 precondition,
                 content: data,
                 merged,
-            } => match write::put(&ctx.dav, &href, &precondition, &data, ctype).await? {
-                WriteOutcome::Done(etag) => {
+            } => match ctx.backend.put(&href, &precondition, &data).await? {
+                WriteOutcome::Done {
+                    version,
+                    href: assigned,
+                } => {
+                    // Where the back end put it, when it chose (IMAP's APPENDUID).
+                    let href = assigned.unwrap_or(href);
                     stats.to_backend += 1;
                     // A merge of both sides goes to the gateway too (an import that
                     // settles the change); otherwise the gateway has these bytes.
@@ -797,7 +767,7 @@ async fn execute_backend(
                     written_back.push((acks.len(), data));
                     acks.push(pb::Change {
                         backend_href: href.to_string(),
-                        backend_version: etag.unwrap_or_default(),
+                        backend_version: version.unwrap_or_default(),
                         seq: settles.0,
                         uid,
                         content_type,
@@ -820,8 +790,8 @@ async fn execute_backend(
                 settles,
                 href,
                 if_match,
-            } => match write::delete(&ctx.dav, &href, &if_match).await? {
-                WriteOutcome::Done(_) => {
+            } => match ctx.backend.delete(&href, &if_match).await? {
+                WriteOutcome::Done { .. } => {
                     stats.to_backend += 1;
                     acks.push(pb::Change {
                         seq: settles.0,

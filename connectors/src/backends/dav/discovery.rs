@@ -13,18 +13,7 @@
 use super::xml::{APPLE, DAV};
 use super::{DavClient, DavError, DavKind, DavRequest, expect, multistatus};
 
-/// A collection found on the back end.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
-    /// Its path.
-    pub href: String,
-    /// Display name.
-    pub display_name: String,
-    /// Colour, "#rrggbb" or "".
-    pub color: String,
-    /// Whether it advertises sync-collection (or has a sync-token).
-    pub supports_sync: bool,
-}
+pub use crate::backends::{Discovered, Found};
 
 /// PROPFIND depth 0 for the principal (and, for a URL that is a collection, what it is).
 pub fn principal_request(path: &str) -> DavRequest {
@@ -131,15 +120,6 @@ fn ensure_slash(h: &str) -> String {
     } else {
         format!("{h}/")
     }
-}
-
-/// What discovery found: the collections, and the home collections new ones go in.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Discovered {
-    /// The collections of this kind.
-    pub collections: Vec<Found>,
-    /// The home set (where a new collection is made).
-    pub homes: Vec<String>,
 }
 
 /// Runs discovery against a server.

@@ -7,16 +7,7 @@ use reqwest::Method;
 use super::xml::escape;
 use super::{DavClient, DavError, DavKind, DavRequest, expect};
 
-/// A property to give a collection: its namespace, name and value as XML markup.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Property {
-    /// Namespace URI.
-    pub ns: String,
-    /// Local name.
-    pub name: String,
-    /// The element's content, as markup.
-    pub markup: String,
-}
+pub use crate::backends::Property;
 
 /// `<x:name xmlns:x="ns">markup</x:name>` for each property.
 fn props_xml(props: &[Property]) -> String {

@@ -12,12 +12,14 @@
 //!
 //! CalDAV and CardDAV differ only in names ([`DavKind`]).
 
+mod backend;
 pub mod discovery;
 pub mod listing;
 pub mod mkcol;
 pub mod multiget;
 pub mod sync_collection;
 pub mod write;
+pub use backend::DavBackend;
 pub use postern_davxml as xml;
 
 use std::collections::HashMap;

@@ -12,21 +12,7 @@ use reqwest::Method;
 
 use super::{DavClient, DavError, DavRequest, etag_header, expect};
 
-/// What became of a write.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WriteOutcome {
-    /// Done; the new ETag if the server said.
-    Done(Option<String>),
-    /// The precondition failed: the back end changed since we planned.
-    Conflict,
-    /// The back end will not take this item: its status and the start of its answer.
-    Refused {
-        /// HTTP status.
-        status: u16,
-        /// The start of the answer's body, for the operator.
-        answer: String,
-    },
-}
+pub use crate::backends::WriteOutcome;
 
 /// Whether a status refuses this one item, rather than saying the back end as a whole
 /// is unwell (then the round fails and is retried): authentication, timeouts, locks,
@@ -100,9 +86,10 @@ pub async fn put(
         return Ok(refused(&resp));
     }
     expect(&resp, &req, &[200, 201, 204])?;
-    Ok(WriteOutcome::Done(
-        etag_header(&resp).filter(|e| !e.starts_with("W/")),
-    ))
+    Ok(WriteOutcome::Done {
+        version: etag_header(&resp).filter(|e| !e.starts_with("W/")),
+        href: None,
+    })
 }
 
 /// Deletes an item; one that is already gone counts as deleted.
@@ -111,11 +98,17 @@ pub async fn delete(client: &DavClient, href: &Href, etag: &str) -> Result<Write
     let resp = client.send(&req).await?;
     match resp.status {
         412 => Ok(WriteOutcome::Conflict),
-        404 | 410 => Ok(WriteOutcome::Done(None)),
+        404 | 410 => Ok(WriteOutcome::Done {
+            version: None,
+            href: None,
+        }),
         s if refuses_item(s) => Ok(refused(&resp)),
         _ => {
             expect(&resp, &req, &[200, 204])?;
-            Ok(WriteOutcome::Done(None))
+            Ok(WriteOutcome::Done {
+                version: None,
+                href: None,
+            })
         }
     }
 }
