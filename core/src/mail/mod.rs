@@ -15,6 +15,9 @@
 //!   when the mailbox is genuinely another.
 //! - [`mailbox`]: SPECIAL-USE roles, which mailbox may be emptied without alarm, and
 //!   which may have its content edited (Drafts only).
+//! - [`plan`]: one mailbox's round: flags merged and written as flags only,
+//!   expunges both ways, new messages imported or appended (a crashed append found
+//!   again by content), per mode; the mass-deletion guard as mail needs it.
 //! - [`moves`]: a message that vanished from one mailbox and appeared in another with
 //!   the same content is one message that moved, not a deletion and a new message.
 
@@ -22,6 +25,7 @@ pub mod flags;
 pub mod key;
 pub mod mailbox;
 pub mod moves;
+pub mod plan;
 pub mod rematch;
 
 pub use flags::{Flag, FlagDelta, Flags};
