@@ -472,3 +472,49 @@ async fn the_merge_base_is_what_both_sides_last_agreed_on() -> Result<()> {
     drop(g);
     Ok(())
 }
+
+/// The connector decides on types, never on words: a denied lease carries its reason
+/// as an enum, and a round's outcome is one of a fixed set, so a connector cannot
+/// make up status words or metric labels.
+#[tokio::test]
+async fn lease_denials_and_round_outcomes_are_typed() -> Result<()> {
+    let g = InProc::start().await?;
+    let mut one = g.session(LinkSettings::default());
+    let mut two = g.session(LinkSettings::default());
+    let coll = one.setup("one", "alice").await?;
+    two.setup("two", "alice").await?;
+    one.acquire(&coll).await?.map_err(anyhow::Error::msg)?;
+    let ans = two
+        .ask(Req::Lease(pb::LeaseRequest {
+            action: pb::lease_request::Action::Acquire as i32,
+            collection_id: coll.clone(),
+            fencing_token: 0,
+        }))
+        .await?;
+    let Ans::LeaseDeny(d) = ans else {
+        bail!("not denied: {ans:?}");
+    };
+    assert_eq!((d.why(), d.reason.as_str()), (pb::DenyReason::Held, "held"));
+
+    let id = Uuid::parse_str(&coll)?;
+    let report = |result: i32| {
+        Req::RoundReport(pb::RoundReport {
+            collection_id: coll.clone(),
+            result,
+            detail: "d".into(),
+            ..Default::default()
+        })
+    };
+    one.ask_all(report(pb::RoundOutcome::Conflict as i32)).await;
+    assert_eq!(
+        g.store.collection(g.tenant, id).await?.last_outcome,
+        "conflict"
+    );
+    one.ask_all(report(97)).await;
+    assert_eq!(
+        g.store.collection(g.tenant, id).await?.last_outcome,
+        "unknown",
+        "an outcome this gateway does not know is not taken as a word"
+    );
+    Ok(())
+}

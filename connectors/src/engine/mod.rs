@@ -316,37 +316,37 @@ async fn round_and_report(
             } else {
                 String::new()
             };
-            ("ok", detail, s.clone())
+            let outcome = if s.conflicts > 0 {
+                pb::RoundOutcome::Conflict
+            } else {
+                pb::RoundOutcome::Ok
+            };
+            (outcome, detail, s.clone())
         }
-        Err(RoundError::NoLease(reason)) => {
+        Err(RoundError::NoLease(why, reason)) => {
             span.record("outcome", format!("no lease: {reason}"));
-            if reason == "changed" {
-                return true;
-            }
-            if reason != "held" {
-                info!(collection = %coll.href, reason = %reason, "not syncing");
+            match why {
+                pb::DenyReason::Changed => return true,
+                pb::DenyReason::Held => {}
+                _ => info!(collection = %coll.href, reason = %reason, "not syncing"),
             }
             return false;
         }
-        Err(RoundError::Paused(r)) => ("paused", r.clone(), Default::default()),
+        Err(RoundError::Paused(r)) => (pb::RoundOutcome::Paused, r.clone(), Default::default()),
         Err(RoundError::Link(LinkError::Failure(m))) => {
             warn!(collection = %coll.href, error = %m, "the gateway could not serve the round");
-            ("error", m.clone(), Default::default())
+            (pb::RoundOutcome::Error, m.clone(), Default::default())
         }
         Err(RoundError::Link(_)) => return false,
         Err(e) => {
             warn!(collection = %coll.href, error = %e, "round failed");
-            ("error", e.to_string(), Default::default())
+            (pb::RoundOutcome::Error, e.to_string(), Default::default())
         }
     };
-    span.record("outcome", outcome);
+    span.record("outcome", outcome.as_str_name());
     let report = pb::RoundReport {
         collection_id: coll.id.clone(),
-        outcome: if outcome == "ok" && stats.conflicts > 0 {
-            "conflict".into()
-        } else {
-            outcome.into()
-        },
+        result: outcome as i32,
         detail,
         to_gateway: stats.to_gateway,
         to_backend: stats.to_backend,

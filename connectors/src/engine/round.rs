@@ -69,9 +69,10 @@ pub enum RoundError {
     /// The link failed.
     #[error(transparent)]
     Link(#[from] LinkError),
-    /// Another instance holds the lease, or the collection is paused.
-    #[error("lease not granted: {0}")]
-    NoLease(String),
+    /// Another instance holds the lease, or the collection is paused; the gateway's
+    /// word for it, for logs.
+    #[error("lease not granted: {1}")]
+    NoLease(pb::DenyReason, String),
     /// The lease was lost during the round; nothing more was written.
     #[error("lease lost: {0}")]
     LeaseLost(String),
@@ -141,10 +142,10 @@ pub async fn run(
             g.fencing_token
         }
         Ans::LeaseDeny(d) => {
-            if d.reason == "paused" {
+            if d.why() == pb::DenyReason::Paused {
                 coll.paused = true;
             }
-            return Err(RoundError::NoLease(d.reason));
+            return Err(RoundError::NoLease(d.why(), d.reason));
         }
         other => return Err(LinkError::Unexpected(format!("{other:?}")).into()),
     };

@@ -528,7 +528,17 @@ impl Session {
         let holder = self.instance().await;
         let tenant = self.tenant();
         let ttl = self.settings.lease_ttl;
-        let deny = |reason: &str, retry: Duration| {
+        let deny = |why: pb::DenyReason, retry: Duration| {
+            let reason = match why {
+                pb::DenyReason::Held => "held",
+                pb::DenyReason::Paused => "paused",
+                pb::DenyReason::Changed => "changed",
+                pb::DenyReason::Draining => "draining",
+                pb::DenyReason::Revoked => "revoked",
+                pb::DenyReason::UnknownCollection | pb::DenyReason::Unspecified => {
+                    "unknown-collection"
+                }
+            };
             let label = crate::metrics::Reason {
                 reason: reason.into(),
             };
@@ -539,6 +549,7 @@ impl Session {
                     collection_id: l.collection_id.clone(),
                     reason: reason.into(),
                     retry_after_ms: retry.as_millis() as u64,
+                    why: why as i32,
                 }),
             )
         };
@@ -559,14 +570,17 @@ impl Session {
         let outcome = match pb::lease_request::Action::try_from(l.action) {
             Ok(pb::lease_request::Action::Acquire) => {
                 if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
-                    return Ok(vec![deny("draining", Duration::from_secs(1))]);
+                    return Ok(vec![deny(pb::DenyReason::Draining, Duration::from_secs(1))]);
                 }
                 if !self
                     .store
                     .connector_token_valid(tenant, self.claims.sub, self.claims.jti)
                     .await?
                 {
-                    return Ok(vec![deny("revoked", Duration::from_secs(3600))]);
+                    return Ok(vec![deny(
+                        pb::DenyReason::Revoked,
+                        Duration::from_secs(3600),
+                    )]);
                 }
                 self.store
                     .acquire_lease(tenant, coll, self.claims.sub, &holder, ttl)
@@ -596,10 +610,12 @@ impl Session {
                 self.held.write().await.insert(coll);
                 grant(token, ttl, state)
             }
-            LeaseOutcome::Held(left) => deny("held", left.max(Duration::from_millis(200))),
-            LeaseOutcome::Paused => deny("paused", ttl),
-            LeaseOutcome::Changed => deny("changed", Duration::ZERO),
-            LeaseOutcome::Unknown => deny("unknown-collection", ttl),
+            LeaseOutcome::Held(left) => {
+                deny(pb::DenyReason::Held, left.max(Duration::from_millis(200)))
+            }
+            LeaseOutcome::Paused => deny(pb::DenyReason::Paused, ttl),
+            LeaseOutcome::Changed => deny(pb::DenyReason::Changed, Duration::ZERO),
+            LeaseOutcome::Unknown => deny(pb::DenyReason::UnknownCollection, ttl),
         }])
     }
 
@@ -761,10 +777,19 @@ impl Session {
         let Some(coll) = self.assigned(&r.collection_id).await else {
             return Ok(());
         };
+        // A word from a fixed set: a connector cannot add metric labels or status
+        // words of its own.
+        let outcome = match r.result() {
+            pb::RoundOutcome::Ok => "ok",
+            pb::RoundOutcome::Conflict => "conflict",
+            pb::RoundOutcome::Paused => "paused",
+            pb::RoundOutcome::Error => "error",
+            pb::RoundOutcome::Unspecified => "unknown",
+        };
         let m = &self.metrics;
         m.rounds
             .get_or_create(&crate::metrics::Outcome {
-                outcome: r.outcome.clone(),
+                outcome: outcome.into(),
             })
             .inc();
         m.round_seconds.observe(r.duration_ms as f64 / 1000.0);
@@ -787,7 +812,7 @@ impl Session {
             r.detail
         };
         self.store
-            .record_round(self.tenant(), coll, &r.outcome, &detail, r.fencing_token)
+            .record_round(self.tenant(), coll, outcome, &detail, r.fencing_token)
             .await
     }
 
