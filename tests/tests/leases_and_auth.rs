@@ -168,7 +168,6 @@ async fn tenants_are_isolated_and_bad_tokens_are_refused() -> Result<()> {
     let pull = b
         .ask(Req::JournalPull(pb::JournalPull {
             collection_id: coll_a.clone(),
-            after: 0,
             limit: 0,
         }))
         .await?;

@@ -315,7 +315,6 @@ async fn pull_gateway(ctx: &SourceCtx, id: &str) -> Result<(Vec<GatewayChange>, 
         .link
         .request(Req::JournalPull(pb::JournalPull {
             collection_id: id.into(),
-            after: 0,
             limit: 0,
         }))
         .await?;
