@@ -343,7 +343,7 @@ async fn round_and_report(
             (pb::RoundOutcome::Error, e.to_string(), Default::default())
         }
     };
-    span.record("outcome", outcome.as_str_name());
+    span.record("outcome", word(outcome));
     let report = pb::RoundReport {
         collection_id: coll.id.clone(),
         result: outcome as i32,
@@ -356,6 +356,17 @@ async fn round_and_report(
     };
     let _ = ctx.link.tell(Req::RoundReport(report)).await;
     false
+}
+
+/// A round's outcome as the word traces and logs show.
+fn word(outcome: pb::RoundOutcome) -> &'static str {
+    match outcome {
+        pb::RoundOutcome::Ok => "ok",
+        pb::RoundOutcome::Conflict => "conflict",
+        pb::RoundOutcome::Paused => "paused",
+        pb::RoundOutcome::Error => "error",
+        pb::RoundOutcome::Unspecified => "unknown",
+    }
 }
 
 /// Discovery, then the gateway's assignment for what was found. Collections clients
