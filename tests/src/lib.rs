@@ -247,9 +247,20 @@ impl Gateway {
         self.proc.pid()
     }
 
-    /// Starts `postern-gateway serve` on free ports and waits until it is ready.
+    /// Starts `postern-gateway serve` on free ports and waits until it is ready. A
+    /// port found free can be taken by another test's process before the gateway
+    /// binds it: then it starts again on other ports.
     pub async fn start(db: &str, dir: &Scratch, extra: &[&str]) -> Result<Self> {
-        Self::start_on(db, dir, extra, free_port(), free_port()).await
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::start_on(db, dir, extra, free_port(), free_port()).await {
+                Err(e) if attempt < 3 && e.to_string().contains("Address already in use") => {
+                    continue;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Starts a gateway on given ports (to restart one where connectors expect it).
