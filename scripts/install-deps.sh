@@ -15,6 +15,7 @@ command -v litmus >/dev/null || need_apt+=(litmus)
 command -v podman >/dev/null || need_apt+=(podman)
 command -v runc >/dev/null || need_apt+=(runc)
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
+[ -x /usr/sbin/dovecot ] || need_apt+=(dovecot-imapd dovecot-core)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> apt-get install ${need_apt[*]}"
   apt-get update -qq

@@ -242,3 +242,134 @@ impl Xandikos {
 fn xandikos_bin() -> PathBuf {
     PathBuf::from("xandikos")
 }
+
+/// A running Dovecot (IMAP only, plain text on loopback) with users `alice` /
+/// `alicepw` and `bob` / `bobpw`, each with a Maildir and the usual special-use
+/// mailboxes (Drafts, Sent, Trash, Junk, Archive; created on first login).
+#[derive(Debug)]
+pub struct Dovecot {
+    /// The process (in the foreground, `-F`).
+    pub proc: Proc,
+    /// The IMAP port on 127.0.0.1.
+    pub port: u16,
+    /// Its directory (config, mail, logs).
+    pub dir: PathBuf,
+}
+
+impl Dovecot {
+    /// Starts Dovecot with CONDSTORE and QRESYNC (as it offers them by default).
+    pub async fn start(dir: &Scratch) -> Result<Self> {
+        Self::start_with(dir, "").await
+    }
+
+    /// Starts Dovecot with extra configuration lines (say, `imap_capability` to
+    /// hide CONDSTORE and QRESYNC).
+    pub async fn start_with(dir: &Scratch, extra: &str) -> Result<Self> {
+        let port = free_port();
+        let root = dir.path(&format!("dovecot-{port}"));
+        for d in ["run", "state", "mail"] {
+            std::fs::create_dir_all(root.join(d))?;
+        }
+        std::fs::write(
+            root.join("users"),
+            "alice:{PLAIN}alicepw\nbob:{PLAIN}bobpw\n",
+        )?;
+        let r = root.display();
+        let config = format!(
+            r#"protocols = imap
+listen = 127.0.0.1
+base_dir = {r}/run
+state_dir = {r}/state
+log_path = {r}/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_internal_user = dovecot
+default_login_user = dovenull
+first_valid_uid = 1
+mail_location = maildir:~/Maildir
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {r}/users
+}}
+userdb {{
+  driver = static
+  args = uid=dovecot gid=dovecot home={r}/mail/%u
+}}
+namespace inbox {{
+  inbox = yes
+  separator = /
+  mailbox Drafts {{
+    special_use = \Drafts
+    auto = create
+  }}
+  mailbox Sent {{
+    special_use = \Sent
+    auto = create
+  }}
+  mailbox Trash {{
+    special_use = \Trash
+    auto = create
+  }}
+  mailbox Junk {{
+    special_use = \Junk
+    auto = create
+  }}
+  mailbox Archive {{
+    special_use = \Archive
+    auto = create
+  }}
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+service stats {{
+  unix_listener stats-reader {{
+    mode = 0666
+  }}
+  unix_listener stats-writer {{
+    mode = 0666
+  }}
+}}
+protocol imap {{
+  mail_max_userip_connections = 1000
+}}
+{extra}
+"#
+        );
+        std::fs::write(root.join("dovecot.conf"), config)?;
+        let status = Command::new("chown")
+            .args(["-R", "dovecot:dovecot"])
+            .arg(root.join("mail"))
+            .status()?;
+        anyhow::ensure!(status.success(), "chown of the mail directory failed");
+        let mut cmd = Command::new(dovecot_bin());
+        cmd.arg("-F").arg("-c").arg(root.join("dovecot.conf"));
+        let proc = Proc::spawn(cmd, dir.path(&format!("dovecot-{port}.out")))?;
+        wait_port(port, Duration::from_secs(30)).await?;
+        Ok(Dovecot {
+            proc,
+            port,
+            dir: root,
+        })
+    }
+
+    /// `imap://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("imap://127.0.0.1:{}", self.port)
+    }
+}
+
+/// The `dovecot` daemon (apt `dovecot-imapd`).
+fn dovecot_bin() -> PathBuf {
+    PathBuf::from("/usr/sbin/dovecot")
+}

@@ -12,6 +12,7 @@
 //! - [`AnyBackend`]: the back end of one source, whatever its kind.
 
 pub mod dav;
+pub mod imap;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -1,0 +1,712 @@
+//! One IMAP connection, as the connector uses it: every command is sent, its untagged
+//! data collected and its tagged status checked, with a timeout on every read. The
+//! protocol flows are imap-next's; this file turns them into typed answers.
+//!
+//! What a server says is never stretched: a FETCH cut off mid-literal is an error
+//! (the stream ends, the round fails, nothing is saved), and a missing HIGHESTMODSEQ
+//! is `None` ("unknown"), never "unchanged".
+
+use std::num::{NonZeroU32, NonZeroU64};
+use std::sync::Arc;
+use std::time::Duration;
+
+use imap_next::client::{Client, Event, Options};
+use imap_next::imap_types::command::{
+    Command, CommandBody, FetchModifier, SelectParameter, StoreModifier,
+};
+use imap_next::imap_types::core::{Tag, Vec1};
+use imap_next::imap_types::extensions::binary::LiteralOrLiteral8;
+use imap_next::imap_types::extensions::enable::CapabilityEnable;
+use imap_next::imap_types::fetch::{
+    MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName,
+};
+use imap_next::imap_types::flag::{StoreResponse, StoreType};
+use imap_next::imap_types::mailbox::Mailbox;
+use imap_next::imap_types::response::{Code, Data, Status, StatusBody, StatusKind};
+use imap_next::stream::Stream;
+use postern_core::mail::{Flags, Role};
+use tokio::net::TcpStream;
+use url::Url;
+
+use super::utf7;
+use super::wire::{
+    capabilities_in_data, capabilities_of, date_text, first_uid, mailbox_of, mailbox_raw, meta_of,
+    parse_date, set_of, status_text, uids_of, wire_flags,
+};
+
+/// What went wrong on an IMAP connection.
+#[derive(Debug, thiserror::Error)]
+pub enum ImapError {
+    /// The server could not be reached, or the connection broke (a response cut off
+    /// mid-way included).
+    #[error("IMAP server unreachable or connection broken: {0}")]
+    Transport(String),
+    /// No answer within the time allowed.
+    #[error("IMAP server did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The server refused the command (NO or BAD).
+    #[error("IMAP server refused {command}: {text}")]
+    Refused {
+        /// The command's name.
+        command: &'static str,
+        /// The server's text.
+        text: String,
+    },
+    /// The server closed the session (BYE).
+    #[error("IMAP server closed the session: {0}")]
+    Bye(String),
+    /// What the server said cannot be used.
+    #[error("IMAP server sent something unusable: {0}")]
+    Malformed(String),
+    /// The URL or settings do not allow a connection (plain text off loopback...).
+    #[error("{0}")]
+    Config(String),
+}
+
+/// A mailbox as LIST shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxInfo {
+    /// Its name, decoded (modified UTF-7 turned into text).
+    pub name: String,
+    /// Its hierarchy delimiter, if the server has one.
+    pub delimiter: Option<char>,
+    /// Its SPECIAL-USE role (INBOX is the inbox).
+    pub role: Option<Role>,
+    /// `\Noselect` (or `\NonExistent`): a level of the hierarchy holding no messages.
+    pub noselect: bool,
+}
+
+/// A message's metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageMeta {
+    /// UID.
+    pub uid: u32,
+    /// Flags (`\Recent` left out).
+    pub flags: Flags,
+    /// MODSEQ (0 when the server has none).
+    pub modseq: u64,
+}
+
+/// A whole message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Its metadata.
+    pub meta: MessageMeta,
+    /// INTERNALDATE, as the server wrote it (RFC 3501 date-time).
+    pub internal_date: Option<String>,
+    /// RFC822.SIZE.
+    pub size: u32,
+    /// The bytes.
+    pub body: Vec<u8>,
+}
+
+/// What SELECT says of a mailbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selected {
+    /// UIDVALIDITY.
+    pub uidvalidity: u32,
+    /// UIDNEXT, if said.
+    pub uidnext: Option<u32>,
+    /// HIGHESTMODSEQ: `None` when the server did not say (unknown, not "unchanged").
+    pub highest_modseq: Option<u64>,
+    /// Messages in the mailbox.
+    pub exists: u32,
+    /// With QRESYNC: UIDs expunged since the state given.
+    pub vanished: Vec<u32>,
+    /// With QRESYNC: messages whose flags changed since the state given.
+    pub changed: Vec<MessageMeta>,
+}
+
+/// What a resumed SELECT knows (RFC 7162 §3.2.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume {
+    /// The UIDVALIDITY last seen.
+    pub uidvalidity: u32,
+    /// The HIGHESTMODSEQ last seen.
+    pub modseq: u64,
+}
+
+/// What a conditional STORE did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// Done; the message's MODSEQ afterwards, if said.
+    Done(Option<u64>),
+    /// The message changed since the MODSEQ given (`[MODIFIED]`): nothing was written.
+    Modified,
+}
+
+/// Untagged data and the tagged status of one command.
+struct Answer {
+    data: Vec<Data<'static>>,
+    untagged: Vec<StatusBody<'static>>,
+    status: StatusBody<'static>,
+}
+
+/// Every read waits at most this long (IDLE has its own, longer wait).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One authenticated IMAP connection.
+pub struct ImapClient {
+    stream: Stream,
+    client: Client,
+    next_tag: u32,
+    timeout: Duration,
+    /// What the server says it can do (upper case).
+    pub capabilities: Vec<String>,
+}
+
+impl ImapClient {
+    /// Connects to `url` (`imap://host:port` or `imaps://host:port`) and logs in.
+    /// Plain `imap://` is allowed on loopback only, unless `allow_plain`.
+    pub async fn connect(
+        url: &Url,
+        username: &str,
+        password: &str,
+        allow_plain: bool,
+    ) -> Result<ImapClient, ImapError> {
+        let host = url
+            .host_str()
+            .ok_or_else(|| ImapError::Config(format!("no host in {url}")))?
+            .to_string();
+        let tls = match url.scheme() {
+            "imaps" => true,
+            "imap" => false,
+            other => {
+                return Err(ImapError::Config(format!(
+                    "not an IMAP URL scheme: {other}"
+                )));
+            }
+        };
+        let port = url.port().unwrap_or(if tls { 993 } else { 143 });
+        let loopback = matches!(host.as_str(), "localhost" | "127.0.0.1" | "::1" | "[::1]");
+        if !tls && !loopback && !allow_plain {
+            return Err(ImapError::Config(format!(
+                "{url}: plain-text IMAP is allowed only on loopback; use imaps:// (or allow_plain = true)"
+            )));
+        }
+        let tcp = tokio::time::timeout(READ_TIMEOUT, TcpStream::connect((host.as_str(), port)))
+            .await
+            .map_err(|_| ImapError::Timeout(READ_TIMEOUT))?
+            .map_err(|e| ImapError::Transport(format!("{host}:{port}: {e}")))?;
+        let stream = if tls {
+            let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+            let config = tokio_rustls::rustls::ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host.clone())
+                .map_err(|e| ImapError::Config(format!("{host}: {e}")))?;
+            let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+                .connect(name, tcp)
+                .await
+                .map_err(|e| ImapError::Transport(format!("TLS with {host}: {e}")))?;
+            Stream::tls(tokio_rustls::TlsStream::Client(tls))
+        } else {
+            Stream::insecure(tcp)
+        };
+        let mut options = Options::default();
+        // Bodies are fetched a few at a time; the largest answer is bounded here.
+        options.max_response_size = 128 << 20;
+        let mut imap = ImapClient {
+            stream,
+            client: Client::new(options),
+            next_tag: 1,
+            timeout: READ_TIMEOUT,
+            capabilities: Vec::new(),
+        };
+        imap.greeting().await?;
+        let login = CommandBody::login(username.to_string(), password.to_string())
+            .map_err(|e| ImapError::Config(format!("login name or password: {e}")))?;
+        let answer = imap.run("LOGIN", login).await?;
+        imap.capabilities = capabilities_of(&answer.status)
+            .or_else(|| answer.data.iter().find_map(capabilities_in_data))
+            .unwrap_or_default();
+        if imap.capabilities.is_empty() {
+            let answer = imap.run("CAPABILITY", CommandBody::Capability).await?;
+            imap.capabilities = answer
+                .data
+                .iter()
+                .find_map(capabilities_in_data)
+                .unwrap_or_default();
+        }
+        Ok(imap)
+    }
+
+    /// Whether the server offers `capability` (case-insensitive).
+    pub fn has(&self, capability: &str) -> bool {
+        self.capabilities
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(capability))
+    }
+
+    async fn next(&mut self) -> Result<Event, ImapError> {
+        tokio::time::timeout(self.timeout, self.stream.next(&mut self.client))
+            .await
+            .map_err(|_| ImapError::Timeout(self.timeout))?
+            .map_err(|e| ImapError::Transport(e.to_string()))
+    }
+
+    async fn greeting(&mut self) -> Result<(), ImapError> {
+        loop {
+            if let Event::GreetingReceived { greeting } = self.next().await? {
+                if let Some(Code::Capability(caps)) = &greeting.code {
+                    self.capabilities = caps
+                        .as_ref()
+                        .iter()
+                        .map(|c| c.to_string().to_ascii_uppercase())
+                        .collect();
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    /// Sends one command and collects its answer; NO and BAD are errors.
+    async fn run(
+        &mut self,
+        name: &'static str,
+        body: CommandBody<'static>,
+    ) -> Result<Answer, ImapError> {
+        let tag = format!("p{}", self.next_tag);
+        self.next_tag += 1;
+        let command = Command {
+            tag: Tag::try_from(tag.clone()).map_err(|e| ImapError::Malformed(e.to_string()))?,
+            body,
+        };
+        self.client.enqueue_command(command);
+        let mut data = Vec::new();
+        let mut untagged = Vec::new();
+        loop {
+            match self.next().await? {
+                Event::DataReceived { data: d } => data.push(d),
+                Event::CommandRejected { status, .. } => {
+                    return Err(ImapError::Refused {
+                        command: name,
+                        text: status_text(&status),
+                    });
+                }
+                Event::StatusReceived { status } => match status {
+                    Status::Tagged(t) if t.tag.as_ref() == tag => {
+                        if t.body.kind != StatusKind::Ok {
+                            return Err(ImapError::Refused {
+                                command: name,
+                                text: t.body.text.to_string(),
+                            });
+                        }
+                        return Ok(Answer {
+                            data,
+                            untagged,
+                            status: t.body,
+                        });
+                    }
+                    Status::Untagged(b) => untagged.push(b),
+                    Status::Bye(b) => return Err(ImapError::Bye(b.text.to_string())),
+                    Status::Tagged(_) => {}
+                },
+                _ => {}
+            }
+        }
+    }
+
+    /// ENABLE QRESYNC (or CONDSTORE when that is all the server has); must come
+    /// before SELECT, or HIGHESTMODSEQ goes missing. Returns what was enabled.
+    pub async fn enable_modseq(&mut self) -> Result<Option<&'static str>, ImapError> {
+        let which = if self.has("QRESYNC") {
+            "QRESYNC"
+        } else if self.has("CONDSTORE") {
+            "CONDSTORE"
+        } else {
+            return Ok(None);
+        };
+        let cap =
+            CapabilityEnable::try_from(which).map_err(|e| ImapError::Malformed(e.to_string()))?;
+        self.run(
+            "ENABLE",
+            CommandBody::Enable {
+                capabilities: Vec1::from(cap),
+            },
+        )
+        .await?;
+        Ok(Some(which))
+    }
+
+    /// Every mailbox (`LIST "" "*"`).
+    pub async fn list(&mut self) -> Result<Vec<MailboxInfo>, ImapError> {
+        let body = CommandBody::list("", "*").map_err(|e| ImapError::Malformed(e.to_string()))?;
+        let answer = self.run("LIST", body).await?;
+        let mut out = Vec::new();
+        for d in answer.data {
+            let Data::List {
+                items,
+                delimiter,
+                mailbox,
+            } = d
+            else {
+                continue;
+            };
+            let raw = mailbox_raw(&mailbox);
+            let name = utf7::decode(&raw).unwrap_or(raw);
+            let attrs: Vec<String> = items.iter().map(|a| a.to_string()).collect();
+            let role = if matches!(mailbox, Mailbox::Inbox) {
+                Some(Role::Inbox)
+            } else {
+                attrs.iter().find_map(|a| Role::from_attribute(a))
+            };
+            out.push(MailboxInfo {
+                name,
+                delimiter: delimiter.map(|d| d.inner()),
+                role,
+                noselect: attrs.iter().any(|a| {
+                    a.eq_ignore_ascii_case("\\Noselect") || a.eq_ignore_ascii_case("\\NonExistent")
+                }),
+            });
+        }
+        Ok(out)
+    }
+
+    /// SELECT a mailbox, resuming from `resume` with QRESYNC when the server has it
+    /// (then changed flags and vanished UIDs come with the answer).
+    pub async fn select(
+        &mut self,
+        name: &str,
+        resume: Option<&Resume>,
+    ) -> Result<Selected, ImapError> {
+        let mut parameters = Vec::new();
+        if let Some(r) = resume.filter(|_| self.has("QRESYNC"))
+            && let (Some(v), Some(m)) = (NonZeroU32::new(r.uidvalidity), NonZeroU64::new(r.modseq))
+        {
+            parameters.push(SelectParameter::QResync {
+                uid_validity: v,
+                mod_sequence_value: m,
+                known_uids: None,
+                seq_match_data: None,
+            });
+        } else if self.has("CONDSTORE") {
+            parameters.push(SelectParameter::CondStore);
+        }
+        let body = CommandBody::Select {
+            mailbox: mailbox_of(name)?,
+            parameters,
+        };
+        let answer = self.run("SELECT", body).await?;
+        let mut s = Selected::default();
+        for b in answer
+            .untagged
+            .iter()
+            .chain(std::iter::once(&answer.status))
+        {
+            match &b.code {
+                Some(Code::UidValidity(v)) => s.uidvalidity = v.get(),
+                Some(Code::UidNext(n)) => s.uidnext = Some(n.get()),
+                Some(Code::HighestModSeq(m)) => s.highest_modseq = Some(m.get()),
+                Some(Code::NoModSeq) => s.highest_modseq = None,
+                _ => {}
+            }
+        }
+        for d in answer.data {
+            match d {
+                Data::Exists(n) => s.exists = n,
+                Data::Vanished { known_uids, .. } => s.vanished.extend(uids_of(&known_uids)),
+                Data::Fetch { items, .. } => {
+                    if let Some(m) = meta_of(items.as_ref()) {
+                        s.changed.push(m);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if s.uidvalidity == 0 {
+            return Err(ImapError::Malformed(format!(
+                "SELECT {name}: no UIDVALIDITY"
+            )));
+        }
+        Ok(s)
+    }
+
+    /// UID, FLAGS and MODSEQ of the messages in `uids` (`"1:*"` for all), only those
+    /// changed since `changed_since` when given.
+    pub async fn fetch_meta(
+        &mut self,
+        uids: &str,
+        changed_since: Option<u64>,
+    ) -> Result<Vec<MessageMeta>, ImapError> {
+        let mut names = vec![MessageDataItemName::Uid, MessageDataItemName::Flags];
+        if self.has("CONDSTORE") || self.has("QRESYNC") {
+            names.push(MessageDataItemName::ModSeq);
+        }
+        let modifiers = changed_since
+            .and_then(NonZeroU64::new)
+            .map(|m| vec![FetchModifier::ChangedSince(m)])
+            .unwrap_or_default();
+        let answer = self
+            .run(
+                "UID FETCH",
+                CommandBody::Fetch {
+                    sequence_set: set_of(uids)?,
+                    macro_or_item_names: MacroOrMessageDataItemNames::MessageDataItemNames(names),
+                    uid: true,
+                    modifiers,
+                },
+            )
+            .await?;
+        Ok(answer
+            .data
+            .iter()
+            .filter_map(|d| match d {
+                Data::Fetch { items, .. } => meta_of(items.as_ref()),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Whole messages: UID, FLAGS, MODSEQ, INTERNALDATE, RFC822.SIZE and the bytes
+    /// (`BODY.PEEK[]`, so `\Seen` is not set by reading).
+    pub async fn fetch_messages(&mut self, uids: &[u32]) -> Result<Vec<Message>, ImapError> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut names = vec![
+            MessageDataItemName::Uid,
+            MessageDataItemName::Flags,
+            MessageDataItemName::InternalDate,
+            MessageDataItemName::Rfc822Size,
+            MessageDataItemName::BodyExt {
+                section: None,
+                partial: None,
+                peek: true,
+            },
+        ];
+        if self.has("CONDSTORE") || self.has("QRESYNC") {
+            names.push(MessageDataItemName::ModSeq);
+        }
+        let set = uids
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let answer = self
+            .run(
+                "UID FETCH",
+                CommandBody::Fetch {
+                    sequence_set: set_of(&set)?,
+                    macro_or_item_names: MacroOrMessageDataItemNames::MessageDataItemNames(names),
+                    uid: true,
+                    modifiers: Vec::new(),
+                },
+            )
+            .await?;
+        let mut out = Vec::new();
+        for d in &answer.data {
+            let Data::Fetch { items, .. } = d else {
+                continue;
+            };
+            let Some(meta) = meta_of(items.as_ref()) else {
+                continue;
+            };
+            let mut m = Message {
+                meta,
+                internal_date: None,
+                size: 0,
+                body: Vec::new(),
+            };
+            let mut has_body = false;
+            for item in items.as_ref() {
+                match item {
+                    MessageDataItem::InternalDate(d) => m.internal_date = Some(date_text(d)),
+                    MessageDataItem::Rfc822Size(n) => m.size = *n,
+                    MessageDataItem::BodyExt {
+                        section: None,
+                        data,
+                        ..
+                    } => {
+                        has_body = true;
+                        m.body = data
+                            .clone()
+                            .into_option()
+                            .map(|b| b.into_owned())
+                            .unwrap_or_default();
+                    }
+                    _ => {}
+                }
+            }
+            if !has_body {
+                // An answer without the body asked for is never taken as an empty
+                // message.
+                return Err(ImapError::Malformed(format!(
+                    "UID {} came without its body",
+                    m.meta.uid
+                )));
+            }
+            out.push(m);
+        }
+        Ok(out)
+    }
+
+    /// Sets and clears flags of one message, only if its MODSEQ is still
+    /// `unchanged_since` (0: unconditionally, for servers without MODSEQ).
+    pub async fn store(
+        &mut self,
+        uid: u32,
+        add: &Flags,
+        remove: &Flags,
+        unchanged_since: u64,
+    ) -> Result<Stored, ImapError> {
+        let mut since = unchanged_since;
+        let mut last = None;
+        for (kind, flags) in [(StoreType::Add, add), (StoreType::Remove, remove)] {
+            if flags.is_empty() {
+                continue;
+            }
+            let modifiers = if since > 0 {
+                vec![StoreModifier::UnchangedSince(since)]
+            } else {
+                Vec::new()
+            };
+            let answer = self
+                .run(
+                    "UID STORE",
+                    CommandBody::Store {
+                        sequence_set: set_of(&uid.to_string())?,
+                        kind,
+                        response: StoreResponse::Answer,
+                        flags: wire_flags(flags)?,
+                        uid: true,
+                        modifiers,
+                    },
+                )
+                .await?;
+            if matches!(answer.status.code, Some(Code::Modified(_))) {
+                return Ok(Stored::Modified);
+            }
+            let modseq = answer.data.iter().find_map(|d| match d {
+                Data::Fetch { items, .. } => meta_of(items.as_ref()).map(|m| m.modseq),
+                _ => None,
+            });
+            if let Some(m) = modseq.filter(|m| *m > 0) {
+                // The next conditional store is against the MODSEQ this one made.
+                if since > 0 {
+                    since = m;
+                }
+                last = Some(m);
+            }
+        }
+        Ok(Stored::Done(last))
+    }
+
+    /// APPENDs a message with its flags and internal date; the UID the server gave it
+    /// (APPENDUID), when it says.
+    pub async fn append(
+        &mut self,
+        mailbox: &str,
+        flags: &Flags,
+        internal_date: Option<&str>,
+        bytes: &[u8],
+    ) -> Result<Option<(u32, u32)>, ImapError> {
+        let date = internal_date.and_then(parse_date);
+        let literal = imap_next::imap_types::core::Literal::try_from(bytes.to_vec())
+            .map_err(|e| ImapError::Malformed(format!("message not sendable: {e}")))?;
+        let answer = self
+            .run(
+                "APPEND",
+                CommandBody::Append {
+                    mailbox: mailbox_of(mailbox)?,
+                    flags: wire_flags(flags)?,
+                    date,
+                    message: LiteralOrLiteral8::Literal(literal),
+                },
+            )
+            .await?;
+        Ok(match answer.status.code {
+            Some(Code::AppendUid { uid_validity, uid }) => Some((uid_validity.get(), uid.get())),
+            _ => None,
+        })
+    }
+
+    /// Expunges one message: `UID STORE +FLAGS.SILENT (\Deleted)`, then `UID EXPUNGE`
+    /// of that UID only (never a bare EXPUNGE, which would take others' deletions).
+    pub async fn expunge(&mut self, uid: u32) -> Result<(), ImapError> {
+        if !self.has("UIDPLUS") {
+            return Err(ImapError::Config(
+                "the server lacks UIDPLUS: one message cannot be expunged alone".into(),
+            ));
+        }
+        let deleted = Flags::parse(["\\Deleted"]);
+        self.run(
+            "UID STORE",
+            CommandBody::Store {
+                sequence_set: set_of(&uid.to_string())?,
+                kind: StoreType::Add,
+                response: StoreResponse::Silent,
+                flags: wire_flags(&deleted)?,
+                uid: true,
+                modifiers: Vec::new(),
+            },
+        )
+        .await?;
+        self.run(
+            "UID EXPUNGE",
+            CommandBody::ExpungeUid {
+                sequence_set: set_of(&uid.to_string())?,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Moves one message to `to` (`UID MOVE`); its UID there, when the server says
+    /// (COPYUID).
+    pub async fn move_to(&mut self, uid: u32, to: &str) -> Result<Option<u32>, ImapError> {
+        let answer = self
+            .run(
+                "UID MOVE",
+                CommandBody::Move {
+                    sequence_set: set_of(&uid.to_string())?,
+                    mailbox: mailbox_of(to)?,
+                    uid: true,
+                },
+            )
+            .await?;
+        Ok(answer
+            .untagged
+            .iter()
+            .chain(std::iter::once(&answer.status))
+            .find_map(|b| match &b.code {
+                Some(Code::CopyUid { destination, .. }) => first_uid(destination),
+                _ => None,
+            }))
+    }
+
+    /// Creates a mailbox.
+    pub async fn create(&mut self, name: &str) -> Result<(), ImapError> {
+        self.run(
+            "CREATE",
+            CommandBody::Create {
+                mailbox: mailbox_of(name)?,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes a mailbox.
+    pub async fn delete(&mut self, name: &str) -> Result<(), ImapError> {
+        self.run(
+            "DELETE",
+            CommandBody::Delete {
+                mailbox: mailbox_of(name)?,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Ends the session politely.
+    pub async fn logout(mut self) -> Result<(), ImapError> {
+        match self.run("LOGOUT", CommandBody::Logout).await {
+            Ok(_) | Err(ImapError::Bye(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

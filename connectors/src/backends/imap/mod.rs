@@ -1,0 +1,15 @@
+//! IMAP: the mail back end (in progress; see docs/STATUS.md, issue 11).
+//!
+//! - [`client`]: one connection over imap-next: LOGIN, ENABLE QRESYNC/CONDSTORE,
+//!   LIST with SPECIAL-USE roles, SELECT resumed with QRESYNC, UID FETCH of flags
+//!   (CHANGEDSINCE) and of whole messages, UID STORE with UNCHANGEDSINCE, APPEND with
+//!   APPENDUID, one-message UID EXPUNGE, UID MOVE with COPYUID, CREATE and DELETE;
+//!   every read with a timeout, a cut-off answer an error.
+//! - [`utf7`]: mailbox names in modified UTF-7.
+//! - `wire`: between imap-types' values and ours.
+
+pub mod client;
+pub mod utf7;
+mod wire;
+
+pub use client::{ImapClient, ImapError};
