@@ -94,13 +94,37 @@ pub trait Talk {
 
     /// [`Talk::setup`] with the source's conflict policy.
     async fn setup_with(&mut self, instance: &str, user: &str, conflict: &str) -> Result<String> {
+        self.setup_kind(
+            instance,
+            user,
+            conflict,
+            ("caldav", "calendar", "/alice/cal/"),
+        )
+        .await
+    }
+
+    /// Hello with one IMAP source, then a fake discovery of its INBOX; returns its id.
+    async fn setup_mailbox(&mut self, instance: &str, user: &str) -> Result<String> {
+        self.setup_kind(instance, user, "merge", ("imap", "mailbox", "/INBOX/"))
+            .await
+    }
+
+    /// Hello with one source of `kind` and a fake discovery of one collection of
+    /// `collection_kind` at `href`.
+    async fn setup_kind(
+        &mut self,
+        instance: &str,
+        user: &str,
+        conflict: &str,
+        (kind, collection_kind, href): (&str, &str, &str),
+    ) -> Result<String> {
         let hello = pb::Hello {
             version: "test".into(),
-            capabilities: vec!["caldav".into()],
+            capabilities: vec![kind.into()],
             instance_id: instance.into(),
             sources: vec![pb::SourceInfo {
                 name: "cal".into(),
-                kind: "caldav".into(),
+                kind: kind.into(),
                 user: user.into(),
                 mode: "two-way".into(),
                 conflict: conflict.into(),
@@ -112,8 +136,8 @@ pub trait Talk {
         let found = pb::CollectionsFound {
             source: "cal".into(),
             collections: vec![pb::FoundCollection {
-                backend_href: "/alice/cal/".into(),
-                kind: "calendar".into(),
+                backend_href: href.into(),
+                kind: collection_kind.into(),
                 display_name: "Cal".into(),
                 color: String::new(),
                 supports_sync: true,

@@ -1,10 +1,16 @@
 //! The store's mail pieces, in process on a fresh database: bodies once per content
 //! and tenant, read by range; gateway UIDs that only grow, per mailbox, taken in the
-//! caller's transaction.
+//! caller's transaction; messages imported by change packets, flag changes without
+//! bodies.
 
 use anyhow::Result;
+use pb::connector_message::Body as Req;
+use pb::gateway_message::Body as Ans;
 use postern_e2e::inproc::InProc;
+use postern_e2e::link::Talk;
+use postern_gateway::link::session::LinkSettings;
 use postern_gateway::store::{Store, StoreError};
+use postern_proto as pb;
 use uuid::Uuid;
 
 /// A mailbox of alice's, on an `imap` source of connector `hq`.
@@ -168,5 +174,156 @@ async fn gateway_uids_only_grow_and_each_mailbox_has_its_own() -> Result<()> {
         g.store.gateway_uids(g.tenant, Uuid::new_v4()).await,
         Err(StoreError::NotFound(_))
     ));
+    Ok(())
+}
+
+/// What the gateway holds of a mailbox's messages, by gateway UID.
+async fn messages(
+    g: &InProc,
+    mailbox: Uuid,
+) -> Result<Vec<(i64, Vec<String>, Vec<String>, Option<i64>, bool)>> {
+    let c = g.store.client().await?;
+    Ok(c.query(
+        "SELECT gateway_uid, flags, base_flags, size, content IS NULL FROM items
+         WHERE tenant_id = $1 AND collection_id = $2 AND NOT deleted ORDER BY gateway_uid",
+        &[&g.tenant, &mailbox],
+    )
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+    .collect())
+}
+
+fn mail(n: u32) -> Vec<u8> {
+    format!("Message-ID: <m{n}@corp.example>\r\nSubject: {n}\r\n\r\nbody\r\n").into_bytes()
+}
+
+fn import(uid: u32, body: Vec<u8>, flags: &[&str]) -> pb::Change {
+    pb::Change {
+        op: pb::change::Op::Upsert as i32,
+        backend_href: format!("/{uid}"),
+        backend_version: format!("imap:7/{uid}/5"),
+        content: body,
+        content_type: "message/rfc822".into(),
+        flags: flags.iter().map(|f| f.to_string()).collect(),
+        internal_date_ms: 1_780_000_000_000,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn imported_messages_are_filed_once_and_flag_changes_carry_no_body() -> Result<()> {
+    let g = InProc::start().await?;
+    let mut link = g.session(LinkSettings::default());
+    let coll = link.setup_mailbox("hq", "alice").await?;
+    let id = Uuid::parse_str(&coll)?;
+    let token = link.acquire(&coll).await?.map_err(anyhow::Error::msg)?;
+
+    // Two copies of one message (a list's mail in INBOX twice) and another.
+    let outcome = link
+        .push(
+            &coll,
+            0,
+            token,
+            vec![
+                import(1, mail(1), &["\\Seen"]),
+                import(2, mail(1), &[]),
+                import(3, mail(3), &["\\Flagged", "$Work"]),
+            ],
+        )
+        .await?;
+    assert!(
+        matches!(outcome, pb::verdict::Outcome::Accepted(_)),
+        "{outcome:?}"
+    );
+    let held = messages(&g, id).await?;
+    assert_eq!(
+        held.iter().map(|m| m.0).collect::<Vec<_>>(),
+        vec![1, 2, 3],
+        "gateway UIDs in arrival order"
+    );
+    assert!(
+        held.iter().all(|m| m.4),
+        "no item keeps its own copy of the bytes"
+    );
+    assert_eq!(held[2].1, vec!["\\Flagged", "$Work"]);
+    assert_eq!(
+        held[2].2, held[2].1,
+        "the imported flags are the agreed base"
+    );
+    assert_eq!(held[0].3, Some(mail(1).len() as i64));
+    let c = g.store.client().await?;
+    let bodies: i64 = c
+        .query_one(
+            "SELECT count(*) FROM message_bodies WHERE tenant_id = $1",
+            &[&g.tenant],
+        )
+        .await?
+        .get(0);
+    assert_eq!(bodies, 2, "one body per content");
+    let sha: Vec<u8> = c
+        .query_one(
+            "SELECT body_sha256 FROM items WHERE tenant_id = $1 AND gateway_uid = 3",
+            &[&g.tenant],
+        )
+        .await?
+        .get(0);
+    let sha: [u8; 32] = sha.try_into().map_err(|_| anyhow::anyhow!("hash length"))?;
+    assert_eq!(
+        g.store.body_range(g.tenant, &sha, 0, 1 << 20).await?,
+        Some(mail(3))
+    );
+
+    // The index carries each message's agreed flags.
+    let Ans::IndexBatch(index) = link
+        .ask(Req::IndexPull(pb::IndexPull {
+            collection_id: coll.clone(),
+        }))
+        .await?
+    else {
+        anyhow::bail!("no index");
+    };
+    let third = index
+        .entries
+        .iter()
+        .find(|e| e.backend_href == "/3")
+        .expect("indexed");
+    assert_eq!(third.flags, vec!["\\Flagged", "$Work"]);
+
+    // A flag change: flags and version move, no body travels or is stored.
+    let head = index.as_of;
+    let change = pb::Change {
+        op: pb::change::Op::Flags as i32,
+        item_id: third.item_id.clone(),
+        backend_version: "imap:7/3/9".into(),
+        flags: vec!["\\Seen".into()],
+        ..Default::default()
+    };
+    let outcome = link.push(&coll, head, token, vec![change]).await?;
+    assert!(
+        matches!(outcome, pb::verdict::Outcome::Accepted(_)),
+        "{outcome:?}"
+    );
+    let held = messages(&g, id).await?;
+    assert_eq!(
+        (held[2].1.clone(), held[2].2.clone()),
+        (vec!["\\Seen".to_string()], vec!["\\Seen".to_string()])
+    );
+    let bodies: i64 = c
+        .query_one(
+            "SELECT count(*) FROM message_bodies WHERE tenant_id = $1",
+            &[&g.tenant],
+        )
+        .await?
+        .get(0);
+    assert_eq!(bodies, 2);
+    let version: String = c
+        .query_one(
+            "SELECT backend_version FROM items WHERE tenant_id = $1 AND gateway_uid = 3",
+            &[&g.tenant],
+        )
+        .await?
+        .get(0);
+    assert_eq!(version, "imap:7/3/9");
     Ok(())
 }

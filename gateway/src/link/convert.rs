@@ -64,8 +64,15 @@ impl TryFrom<&pb::Change> for PacketChange {
                     settles: settles(c.seq),
                     flags: c.flags.clone(),
                     base: (!c.base_content.is_empty()).then(|| c.base_content.clone()),
+                    internal_date_ms: (c.internal_date_ms != 0).then_some(c.internal_date_ms),
                 })
             }
+            Ok(pb::change::Op::Flags) => Ok(PacketChange::Flags {
+                item_id: need_id()?,
+                flags: c.flags.clone(),
+                backend_version: c.backend_version.clone(),
+                settles: settles(c.seq),
+            }),
             Ok(pb::change::Op::Upsert) => Ok(PacketChange::Record {
                 item_id: need_id()?,
                 backend: (!c.backend_href.is_empty())
@@ -177,6 +184,7 @@ pub fn index_to_pb(e: &IndexEntry) -> pb::IndexEntry {
         item_id: e.item_id.to_string(),
         backend_href: e.backend_href.clone(),
         backend_version: e.backend_version.clone(),
+        flags: e.flags.clone(),
     }
 }
 

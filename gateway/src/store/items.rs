@@ -16,6 +16,8 @@ pub struct IndexEntry {
     pub backend_href: String,
     /// Back-end version last seen.
     pub backend_version: String,
+    /// Mail: the flags both sides last agreed on (empty for other items).
+    pub flags: Vec<String>,
 }
 
 /// The latest state of an item with a gateway-side change not yet on the back end.
@@ -247,7 +249,7 @@ impl Store {
         let head = journal_head(&tx, tenant, collection).await?;
         let rows = tx
             .query(
-                "SELECT id, backend_href, COALESCE(backend_version, '') FROM items
+                "SELECT id, backend_href, COALESCE(backend_version, ''), COALESCE(base_flags, '{}') FROM items
                  WHERE tenant_id = $1 AND collection_id = $2 AND backend_href IS NOT NULL",
                 &[&tenant, &collection],
             )
@@ -259,6 +261,7 @@ impl Store {
                     item_id: r.get(0),
                     backend_href: r.get(1),
                     backend_version: r.get(2),
+                    flags: r.get(3),
                 })
                 .collect(),
             head,

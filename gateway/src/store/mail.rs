@@ -12,6 +12,74 @@ use uuid::Uuid;
 
 use super::{Result, Store, StoreError};
 
+/// A message a packet imports: the item, its bytes, its flags, its internal date.
+#[derive(Debug, Clone, Copy)]
+pub struct Filed<'a> {
+    /// The item (already written by the packet).
+    pub item: Uuid,
+    /// The message's bytes.
+    pub body: &'a [u8],
+    /// Its flags (both sides agree on them now).
+    pub flags: &'a [String],
+    /// Its internal date, Unix milliseconds.
+    pub internal_date_ms: Option<i64>,
+}
+
+/// Files imported messages in the packet's transaction: each body once per tenant
+/// and content, the item pointing at it (its own `content` cleared: the bytes are
+/// kept once), with size, Message-ID, internal date, the flags as the agreed base,
+/// and a gateway UID if it has none (new UIDs in the packet's order).
+pub(crate) async fn file_messages(
+    tx: &tokio_postgres::Transaction<'_>,
+    tenant: Uuid,
+    mailbox: Uuid,
+    messages: &[Filed<'_>],
+) -> Result<()> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let n = u32::try_from(messages.len())
+        .map_err(|_| StoreError::Invalid("too many messages in one packet".into()))?;
+    let first = Store::take_gateway_uids(tx, tenant, mailbox, n).await?;
+    let shas: Vec<Vec<u8>> = messages
+        .iter()
+        .map(|m| Sha256::digest(m.body).to_vec())
+        .collect();
+    let sizes: Vec<i64> = messages.iter().map(|m| m.body.len() as i64).collect();
+    let bodies: Vec<&[u8]> = messages.iter().map(|m| m.body).collect();
+    tx.execute(
+        "INSERT INTO message_bodies (tenant_id, sha256, size, body)
+         SELECT $1, u.sha, u.size, u.body FROM UNNEST($2::bytea[], $3::bigint[], $4::bytea[])
+              AS u(sha, size, body)
+         ON CONFLICT DO NOTHING",
+        &[&tenant, &shas, &sizes, &bodies],
+    )
+    .await?;
+    let ids: Vec<Uuid> = messages.iter().map(|m| m.item).collect();
+    let mids: Vec<Option<String>> = messages
+        .iter()
+        .map(|m| postern_core::mail::key::message_id(m.body))
+        .collect();
+    let dates: Vec<Option<i64>> = messages.iter().map(|m| m.internal_date_ms).collect();
+    let flags: Vec<String> = messages.iter().map(|m| m.flags.join(" ")).collect();
+    let uids: Vec<i64> = (0..messages.len() as i64)
+        .map(|i| i64::from(first) + i)
+        .collect();
+    tx.execute(
+        "UPDATE items i SET content = NULL, body_sha256 = u.sha, size = u.size,
+                message_id = u.mid, uid = COALESCE(u.mid, ''),
+                internal_date = to_timestamp(u.date / 1000.0),
+                base_flags = COALESCE(string_to_array(NULLIF(u.flags, ''), ' '), '{}'),
+                gateway_uid = COALESCE(i.gateway_uid, u.guid)
+         FROM UNNEST($3::uuid[], $4::bytea[], $5::bigint[], $6::text[], $7::bigint[], $8::text[], $9::bigint[])
+              AS u(id, sha, size, mid, date, flags, guid)
+         WHERE i.tenant_id = $1 AND i.collection_id = $2 AND i.id = u.id",
+        &[&tenant, &mailbox, &ids, &shas, &sizes, &mids, &dates, &flags, &uids],
+    )
+    .await?;
+    Ok(())
+}
+
 /// A mailbox's identity for IMAP clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GatewayUids {

@@ -40,6 +40,19 @@ pub enum PacketChange {
         /// What the back end holds when it is not `content` (a merge kept on the
         /// gateway only); `None` when it holds `content`.
         base: Option<Vec<u8>>,
+        /// Mail: the internal date, Unix milliseconds.
+        internal_date_ms: Option<i64>,
+    },
+    /// Mail: the item's flags on both sides, and its back-end version; no body.
+    Flags {
+        /// The item.
+        item_id: Uuid,
+        /// The flags both sides now hold.
+        flags: Vec<String>,
+        /// Its back-end version.
+        backend_version: String,
+        /// The gateway change this settles.
+        settles: Option<i64>,
     },
     /// Where the item is on the back end now (`None` detaches it).
     Record {
@@ -171,14 +184,14 @@ impl Store {
         // PUT or DELETE, a packet) takes the collection first and its items after, so
         // two of them never wait on each other in opposite orders (a packet that only
         // acknowledged writes used to lock items first and deadlock a client's DELETE).
-        let keep_base: bool = tx
+        let (keep_base, mailbox): (bool, bool) = tx
             .query_opt(
-                "SELECT conflict = 'merge' FROM collections WHERE tenant_id = $1 AND id = $2
-                 FOR NO KEY UPDATE",
+                "SELECT conflict = 'merge', kind = 'mailbox' FROM collections
+                 WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE",
                 &[&tenant, &coll],
             )
             .await?
-            .is_some_and(|r| r.get(0));
+            .map_or((false, false), |r| (r.get(0), r.get(1)));
 
         // StaleBase: only changes that write content are checked.
         let touched: Vec<Uuid> = packet
@@ -188,7 +201,8 @@ impl Store {
                 PacketChange::Import {
                     item_id: Some(id), ..
                 }
-                | PacketChange::Delete { item_id: id, .. } => Some(*id),
+                | PacketChange::Delete { item_id: id, .. }
+                | PacketChange::Flags { item_id: id, .. } => Some(*id),
                 _ => None,
             })
             .collect();
@@ -201,7 +215,8 @@ impl Store {
                 | PacketChange::Record { item_id: id, .. }
                 | PacketChange::Delete { item_id: id, .. }
                 | PacketChange::Ack { item_id: id, .. }
-                | PacketChange::Refused { item_id: id, .. } => *id,
+                | PacketChange::Refused { item_id: id, .. }
+                | PacketChange::Flags { item_id: id, .. } => *id,
                 PacketChange::Import { item_id: None, .. } => continue,
             };
             if !seen.insert(id) {
@@ -233,7 +248,9 @@ impl Store {
             .filter(|c| {
                 matches!(
                     c,
-                    PacketChange::Import { .. } | PacketChange::Delete { settles: None, .. }
+                    PacketChange::Import { .. }
+                        | PacketChange::Delete { settles: None, .. }
+                        | PacketChange::Flags { .. }
                 )
             })
             .count() as i64;
@@ -352,11 +369,29 @@ impl Store {
             .await?;
         }
 
+        // Mail: each imported message's body is filed once per content, and the item
+        // gets its gateway UID (see `super::mail::file_messages`).
+        let mut messages: Vec<super::mail::Filed<'_>> = Vec::new();
         let mut new_index = 0;
         for change in &packet.changes {
             match change {
-                PacketChange::Import { item_id: None, .. } => {
-                    item_ids.push(new_ids.get(&new_index).copied());
+                PacketChange::Import {
+                    item_id: None,
+                    content,
+                    flags,
+                    internal_date_ms,
+                    ..
+                } => {
+                    let id = new_ids.get(&new_index).copied();
+                    if mailbox && let Some(id) = id {
+                        messages.push(super::mail::Filed {
+                            item: id,
+                            body: content,
+                            flags,
+                            internal_date_ms: *internal_date_ms,
+                        });
+                    }
+                    item_ids.push(id);
                     new_index += 1;
                 }
                 PacketChange::Import {
@@ -368,8 +403,17 @@ impl Store {
                     settles,
                     flags,
                     base,
+                    internal_date_ms,
                 } => {
                     keep_set_aside(&tx, tenant, coll, *id).await?;
+                    if mailbox {
+                        messages.push(super::mail::Filed {
+                            item: *id,
+                            body: data,
+                            flags,
+                            internal_date_ms: *internal_date_ms,
+                        });
+                    }
                     let base = keep_base.then(|| base.as_ref().unwrap_or(data).clone());
                     let n = tx
                         .execute(
@@ -405,6 +449,38 @@ impl Store {
                         coll,
                         next_seq,
                         *id,
+                        "upsert",
+                        "backend",
+                        Some(token),
+                    )
+                    .await?;
+                    next_seq += 1;
+                    item_ids.push(None);
+                }
+                PacketChange::Flags {
+                    item_id,
+                    flags,
+                    backend_version,
+                    settles,
+                } => {
+                    let n = tx
+                        .execute(
+                            "UPDATE items SET flags = $4, base_flags = $4, backend_version = $5,
+                                    last_seq = $6, changed_at = now(),
+                                    pending_seq = CASE WHEN pending_seq = $7 THEN NULL ELSE pending_seq END
+                             WHERE tenant_id = $1 AND collection_id = $2 AND id = $3 AND NOT deleted",
+                            &[&tenant, &coll, item_id, flags, backend_version, &next_seq, settles],
+                        )
+                        .await?;
+                    if n == 0 {
+                        return Ok(PacketOutcome::Invalid(format!("unknown item {item_id}")));
+                    }
+                    journal(
+                        &tx,
+                        tenant,
+                        coll,
+                        next_seq,
+                        *item_id,
                         "upsert",
                         "backend",
                         Some(token),
@@ -539,6 +615,7 @@ impl Store {
                 }
             }
         }
+        super::mail::file_messages(&tx, tenant, coll, &messages).await?;
 
         for l in &packet.conflicts {
             // Losers are sent before the writes that beat them, so a round that is
