@@ -83,8 +83,11 @@ pub enum SourceKind {
     CalDav,
     /// CardDAV address books.
     CardDav,
-    /// IMAP mailboxes (a later release).
+    /// IMAP mailboxes.
     Imap,
+    /// SMTP submission relay (a later release: this version does not sync it, and
+    /// says so).
+    Smtp,
 }
 
 impl SourceKind {
@@ -94,6 +97,7 @@ impl SourceKind {
             SourceKind::CalDav => "caldav",
             SourceKind::CardDav => "carddav",
             SourceKind::Imap => "imap",
+            SourceKind::Smtp => "smtp",
         }
     }
 }
@@ -239,9 +243,10 @@ impl Config {
                 "caldav" => SourceKind::CalDav,
                 "carddav" => SourceKind::CardDav,
                 "imap" => SourceKind::Imap,
+                "smtp" => SourceKind::Smtp,
                 other => {
                     return Err(ctx(format!(
-                        "kind {other:?} must be caldav, carddav or imap"
+                        "kind {other:?} must be caldav, carddav, imap or smtp"
                     )));
                 }
             };

@@ -53,3 +53,8 @@ ALTER TABLE collections
     ADD COLUMN gateway_uidvalidity  bigint NOT NULL
         DEFAULT (extract(epoch FROM now())::bigint % 4294967295) + 1,
     ADD COLUMN next_gateway_uid     bigint NOT NULL DEFAULT 1;
+
+-- Sources may be SMTP relays (the contract's `kind = "smtp"`).
+ALTER TABLE sources DROP CONSTRAINT sources_kind_check;
+ALTER TABLE sources ADD CONSTRAINT sources_kind_check
+    CHECK (kind IN ('caldav', 'carddav', 'imap', 'smtp'));

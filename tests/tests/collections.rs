@@ -201,7 +201,7 @@ async fn a_back_end_collection_appears_within_one_interval() -> Result<()> {
 async fn a_source_the_connector_cannot_sync_is_reported() -> Result<()> {
     let d = Deployment::start("unsupported-source", &[]).await?;
     let rad = Radicale::start(&d.dir, &[Seed::calendar("work", fixture_items("calendar"))]).await?;
-    let mut mail = SourceSpec::alice("mail", "imap", "imap://127.0.0.1:1", "1h");
+    let mut mail = SourceSpec::alice("mail", "smtp", "smtp://127.0.0.1:1", "1h");
     mail.password = "x".into();
     let conn = Connector::start(
         &d.dir,
@@ -240,7 +240,7 @@ async fn a_source_the_connector_cannot_sync_is_reported() -> Result<()> {
     assert!(
         problems
             .iter()
-            .any(|(n, p)| n == "mail" && p.contains("cannot sync imap"))
+            .any(|(n, p)| n == "mail" && p.contains("cannot sync smtp"))
     );
     assert!(problems.iter().any(|(n, p)| n == "cal" && p.is_empty()));
     let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", d.gateway.http_port))

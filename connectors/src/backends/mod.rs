@@ -18,13 +18,15 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use postern_core::ids::Href;
+use postern_core::mail::plan::BackendSeen;
+use postern_core::mail::{Flags, MessageKey};
 use postern_core::model::CollectionKind;
 use postern_core::plan::{BackendCopy, BackendSignal, Precondition};
 
 use crate::config::{Source, SourceKind};
 
 /// The source kinds this connector syncs (announced to the gateway in its Hello).
-pub const KINDS: &[&str] = &["caldav", "carddav"];
+pub const KINDS: &[&str] = &["caldav", "carddav", "imap"];
 
 /// What went wrong talking to a back end. The round that meets it fails and is
 /// retried; nothing is assumed about the back end's state.
@@ -33,6 +35,12 @@ pub enum BackendError {
     /// A CalDAV or CardDAV server.
     #[error(transparent)]
     Dav(#[from] dav::DavError),
+    /// An IMAP server.
+    #[error(transparent)]
+    Imap(#[from] imap::ImapError),
+    /// This back end does not hold what was asked of it (mail of a DAV server...).
+    #[error("{0}")]
+    Unsupported(&'static str),
     /// The source cannot be opened (bad URL, unsupported kind).
     #[error("{0}")]
     Config(String),
@@ -196,10 +204,85 @@ pub trait Backend: Send + Sync {
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
 }
 
+/// A message as a mail back end holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailMessage {
+    /// Its UID in its mailbox.
+    pub uid: u32,
+    /// Its flags.
+    pub flags: Flags,
+    /// Its MODSEQ (0: the server has none).
+    pub modseq: u64,
+    /// Its internal date, Unix milliseconds.
+    pub internal_date_ms: Option<i64>,
+    /// Its content key.
+    pub key: MessageKey,
+    /// Its bytes.
+    pub body: Vec<u8>,
+}
+
+/// What a mailbox says changed since a saved state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailChanges {
+    /// The mailbox's UIDVALIDITY now.
+    pub uidvalidity: u32,
+    /// The state to save once the round is done (empty: unknown; the next round
+    /// lists everything again).
+    pub new_state: String,
+    /// Messages changed or new (their flags), and UIDs gone.
+    pub seen: Vec<BackendSeen>,
+    /// True when `seen` lists every message (a full listing), not only changes.
+    pub complete: bool,
+}
+
+/// A mail back end: what a mailbox round needs of it. Flags move without bodies;
+/// bodies are fetched only for messages the gateway does not have.
+pub trait MailBackend: Send + Sync {
+    /// The mailboxes.
+    fn discover(&self) -> impl Future<Output = Result<Discovered, BackendError>> + Send;
+
+    /// What changed in `mailbox` since `state` (empty: list everything; `known`:
+    /// the UIDs the gateway holds, to tell what vanished from a full listing).
+    fn changes(
+        &self,
+        mailbox: &Href,
+        state: &str,
+        known: &[u32],
+    ) -> impl Future<Output = Result<MailChanges, BackendError>> + Send;
+
+    /// Whole messages.
+    fn fetch(
+        &self,
+        mailbox: &Href,
+        uids: &[u32],
+    ) -> impl Future<Output = Result<Vec<MailMessage>, BackendError>> + Send;
+
+    /// Sets and clears flags of one message if its MODSEQ is still `unchanged_since`
+    /// (0: unconditionally): its new MODSEQ (0 when unknown), or `None` when it
+    /// changed meanwhile and nothing was written.
+    fn store(
+        &self,
+        mailbox: &Href,
+        uid: u32,
+        add: &Flags,
+        remove: &Flags,
+        unchanged_since: u64,
+    ) -> impl Future<Output = Result<Option<u64>, BackendError>> + Send;
+
+    /// Expunges one message.
+    fn expunge(
+        &self,
+        mailbox: &Href,
+        uid: u32,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+}
+
 /// The back end of one source, whatever its kind.
 pub enum AnyBackend {
     /// CalDAV or CardDAV.
     Dav(dav::DavBackend),
+    /// IMAP (boxed: it holds a whole connection).
+    Imap(Box<imap::ImapBackend>),
 }
 
 impl AnyBackend {
@@ -209,7 +292,14 @@ impl AnyBackend {
         let kind = match source.kind {
             SourceKind::CalDav => dav::DavKind::CalDav,
             SourceKind::CardDav => dav::DavKind::CardDav,
-            SourceKind::Imap => return Ok(None),
+            SourceKind::Smtp => return Ok(None),
+            SourceKind::Imap => {
+                return Ok(Some(AnyBackend::Imap(Box::new(imap::ImapBackend::new(
+                    &source.url,
+                    &source.username,
+                    &source.password,
+                )?))));
+            }
         };
         let client = dav::DavClient::new(&source.url, &source.username, &source.password)
             .map_err(|e| BackendError::Config(format!("source {}: {e}", source.name)))?;
@@ -222,17 +312,26 @@ macro_rules! delegate {
     ($self:ident, $b:ident => $call:expr) => {
         match $self {
             AnyBackend::Dav($b) => $call,
+            AnyBackend::Imap(_) => Err(BackendError::Unsupported(
+                "a mail back end holds mailboxes, synced by mailbox rounds",
+            )),
         }
     };
 }
 
 impl Backend for AnyBackend {
     fn kind(&self) -> CollectionKind {
-        delegate!(self, b => b.kind())
+        match self {
+            AnyBackend::Dav(b) => b.kind(),
+            AnyBackend::Imap(_) => CollectionKind::Mailbox,
+        }
     }
 
     async fn discover(&self) -> Result<Discovered, BackendError> {
-        delegate!(self, b => b.discover().await)
+        match self {
+            AnyBackend::Dav(b) => b.discover().await,
+            AnyBackend::Imap(b) => b.discover().await,
+        }
     }
 
     async fn changes(
@@ -268,7 +367,10 @@ impl Backend for AnyBackend {
     }
 
     fn place_for(&self, homes: &[String], id: &str, display_name: &str) -> Option<String> {
-        delegate!(self, b => b.place_for(homes, id, display_name))
+        match self {
+            AnyBackend::Dav(b) => b.place_for(homes, id, display_name),
+            AnyBackend::Imap(_) => None,
+        }
     }
 
     async fn create_collection(
@@ -289,5 +391,52 @@ impl Backend for AnyBackend {
         properties: &[Property],
     ) -> Result<(), BackendError> {
         delegate!(self, b => b.set_properties(href, properties).await)
+    }
+}
+
+/// Each method of [`MailBackend`] on a mail back end; other kinds hold no mail.
+impl MailBackend for AnyBackend {
+    async fn discover(&self) -> Result<Discovered, BackendError> {
+        Backend::discover(self).await
+    }
+
+    async fn changes(
+        &self,
+        mailbox: &Href,
+        state: &str,
+        known: &[u32],
+    ) -> Result<MailChanges, BackendError> {
+        match self {
+            AnyBackend::Imap(b) => b.changes(mailbox, state, known).await,
+            AnyBackend::Dav(_) => Err(BackendError::Unsupported("a DAV server holds no mail")),
+        }
+    }
+
+    async fn fetch(&self, mailbox: &Href, uids: &[u32]) -> Result<Vec<MailMessage>, BackendError> {
+        match self {
+            AnyBackend::Imap(b) => b.fetch(mailbox, uids).await,
+            AnyBackend::Dav(_) => Err(BackendError::Unsupported("a DAV server holds no mail")),
+        }
+    }
+
+    async fn store(
+        &self,
+        mailbox: &Href,
+        uid: u32,
+        add: &Flags,
+        remove: &Flags,
+        unchanged_since: u64,
+    ) -> Result<Option<u64>, BackendError> {
+        match self {
+            AnyBackend::Imap(b) => b.store(mailbox, uid, add, remove, unchanged_since).await,
+            AnyBackend::Dav(_) => Err(BackendError::Unsupported("a DAV server holds no mail")),
+        }
+    }
+
+    async fn expunge(&self, mailbox: &Href, uid: u32) -> Result<(), BackendError> {
+        match self {
+            AnyBackend::Imap(b) => b.expunge(mailbox, uid).await,
+            AnyBackend::Dav(_) => Err(BackendError::Unsupported("a DAV server holds no mail")),
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! loop reconnects; everything needed to resume (cursor, back-end state, index) is on
 //! the gateway, so nothing is re-downloaded.
 
+mod mail_round;
 pub mod round;
 
 use std::collections::HashMap;

@@ -164,7 +164,11 @@ pub async fn run(
     let mut light = trigger == Trigger::Nudge;
     let mut done = RoundStats::default();
     for _ in 0..MAX_ATTEMPTS {
-        result = attempt(ctx, coll, token, &lost, light).await;
+        result = if ctx.backend.kind() == postern_core::model::CollectionKind::Mailbox {
+            super::mail_round::attempt(ctx, coll, token, &lost).await
+        } else {
+            attempt(ctx, coll, token, &lost, light).await
+        };
         match &result {
             Err(RoundError::StaleBase) => {
                 info!(collection = %coll.href, "gateway moved on while we planned; pulling again");
@@ -195,7 +199,7 @@ pub async fn run(
 
 /// Tells the gateway how far a phase of the round got (`admin status`, `admin
 /// collection resync --wait`). Advisory: dropped rather than waited for.
-fn progress(ctx: &SourceCtx, id: &str, phase: &str, done: usize, total: usize) {
+pub(super) fn progress(ctx: &SourceCtx, id: &str, phase: &str, done: usize, total: usize) {
     ctx.link.tell_if_free(Req::RoundProgress(pb::RoundProgress {
         collection_id: id.to_string(),
         phase: phase.to_string(),
@@ -501,7 +505,7 @@ async fn attempt(
 /// Pushes a round's packets in order; only the last is final and carries the new
 /// back-end state.
 #[tracing::instrument(name = "push to gateway", skip_all, fields(packets = packets.len()))]
-async fn push_all(
+pub(super) async fn push_all(
     ctx: &SourceCtx,
     coll: &mut CollectionState,
     lease: (u64, &AtomicBool),
@@ -545,7 +549,10 @@ async fn push_all(
     Ok(())
 }
 
-async fn send_packet(ctx: &SourceCtx, packet: pb::ChangePacket) -> Result<(), RoundError> {
+pub(super) async fn send_packet(
+    ctx: &SourceCtx,
+    packet: pb::ChangePacket,
+) -> Result<(), RoundError> {
     match ctx.link.ask(Req::ChangePacket(packet)).await? {
         Ans::Verdict(v) => match v.outcome {
             Some(pb::verdict::Outcome::Accepted(_)) => Ok(()),
@@ -565,14 +572,14 @@ async fn send_packet(ctx: &SourceCtx, packet: pb::ChangePacket) -> Result<(), Ro
 /// Content bytes per packet: [`PACKET_BYTES`], or less when the gateway's largest
 /// message (`max_message`, from its Welcome) is smaller, so that no packet is refused
 /// for its size.
-fn packet_budget(max_message: usize) -> usize {
+pub(super) fn packet_budget(max_message: usize) -> usize {
     PACKET_BYTES
         .min(max_message.saturating_sub(ENVELOPE) / 2)
         .max(1)
 }
 
 /// Room left in a message for everything but item contents.
-const ENVELOPE: usize = 64 << 10;
+pub(super) const ENVELOPE: usize = 64 << 10;
 
 /// Splits losers into groups of bounded size.
 fn chunk_losers(losers: Vec<pb::ConflictRecord>, budget: usize) -> Vec<Vec<pb::ConflictRecord>> {
@@ -597,7 +604,7 @@ fn size_of(c: &pb::Change) -> usize {
 }
 
 /// Splits changes into packets of bounded count and size.
-fn chunk(changes: Vec<pb::Change>, budget: usize) -> Vec<Vec<pb::Change>> {
+pub(super) fn chunk(changes: Vec<pb::Change>, budget: usize) -> Vec<Vec<pb::Change>> {
     let mut out: Vec<Vec<pb::Change>> = Vec::new();
     let mut bytes = 0;
     for c in changes {
@@ -617,7 +624,7 @@ fn chunk(changes: Vec<pb::Change>, budget: usize) -> Vec<Vec<pb::Change>> {
     out
 }
 
-fn change(op: pb::change::Op, item_id: &ItemId) -> pb::Change {
+pub(super) fn change(op: pb::change::Op, item_id: &ItemId) -> pb::Change {
     pb::Change {
         op: op as i32,
         item_id: item_id.to_string(),

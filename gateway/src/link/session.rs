@@ -358,7 +358,7 @@ impl Session {
                     continue;
                 }
             };
-            if !matches!(s.kind.as_str(), "caldav" | "carddav" | "imap") {
+            if !matches!(s.kind.as_str(), "caldav" | "carddav" | "imap" | "smtp") {
                 out.push(failure(
                     0,
                     format!("source {}: unknown kind {:?}", s.name, s.kind),

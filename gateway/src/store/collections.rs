@@ -13,7 +13,7 @@ use super::{Result, Store, StoreError};
 pub struct SourceSpec {
     /// Name from the connector's config.
     pub name: String,
-    /// "caldav", "carddav", "imap".
+    /// "caldav", "carddav", "imap", "smtp".
     pub kind: String,
     /// Owning user (already resolved within the connector's tenant).
     pub user_id: Uuid,

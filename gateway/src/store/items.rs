@@ -285,7 +285,16 @@ impl Store {
         let head = journal_head(&tx, tenant, collection).await?;
         let rows = tx
             .query(
-                "SELECT id, pending_seq, uid, backend_href, backend_version, content, content_type, deleted,
+                // A message's bytes live in message_bodies: a flag change carries none
+                // (the back end has the message), a message the back end does not
+                // have yet (appended on the gateway) carries its body.
+                "SELECT id, pending_seq, uid, backend_href, backend_version,
+                        CASE WHEN body_sha256 IS NULL THEN content
+                             WHEN backend_href IS NULL THEN
+                                 (SELECT b.body FROM message_bodies b
+                                  WHERE b.tenant_id = items.tenant_id AND b.sha256 = items.body_sha256)
+                             ELSE ''::bytea END,
+                        content_type, deleted,
                         (EXTRACT(EPOCH FROM changed_at) * 1000)::bigint, flags, base_content
                  FROM items WHERE tenant_id = $1 AND collection_id = $2 AND pending_seq IS NOT NULL
                    AND refused_seq IS DISTINCT FROM pending_seq

@@ -1,5 +1,6 @@
 //! IMAP: the mail back end (in progress; see docs/STATUS.md, issue 11).
 //!
+//! - [`backend`]: IMAP as a mail back end (one connection per source).
 //! - [`client`]: one connection over imap-next: LOGIN, ENABLE QRESYNC/CONDSTORE,
 //!   LIST with SPECIAL-USE roles, SELECT resumed with QRESYNC, UID FETCH of flags
 //!   (CHANGEDSINCE) and of whole messages, UID STORE with UNCHANGEDSINCE, APPEND with
@@ -8,8 +9,10 @@
 //! - [`utf7`]: mailbox names in modified UTF-7.
 //! - `wire`: between imap-types' values and ours.
 
+pub mod backend;
 pub mod client;
 pub mod utf7;
 mod wire;
 
+pub use backend::ImapBackend;
 pub use client::{ImapClient, ImapError};

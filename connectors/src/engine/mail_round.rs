@@ -1,0 +1,361 @@
+//! One round of one mailbox: the executor of `postern_core::mail::plan`.
+//!
+//! pull the gateway's pending changes and the index → ask the back end what changed
+//! since the saved state → fetch the bodies of messages the gateway does not have
+//! (and only those) → plan → write flags and expunges to the back end → push
+//! packets: new messages with their bodies, flag changes without, removals. A
+//! `[MODIFIED]` answer (the back end changed a message since we read it) makes the
+//! round start over from the pull.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+
+use pb::connector_message::Body as Req;
+use pb::gateway_message::Body as Ans;
+use postern_core::guard::Guard;
+use postern_core::ids::{ItemId, Seq};
+use postern_core::mail::plan::{self, BackendSeen, GatewaySeen, Known, MailPlan, MailRound, Step};
+use postern_core::mail::{Flags, MessageKey};
+use postern_core::model::BackendVersion;
+use postern_proto as pb;
+use tracing::{info, warn};
+
+use super::SourceCtx;
+use super::round::{
+    CollectionState, ENVELOPE, RoundError, RoundStats, change, chunk, packet_budget, progress,
+    push_all, send_packet,
+};
+use crate::backends::{MailBackend, MailMessage};
+use crate::link::LinkError;
+
+/// One attempt at a mailbox round.
+pub(super) async fn attempt(
+    ctx: &SourceCtx,
+    coll: &mut CollectionState,
+    token: u64,
+    lost: &AtomicBool,
+) -> Result<RoundStats, RoundError> {
+    let (gateway, head) = pull(ctx, &coll.id).await?;
+    let (known, uidvalidity) = index(ctx, &coll.id).await?;
+    let uids: Vec<u32> = known.iter().map(|k| k.uid).collect();
+    let changes = ctx
+        .backend
+        .changes(&coll.href, &coll.backend_state, &uids)
+        .await?;
+    if let Some(v) = uidvalidity
+        && v != changes.uidvalidity
+    {
+        // Every UID the index holds now names nothing. Re-keying by content comes
+        // next; until then the mailbox waits for an operator rather than guess.
+        let reason = format!(
+            "the back end's UIDVALIDITY of this mailbox changed ({v} to {}); paused until re-keyed",
+            changes.uidvalidity
+        );
+        pause(ctx, coll, head, token, &reason).await?;
+        return Err(RoundError::Paused(reason));
+    }
+    if changes.seen.is_empty() && gateway.is_empty() {
+        if !changes.new_state.is_empty() && changes.new_state != coll.backend_state {
+            push_all(
+                ctx,
+                coll,
+                (token, lost),
+                head,
+                vec![(Vec::new(), Vec::new())],
+                Some(changes.new_state),
+            )
+            .await?;
+        }
+        return Ok(RoundStats::default());
+    }
+
+    // Bodies only for messages the gateway has never had.
+    let known_uid: HashMap<u32, &Known> = known.iter().map(|k| (k.uid, k)).collect();
+    let new: Vec<u32> = changes
+        .seen
+        .iter()
+        .filter_map(|s| match s {
+            BackendSeen::Flags { uid, .. } if !known_uid.contains_key(uid) => Some(*uid),
+            _ => None,
+        })
+        .collect();
+    progress(ctx, &coll.id, "fetching", 0, new.len());
+    let fetched: HashMap<u32, MailMessage> = ctx
+        .backend
+        .fetch(&coll.href, &new)
+        .await?
+        .into_iter()
+        .map(|m| (m.uid, m))
+        .collect();
+    if !new.is_empty() {
+        info!(collection = %coll.href, fetched = fetched.len(), "fetched new messages from the back end");
+    }
+    let seen: Vec<BackendSeen> = changes
+        .seen
+        .into_iter()
+        .filter_map(|s| match s {
+            BackendSeen::Flags { uid, .. } if !known_uid.contains_key(&uid) => {
+                // Expunged between the listing and the fetch: next round says so.
+                let m = fetched.get(&uid)?;
+                Some(BackendSeen::Flags {
+                    uid,
+                    flags: m.flags.clone(),
+                    modseq: m.modseq,
+                    key: Some(m.key.clone()),
+                })
+            }
+            other => Some(other),
+        })
+        .collect();
+
+    let round = MailRound {
+        mode: coll.mode,
+        role: None,
+        index: &known,
+        backend: &seen,
+        gateway: &gateway,
+    };
+    let steps = match plan::plan(&round, &Guard::default()) {
+        MailPlan::Steps(s) => s,
+        MailPlan::Paused(reason) => {
+            warn!(collection = %coll.href, "mass deletion guard tripped; pausing");
+            pause(ctx, coll, head, token, &reason).await?;
+            return Err(RoundError::Paused(reason));
+        }
+    };
+
+    // Back-end writes first; the MODSEQ each STORE made is what the gateway records.
+    let mut stats = RoundStats::default();
+    let mut stored: HashMap<ItemId, u64> = HashMap::new();
+    let mut to_gateway: Vec<Step> = Vec::new();
+    for step in steps {
+        match step {
+            Step::Store {
+                item,
+                uid,
+                delta,
+                unchanged_since,
+                ..
+            } => {
+                match ctx
+                    .backend
+                    .store(&coll.href, uid, &delta.add, &delta.remove, unchanged_since)
+                    .await?
+                {
+                    Some(m) => {
+                        stats.to_backend += 1;
+                        if m > 0 {
+                            stored.insert(item, m);
+                        }
+                    }
+                    None => {
+                        info!(collection = %coll.href, uid, "message changed on the back end since we read it; reading again");
+                        return Err(RoundError::StaleBase);
+                    }
+                }
+            }
+            Step::Expunge { item, uid, settles } => {
+                ctx.backend.expunge(&coll.href, uid).await?;
+                stats.to_backend += 1;
+                to_gateway.push(Step::Expunge { item, uid, settles });
+            }
+            Step::Append { item, .. } => {
+                // Messages appended on the gateway arrive with its IMAP endpoint.
+                warn!(collection = %coll.href, item = %item, "appending a gateway message is not supported yet; left pending");
+                stats.deferred += 1;
+            }
+            other => to_gateway.push(other),
+        }
+    }
+    if lost.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(RoundError::LeaseLost("not renewed in time".into()));
+    }
+
+    // The packet: new messages with their bodies, flags without.
+    let v = changes.uidvalidity;
+    let mut flags_of: HashMap<ItemId, Flags> = HashMap::new();
+    for s in &to_gateway {
+        if let Step::SetFlags { item, flags } = s {
+            flags_of.insert(item.clone(), flags.clone());
+        }
+    }
+    let mut out: Vec<pb::Change> = Vec::new();
+    for s in to_gateway {
+        match s {
+            Step::Import { uid, flags } => {
+                let Some(m) = fetched.get(&uid) else { continue };
+                if m.body.len() + ENVELOPE > ctx.max_message {
+                    warn!(collection = %coll.href, uid, bytes = m.body.len(), "message too large for the gateway's largest message; left on the back end");
+                    stats.too_large += 1;
+                    continue;
+                }
+                stats.to_gateway += 1;
+                out.push(pb::Change {
+                    op: pb::change::Op::Upsert as i32,
+                    backend_href: format!("/{uid}"),
+                    backend_version: version(v, uid, m.modseq),
+                    content: m.body.clone(),
+                    content_type: "message/rfc822".into(),
+                    flags: names(&flags),
+                    internal_date_ms: m.internal_date_ms.unwrap_or(0),
+                    ..Default::default()
+                });
+            }
+            Step::Record {
+                item,
+                uid,
+                base,
+                modseq,
+                settles,
+            } => {
+                stats.to_gateway += 1;
+                let flags = flags_of.get(&item).cloned().unwrap_or(base);
+                let modseq = stored.get(&item).copied().unwrap_or(modseq);
+                out.push(pb::Change {
+                    flags: names(&flags),
+                    backend_version: version(v, uid, modseq),
+                    seq: settles.map_or(0, |s| s.0),
+                    ..change(pb::change::Op::Flags, &item)
+                });
+            }
+            Step::Remove { item } => {
+                stats.to_gateway += 1;
+                out.push(change(pb::change::Op::Delete, &item));
+            }
+            Step::Expunge { item, settles, .. } => out.push(pb::Change {
+                seq: settles.0,
+                ..change(pb::change::Op::Delete, &item)
+            }),
+            Step::Forget { item, settles } => out.push(pb::Change {
+                seq: settles.map_or(0, |s| s.0),
+                ..change(pb::change::Op::Upsert, &item)
+            }),
+            Step::Settle { item, seq } => out.push(pb::Change {
+                seq: seq.0,
+                ..change(pb::change::Op::Ack, &item)
+            }),
+            // Flags go with the item's Record; mirror-mode appends are next.
+            Step::SetFlags { .. } | Step::KeepAndRemove { .. } => {}
+            Step::Store { .. } | Step::Append { .. } => {}
+        }
+    }
+    let packets: Vec<(Vec<pb::Change>, Vec<pb::ConflictRecord>)> =
+        chunk(out, packet_budget(ctx.max_message))
+            .into_iter()
+            .map(|c| (c, Vec::new()))
+            .collect();
+    let packets = if packets.is_empty() {
+        vec![(Vec::new(), Vec::new())]
+    } else {
+        packets
+    };
+    let state = (!changes.new_state.is_empty()).then_some(changes.new_state);
+    push_all(ctx, coll, (token, lost), head, packets, state).await?;
+    Ok(stats)
+}
+
+fn names(flags: &Flags) -> Vec<String> {
+    flags.iter().map(|f| f.as_str().to_string()).collect()
+}
+
+fn version(uidvalidity: u32, uid: u32, modseq: u64) -> String {
+    BackendVersion::Imap {
+        uidvalidity,
+        uid,
+        modseq,
+    }
+    .encode()
+}
+
+async fn pause(
+    ctx: &SourceCtx,
+    coll: &mut CollectionState,
+    head: u64,
+    token: u64,
+    reason: &str,
+) -> Result<(), RoundError> {
+    send_packet(
+        ctx,
+        pb::ChangePacket {
+            collection_id: coll.id.clone(),
+            base_seq: head,
+            fencing_token: token,
+            pause_reason: reason.to_string(),
+            ..Default::default()
+        },
+    )
+    .await?;
+    coll.paused = true;
+    Ok(())
+}
+
+/// The gateway's pending changes of a mailbox, as the planner reads them.
+async fn pull(ctx: &SourceCtx, id: &str) -> Result<(Vec<GatewaySeen>, u64), RoundError> {
+    let answers = ctx
+        .link
+        .request(Req::JournalPull(pb::JournalPull {
+            collection_id: id.into(),
+            limit: 0,
+        }))
+        .await?;
+    let mut out = Vec::new();
+    let mut head = 0;
+    for a in answers {
+        let Some(Ans::JournalBatch(b)) = a.body else {
+            return Err(LinkError::Unexpected(format!("{:?}", a.body)).into());
+        };
+        head = b.head;
+        for c in b.changes {
+            let item = ItemId::new(c.item_id).map_err(|e| LinkError::Unexpected(e.to_string()))?;
+            let seq = Seq(c.seq);
+            let flags = Flags::parse(c.flags.iter().map(String::as_str));
+            out.push(if c.op == pb::change::Op::Delete as i32 {
+                GatewaySeen::Expunged { item, seq }
+            } else if c.backend_href.is_empty() && !c.content.is_empty() {
+                GatewaySeen::Appended {
+                    item,
+                    flags,
+                    key: MessageKey::of(&c.content),
+                    seq,
+                }
+            } else {
+                GatewaySeen::Flags { item, flags, seq }
+            });
+        }
+    }
+    Ok((out, head))
+}
+
+/// The index of a mailbox: each message's UID, agreed flags and MODSEQ, and the
+/// UIDVALIDITY they belong to.
+async fn index(ctx: &SourceCtx, id: &str) -> Result<(Vec<Known>, Option<u32>), RoundError> {
+    let ans = ctx
+        .link
+        .ask(Req::IndexPull(pb::IndexPull {
+            collection_id: id.to_string(),
+        }))
+        .await?;
+    let Ans::IndexBatch(b) = ans else {
+        return Err(LinkError::Unexpected(format!("{ans:?}")).into());
+    };
+    let mut out = Vec::with_capacity(b.entries.len());
+    let mut uidvalidity = None;
+    for e in b.entries {
+        let BackendVersion::Imap {
+            uidvalidity: v,
+            uid,
+            modseq,
+        } = BackendVersion::decode(&e.backend_version)
+        else {
+            continue;
+        };
+        uidvalidity = Some(v);
+        out.push(Known {
+            item: ItemId::new(e.item_id).map_err(|e| LinkError::Unexpected(e.to_string()))?,
+            uid,
+            base: Flags::parse(e.flags.iter().map(String::as_str)),
+            modseq,
+        });
+    }
+    Ok((out, uidvalidity))
+}
