@@ -267,18 +267,24 @@ impl Dovecot {
     pub async fn start_with(dir: &Scratch, extra: &str) -> Result<Self> {
         let port = free_port();
         let root = dir.path(&format!("dovecot-{port}"));
-        for d in ["run", "state", "mail"] {
+        for d in ["state", "mail"] {
             std::fs::create_dir_all(root.join(d))?;
         }
+        // Its sockets live under `base_dir`, whose path must stay short (a Unix socket
+        // path has at most 107 bytes; scratch directories are long).
+        let run =
+            std::env::temp_dir().join(format!("pdc-{port}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&run)?;
         std::fs::write(
             root.join("users"),
             "alice:{PLAIN}alicepw\nbob:{PLAIN}bobpw\n",
         )?;
         let r = root.display();
+        let run = run.display();
         let config = format!(
             r#"protocols = imap
 listen = 127.0.0.1
-base_dir = {r}/run
+base_dir = {run}
 state_dir = {r}/state
 log_path = {r}/dovecot.log
 ssl = no

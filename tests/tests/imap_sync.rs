@@ -122,3 +122,114 @@ async fn mailboxes_import_and_flags_and_expunges_follow_without_bodies() -> Resu
     imap.logout().await?;
     Ok(())
 }
+
+/// The gateway's id of the live message with these bytes.
+async fn item_of(d: &Deployment, mailbox: uuid::Uuid, body: &[u8]) -> Result<uuid::Uuid> {
+    let rows = d
+        .query(&format!(
+            "SELECT i.id, b.body FROM items i
+             JOIN message_bodies b ON b.tenant_id = i.tenant_id AND b.sha256 = i.body_sha256
+             WHERE i.collection_id = '{mailbox}' AND NOT i.deleted"
+        ))
+        .await?;
+    rows.iter()
+        .find(|r| r.get::<_, Vec<u8>>(1) == body)
+        .map(|r| r.get(0))
+        .ok_or_else(|| anyhow::anyhow!("no such message on the gateway"))
+}
+
+/// A message's flags on Dovecot, read on a connection of its own.
+async fn dovecot_flags(url: &Url, uid: u32) -> Result<Flags> {
+    let mut imap = ImapClient::connect(url, "alice", "alicepw", false).await?;
+    imap.select("INBOX", None).await?;
+    let flags = imap
+        .fetch_meta(&uid.to_string(), None)
+        .await?
+        .pop()
+        .map(|m| m.flags)
+        .unwrap_or_default();
+    imap.logout().await?;
+    Ok(flags)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flag_changes_go_both_ways_and_concurrent_ones_merge_per_flag() -> Result<()> {
+    let d = Deployment::start("imap-flags-both-ways", &[]).await?;
+    let dc = Dovecot::start(&d.dir).await?;
+    let url = Url::parse(&dc.url())?;
+    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    imap.enable_modseq().await?;
+    let mut uids = Vec::new();
+    for n in 1..=2 {
+        uids.push(
+            imap.append("INBOX", &Flags::default(), None, &message(n))
+                .await?
+                .unwrap()
+                .1,
+        );
+    }
+    let config = connector_config(
+        &d.gateway.grpc_url,
+        &d.token,
+        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
+    );
+    let conn = Connector::start(&d.dir, "hq", &config)?;
+    let inbox = d.collection("/INBOX").await?;
+    wait_until("INBOX imported", Duration::from_secs(30), || async {
+        Ok((held(&d, inbox).await?.len() == 2).then_some(()))
+    })
+    .await?;
+    let stored = bodies(&d).await?;
+
+    // A client's change on the gateway reaches Dovecot.
+    let one = item_of(&d, inbox, &message(1)).await?;
+    d.store
+        .set_message_flags(
+            d.tenant,
+            inbox,
+            one,
+            &["\\Seen".into(), "\\Answered".into()],
+        )
+        .await?;
+    let want = Flags::parse(["\\Seen", "\\Answered"]);
+    let uid1 = uids[0];
+    wait_until("the flags on Dovecot", Duration::from_secs(30), || async {
+        Ok((dovecot_flags(&url, uid1).await? == want).then_some(()))
+    })
+    .await?;
+
+    // Both sides change the same message while the connector is away: on its return
+    // both changes are on both sides (per flag; whole-set "newest wins" would lose one).
+    drop(conn);
+    let two = item_of(&d, inbox, &message(2)).await?;
+    imap.select("INBOX", None).await?;
+    imap.store(uids[1], &Flags::parse(["\\Flagged"]), &Flags::default(), 0)
+        .await?;
+    d.store
+        .set_message_flags(d.tenant, inbox, two, &["\\Seen".into()])
+        .await?;
+    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    let both = Flags::parse(["\\Seen", "\\Flagged"]);
+    let uid2 = uids[1];
+    wait_until(
+        "both changes on Dovecot",
+        Duration::from_secs(30),
+        || async { Ok((dovecot_flags(&url, uid2).await? == both).then_some(())) },
+    )
+    .await?;
+    wait_until(
+        "both changes on the gateway",
+        Duration::from_secs(30),
+        || async {
+            let h = held(&d, inbox).await?;
+            Ok(h.iter()
+                .find(|(_, _, b)| b == &message(2))
+                .filter(|(_, f, _)| Flags::parse(f.iter().map(String::as_str)) == both)
+                .map(|_| ()))
+        },
+    )
+    .await?;
+    assert_eq!(bodies(&d).await?, stored, "flag changes store no body");
+    imap.logout().await?;
+    Ok(())
+}

@@ -168,3 +168,36 @@ impl Store {
             .map_err(|_| StoreError::Invalid("the mailbox has used every UID".into()))
     }
 }
+
+impl Store {
+    /// Store API: a client set the flags of a message on the gateway. Journalled
+    /// like any gateway-side change (it waits for the back end while that is away)
+    /// and announced, so the connector writes it at once; the connector merges it
+    /// per flag with what the back end did meanwhile.
+    pub async fn set_message_flags(
+        &self,
+        tenant: Uuid,
+        mailbox: Uuid,
+        item: Uuid,
+        flags: &[String],
+    ) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let seq = super::items::reserve_seqs(&tx, tenant, mailbox, 1).await?;
+        let n = tx
+            .execute(
+                "UPDATE items SET flags = $4, pending_seq = $5, last_seq = $5, changed_at = now()
+                 WHERE tenant_id = $1 AND collection_id = $2 AND id = $3 AND NOT deleted
+                   AND body_sha256 IS NOT NULL",
+                &[&tenant, &mailbox, &item, &flags, &seq],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("message {item}")));
+        }
+        super::items::journal(&tx, tenant, mailbox, seq, item, "upsert", "gateway", None).await?;
+        super::items::notify(&tx, tenant, mailbox).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
