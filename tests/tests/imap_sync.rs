@@ -233,3 +233,98 @@ async fn flag_changes_go_both_ways_and_concurrent_ones_merge_per_flag() -> Resul
     imap.logout().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mailbox_the_server_renumbered_is_rekeyed_without_duplicates_or_deletions() -> Result<()>
+{
+    let d = Deployment::start("imap-uidvalidity", &[]).await?;
+    let dc = Dovecot::start(&d.dir).await?;
+    let url = Url::parse(&dc.url())?;
+    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    imap.enable_modseq().await?;
+    imap.create("Projects").await?;
+    for n in 1..=3 {
+        let flags = if n == 2 {
+            Flags::parse(["\\Flagged"])
+        } else {
+            Flags::default()
+        };
+        imap.append("Projects", &flags, None, &message(n)).await?;
+    }
+    let config = connector_config(
+        &d.gateway.grpc_url,
+        &d.token,
+        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
+    );
+    let conn = Connector::start(&d.dir, "hq", &config)?;
+    let projects = d.collection("/Projects").await?;
+    let before = wait_until("Projects imported", Duration::from_secs(30), || async {
+        let h = held(&d, projects).await?;
+        Ok((h.len() == 3).then_some(h))
+    })
+    .await?;
+    let old_v = imap.select("Projects", None).await?.uidvalidity;
+    let stored = bodies(&d).await?;
+
+    // The mailbox is made again with the same messages: a new UIDVALIDITY, new UIDs.
+    drop(conn);
+    imap.create("Old").await?;
+    let uids: Vec<u32> = imap
+        .fetch_meta("1:*", None)
+        .await?
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    for uid in &uids {
+        imap.move_to(*uid, "Old").await?;
+    }
+    // (A selected mailbox cannot be deleted: select another first.)
+    imap.select("Old", None).await?;
+    imap.delete("Projects").await?;
+    imap.create("Projects").await?;
+    let uids: Vec<u32> = imap
+        .fetch_meta("1:*", None)
+        .await?
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    for uid in &uids {
+        imap.move_to(*uid, "Projects").await?;
+    }
+    imap.select("Projects", None).await?;
+    imap.delete("Old").await?;
+    let new_v = imap.select("Projects", None).await?.uidvalidity;
+    assert_ne!(new_v, old_v, "Dovecot renumbered the mailbox");
+
+    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    wait_until("the index re-keyed", Duration::from_secs(30), || async {
+        let rows = d
+            .query(&format!(
+                "SELECT count(*) FROM items WHERE collection_id = '{projects}' AND NOT deleted
+                 AND backend_version LIKE 'imap:{new_v}/%'"
+            ))
+            .await?;
+        Ok((rows[0].get::<_, i64>(0) == 3).then_some(()))
+    })
+    .await?;
+    // The same messages, the same gateway UIDs, the same flags; nothing deleted,
+    // nothing imported again.
+    let after = held(&d, projects).await?;
+    assert_eq!(
+        after
+            .iter()
+            .map(|(u, f, b)| (*u, f.clone(), b.clone()))
+            .collect::<Vec<_>>(),
+        before
+    );
+    let deleted: i64 = d
+        .query(&format!(
+            "SELECT count(*) FROM items WHERE collection_id = '{projects}' AND deleted"
+        ))
+        .await?[0]
+        .get(0);
+    assert_eq!(deleted, 0);
+    assert_eq!(bodies(&d).await?, stored);
+    imap.logout().await?;
+    Ok(())
+}

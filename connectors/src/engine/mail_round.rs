@@ -36,24 +36,18 @@ pub(super) async fn attempt(
     lost: &AtomicBool,
 ) -> Result<RoundStats, RoundError> {
     let (gateway, head) = pull(ctx, &coll.id).await?;
-    let (known, uidvalidity) = index(ctx, &coll.id).await?;
-    let uids: Vec<u32> = known.iter().map(|k| k.uid).collect();
+    let idx = index(ctx, &coll.id).await?;
+    let uids: Vec<u32> = idx.known.iter().map(|k| k.uid).collect();
     let changes = ctx
         .backend
         .changes(&coll.href, &coll.backend_state, &uids)
         .await?;
-    if let Some(v) = uidvalidity
+    if let Some(v) = idx.uidvalidity
         && v != changes.uidvalidity
     {
-        // Every UID the index holds now names nothing. Re-keying by content comes
-        // next; until then the mailbox waits for an operator rather than guess.
-        let reason = format!(
-            "the back end's UIDVALIDITY of this mailbox changed ({v} to {}); paused until re-keyed",
-            changes.uidvalidity
-        );
-        pause(ctx, coll, head, token, &reason).await?;
-        return Err(RoundError::Paused(reason));
+        return rekey(ctx, coll, (token, lost), head, &idx, &changes).await;
     }
+    let known = idx.known;
     if changes.seen.is_empty() && gateway.is_empty() {
         if !changes.new_state.is_empty() && changes.new_state != coll.backend_state {
             push_all(
@@ -192,7 +186,7 @@ pub(super) async fn attempt(
                 stats.to_gateway += 1;
                 out.push(pb::Change {
                     op: pb::change::Op::Upsert as i32,
-                    backend_href: format!("/{uid}"),
+                    backend_href: href(v, uid),
                     backend_version: version(v, uid, m.modseq),
                     content: m.body.clone(),
                     content_type: "message/rfc822".into(),
@@ -328,7 +322,7 @@ async fn pull(ctx: &SourceCtx, id: &str) -> Result<(Vec<GatewaySeen>, u64), Roun
 
 /// The index of a mailbox: each message's UID, agreed flags and MODSEQ, and the
 /// UIDVALIDITY they belong to.
-async fn index(ctx: &SourceCtx, id: &str) -> Result<(Vec<Known>, Option<u32>), RoundError> {
+async fn index(ctx: &SourceCtx, id: &str) -> Result<Index, RoundError> {
     let ans = ctx
         .link
         .ask(Req::IndexPull(pb::IndexPull {
@@ -339,6 +333,7 @@ async fn index(ctx: &SourceCtx, id: &str) -> Result<(Vec<Known>, Option<u32>), R
         return Err(LinkError::Unexpected(format!("{ans:?}")).into());
     };
     let mut out = Vec::with_capacity(b.entries.len());
+    let mut keys = Vec::with_capacity(b.entries.len());
     let mut uidvalidity = None;
     for e in b.entries {
         let BackendVersion::Imap {
@@ -350,12 +345,117 @@ async fn index(ctx: &SourceCtx, id: &str) -> Result<(Vec<Known>, Option<u32>), R
             continue;
         };
         uidvalidity = Some(v);
+        let item = ItemId::new(e.item_id).map_err(|e| LinkError::Unexpected(e.to_string()))?;
+        if let Ok(sha256) = <[u8; 32]>::try_from(e.sha256.as_slice()) {
+            keys.push((
+                item.clone(),
+                MessageKey {
+                    message_id: (!e.message_id.is_empty()).then_some(e.message_id),
+                    size: e.size,
+                    sha256,
+                },
+            ));
+        }
         out.push(Known {
-            item: ItemId::new(e.item_id).map_err(|e| LinkError::Unexpected(e.to_string()))?,
+            item,
             uid,
             base: Flags::parse(e.flags.iter().map(String::as_str)),
             modseq,
         });
     }
-    Ok((out, uidvalidity))
+    Ok(Index {
+        known: out,
+        keys,
+        uidvalidity,
+    })
+}
+
+/// What the gateway knows of a mailbox on the back end.
+struct Index {
+    /// Each message: item, UID, agreed flags, MODSEQ.
+    known: Vec<Known>,
+    /// Each message's content key.
+    keys: Vec<(ItemId, MessageKey)>,
+    /// The UIDVALIDITY the UIDs belong to.
+    uidvalidity: Option<u32>,
+}
+
+/// Messages whose bodies are read at once when re-keying (memory stays bounded by
+/// this many bodies, whatever the mailbox's size).
+const REKEY_BATCH: usize = 50;
+
+/// The back end renumbered the mailbox (a new UIDVALIDITY). Each known message is
+/// found again by its content key, one to one, and its index entry moves to its new
+/// UID: no body goes to the gateway, nothing is deleted or duplicated. Known messages
+/// not found are gone; new ones are imported by the next round, which lists the whole
+/// mailbox again (the saved state is cleared) and merges flags against the agreed ones.
+/// A mailbox where fewer than half the known messages are found is another mailbox:
+/// it pauses for an operator.
+async fn rekey(
+    ctx: &SourceCtx,
+    coll: &mut CollectionState,
+    (token, lost): (u64, &AtomicBool),
+    head: u64,
+    index: &Index,
+    changes: &crate::backends::MailChanges,
+) -> Result<RoundStats, RoundError> {
+    let listed: Vec<(u32, u64)> = changes
+        .seen
+        .iter()
+        .filter_map(|s| match s {
+            BackendSeen::Flags { uid, modseq, .. } => Some((*uid, *modseq)),
+            BackendSeen::Vanished(_) => None,
+        })
+        .collect();
+    let mut listing: Vec<((u32, u64), MessageKey)> = Vec::with_capacity(listed.len());
+    for batch in listed.chunks(REKEY_BATCH) {
+        let uids: Vec<u32> = batch.iter().map(|(u, _)| *u).collect();
+        for m in ctx.backend.fetch(&coll.href, &uids).await? {
+            listing.push(((m.uid, m.modseq), m.key));
+        }
+    }
+    let v = changes.uidvalidity;
+    match postern_core::mail::rematch::rematch(&index.keys, &listing) {
+        postern_core::mail::rematch::Rematch::Different { known, matched } => {
+            let reason = format!(
+                "the back end's UIDVALIDITY of this mailbox changed and only {matched} of {known} known messages are still there: another mailbox? paused for an operator"
+            );
+            pause(ctx, coll, head, token, &reason).await?;
+            Err(RoundError::Paused(reason))
+        }
+        postern_core::mail::rematch::Rematch::Same { pairs, gone, .. } => {
+            info!(collection = %coll.href, found = pairs.len(), gone = gone.len(),
+                  "the back end renumbered this mailbox; found every message again by content");
+            let mut out: Vec<pb::Change> = pairs
+                .iter()
+                .map(|(item, (uid, modseq))| pb::Change {
+                    backend_href: href(v, *uid),
+                    backend_version: version(v, *uid, *modseq),
+                    ..change(pb::change::Op::Upsert, item)
+                })
+                .collect();
+            out.extend(gone.iter().map(|item| change(pb::change::Op::Delete, item)));
+            let stats = RoundStats {
+                to_gateway: gone.len() as u32,
+                ..Default::default()
+            };
+            // One packet: every entry moves at once (new hrefs name the new
+            // UIDVALIDITY, so none collides with an old one).
+            push_all(
+                ctx,
+                coll,
+                (token, lost),
+                head,
+                vec![(out, Vec::new())],
+                Some(String::new()),
+            )
+            .await?;
+            Ok(stats)
+        }
+    }
+}
+
+/// A message's href on the back end: `/UIDVALIDITY/UID`.
+fn href(uidvalidity: u32, uid: u32) -> String {
+    format!("/{uidvalidity}/{uid}")
 }

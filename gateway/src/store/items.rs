@@ -18,6 +18,8 @@ pub struct IndexEntry {
     pub backend_version: String,
     /// Mail: the flags both sides last agreed on (empty for other items).
     pub flags: Vec<String>,
+    /// Mail: the content key (SHA-256, size, Message-ID).
+    pub key: Option<(Vec<u8>, i64, Option<String>)>,
 }
 
 /// The latest state of an item with a gateway-side change not yet on the back end.
@@ -249,7 +251,8 @@ impl Store {
         let head = journal_head(&tx, tenant, collection).await?;
         let rows = tx
             .query(
-                "SELECT id, backend_href, COALESCE(backend_version, ''), COALESCE(base_flags, '{}') FROM items
+                "SELECT id, backend_href, COALESCE(backend_version, ''), COALESCE(base_flags, '{}'),
+                        body_sha256, size, message_id FROM items
                  WHERE tenant_id = $1 AND collection_id = $2 AND backend_href IS NOT NULL",
                 &[&tenant, &collection],
             )
@@ -262,6 +265,9 @@ impl Store {
                     backend_href: r.get(1),
                     backend_version: r.get(2),
                     flags: r.get(3),
+                    key: r
+                        .get::<_, Option<Vec<u8>>>(4)
+                        .map(|sha| (sha, r.get::<_, Option<i64>>(5).unwrap_or(0), r.get(6))),
                 })
                 .collect(),
             head,
