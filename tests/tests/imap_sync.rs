@@ -61,6 +61,12 @@ async fn mailboxes_import_and_flags_and_expunges_follow_without_bodies() -> Resu
     }
     imap.append("Sent Items", &Flags::parse(["\\Seen"]), None, &message(9))
         .await?;
+    // More than one batch of bodies (the connector fetches and pushes 20 at a time).
+    imap.create("Bulk").await?;
+    for n in 100..145 {
+        imap.append("Bulk", &Flags::default(), None, &message(n))
+            .await?;
+    }
 
     let mut src = SourceSpec::alice("mail", "imap", &dc.url(), "1s");
     src.conflict = "merge".into();
@@ -86,6 +92,17 @@ async fn mailboxes_import_and_flags_and_expunges_follow_without_bodies() -> Resu
         Ok((held(&d, sent).await?.len() == 1).then_some(()))
     })
     .await?;
+    let bulk = d.collection("/Bulk").await?;
+    let all = wait_until("Bulk imported", Duration::from_secs(30), || async {
+        let h = held(&d, bulk).await?;
+        Ok((h.len() == 45).then_some(h))
+    })
+    .await?;
+    assert_eq!(
+        all.iter().map(|m| m.0).collect::<Vec<_>>(),
+        (1..=45).collect::<Vec<i64>>(),
+        "every message once, gateway UIDs in order"
+    );
     let stored = bodies(&d).await?;
 
     // A flag set on Dovecot reaches the gateway, and no body moves or is stored.

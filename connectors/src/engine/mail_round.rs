@@ -63,7 +63,9 @@ pub(super) async fn attempt(
         return Ok(RoundStats::default());
     }
 
-    // Bodies only for messages the gateway has never had.
+    // Bodies only for messages the gateway has never had, and only when they are
+    // imported (a batch at a time, below): the connector never holds a mailbox. Their
+    // keys are needed before planning only to find a crashed append's first copy.
     let known_uid: HashMap<u32, &Known> = known.iter().map(|k| (k.uid, k)).collect();
     let new: Vec<u32> = changes
         .seen
@@ -73,32 +75,31 @@ pub(super) async fn attempt(
             _ => None,
         })
         .collect();
-    progress(ctx, &coll.id, "fetching", 0, new.len());
-    let fetched: HashMap<u32, MailMessage> = ctx
-        .backend
-        .fetch(&coll.href, &new)
-        .await?
-        .into_iter()
-        .map(|m| (m.uid, m))
-        .collect();
-    if !new.is_empty() {
-        info!(collection = %coll.href, fetched = fetched.len(), "fetched new messages from the back end");
+    let appends_pending = gateway
+        .iter()
+        .any(|g| matches!(g, GatewaySeen::Appended { .. }));
+    let mut keys: HashMap<u32, MessageKey> = HashMap::new();
+    if appends_pending {
+        for batch in new.chunks(IMPORT_BATCH) {
+            for m in ctx.backend.fetch(&coll.href, batch).await? {
+                keys.insert(m.uid, m.key);
+            }
+        }
     }
     let seen: Vec<BackendSeen> = changes
         .seen
-        .into_iter()
-        .filter_map(|s| match s {
-            BackendSeen::Flags { uid, .. } if !known_uid.contains_key(&uid) => {
-                // Expunged between the listing and the fetch: next round says so.
-                let m = fetched.get(&uid)?;
-                Some(BackendSeen::Flags {
-                    uid,
-                    flags: m.flags.clone(),
-                    modseq: m.modseq,
-                    key: Some(m.key.clone()),
-                })
-            }
-            other => Some(other),
+        .iter()
+        .cloned()
+        .map(|s| match s {
+            BackendSeen::Flags {
+                uid, flags, modseq, ..
+            } if !known_uid.contains_key(&uid) => BackendSeen::Flags {
+                uid,
+                flags,
+                modseq,
+                key: keys.get(&uid).cloned(),
+            },
+            other => other,
         })
         .collect();
 
@@ -174,27 +175,10 @@ pub(super) async fn attempt(
         }
     }
     let mut out: Vec<pb::Change> = Vec::new();
+    let mut imports: Vec<(u32, Flags)> = Vec::new();
     for s in to_gateway {
         match s {
-            Step::Import { uid, flags } => {
-                let Some(m) = fetched.get(&uid) else { continue };
-                if m.body.len() + ENVELOPE > ctx.max_message {
-                    warn!(collection = %coll.href, uid, bytes = m.body.len(), "message too large for the gateway's largest message; left on the back end");
-                    stats.too_large += 1;
-                    continue;
-                }
-                stats.to_gateway += 1;
-                out.push(pb::Change {
-                    op: pb::change::Op::Upsert as i32,
-                    backend_href: href(v, uid),
-                    backend_version: version(v, uid, m.modseq),
-                    content: m.body.clone(),
-                    content_type: "message/rfc822".into(),
-                    flags: names(&flags),
-                    internal_date_ms: m.internal_date_ms.unwrap_or(0),
-                    ..Default::default()
-                });
-            }
+            Step::Import { uid, flags } => imports.push((uid, flags)),
             Step::Record {
                 item,
                 uid,
@@ -233,6 +217,50 @@ pub(super) async fn attempt(
             Step::Store { .. } | Step::Append { .. } => {}
         }
     }
+    // New messages, a batch at a time: fetched, pushed, dropped.
+    let total = imports.len();
+    for (done, batch) in imports.chunks(IMPORT_BATCH).enumerate() {
+        let uids: Vec<u32> = batch.iter().map(|(u, _)| *u).collect();
+        let bodies: HashMap<u32, MailMessage> = ctx
+            .backend
+            .fetch(&coll.href, &uids)
+            .await?
+            .into_iter()
+            .map(|m| (m.uid, m))
+            .collect();
+        let mut changes = Vec::with_capacity(batch.len());
+        for (uid, flags) in batch {
+            // Expunged between the listing and the fetch: the next round says so.
+            let Some(m) = bodies.get(uid) else { continue };
+            if m.body.len() + ENVELOPE > ctx.max_message {
+                warn!(collection = %coll.href, uid, bytes = m.body.len(), "message too large for the gateway's largest message; left on the back end");
+                stats.too_large += 1;
+                continue;
+            }
+            stats.to_gateway += 1;
+            changes.push(pb::Change {
+                op: pb::change::Op::Upsert as i32,
+                backend_href: href(v, *uid),
+                backend_version: version(v, *uid, m.modseq),
+                content: m.body.clone(),
+                content_type: "message/rfc822".into(),
+                flags: names(flags),
+                internal_date_ms: m.internal_date_ms.unwrap_or(0),
+                ..Default::default()
+            });
+        }
+        let packets = chunk(changes, packet_budget(ctx.max_message))
+            .into_iter()
+            .map(|c| (c, Vec::new()))
+            .collect();
+        push_all(ctx, coll, (token, lost), head, packets, None).await?;
+        let pushed = ((done + 1) * IMPORT_BATCH).min(total);
+        progress(ctx, &coll.id, "fetching", pushed, total);
+        if total >= 500 && pushed % 500 < IMPORT_BATCH {
+            info!(collection = %coll.href, imported = pushed, total, "importing messages");
+        }
+    }
+
     let packets: Vec<(Vec<pb::Change>, Vec<pb::ConflictRecord>)> =
         chunk(out, packet_budget(ctx.max_message))
             .into_iter()
@@ -247,6 +275,10 @@ pub(super) async fn attempt(
     push_all(ctx, coll, (token, lost), head, packets, state).await?;
     Ok(stats)
 }
+
+/// Messages fetched at once (an import, re-keying): the connector holds at most this
+/// many bodies, whatever the mailbox's size.
+const IMPORT_BATCH: usize = 20;
 
 fn names(flags: &Flags) -> Vec<String> {
     flags.iter().map(|f| f.as_str().to_string()).collect()
@@ -380,10 +412,6 @@ struct Index {
     uidvalidity: Option<u32>,
 }
 
-/// Messages whose bodies are read at once when re-keying (memory stays bounded by
-/// this many bodies, whatever the mailbox's size).
-const REKEY_BATCH: usize = 50;
-
 /// The back end renumbered the mailbox (a new UIDVALIDITY). Each known message is
 /// found again by its content key, one to one, and its index entry moves to its new
 /// UID: no body goes to the gateway, nothing is deleted or duplicated. Known messages
@@ -408,7 +436,7 @@ async fn rekey(
         })
         .collect();
     let mut listing: Vec<((u32, u64), MessageKey)> = Vec::with_capacity(listed.len());
-    for batch in listed.chunks(REKEY_BATCH) {
+    for batch in listed.chunks(IMPORT_BATCH) {
         let uids: Vec<u32> = batch.iter().map(|(u, _)| *u).collect();
         for m in ctx.backend.fetch(&coll.href, &uids).await? {
             listing.push(((m.uid, m.modseq), m.key));
