@@ -345,3 +345,197 @@ async fn a_mailbox_the_server_renumbered_is_rekeyed_without_duplicates_or_deleti
     imap.logout().await?;
     Ok(())
 }
+
+/// A server without CONDSTORE or QRESYNC (as Microsoft 365 and Yahoo are): every
+/// round lists the mailbox's flags, and expunges are found by difference.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_without_condstore_or_qresync_still_syncs() -> Result<()> {
+    let d = Deployment::start("imap-plain-server", &[]).await?;
+    let dc = Dovecot::start_with(
+        &d.dir,
+        "imap_capability = IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT THREAD=REFERENCES MULTIAPPEND UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 MOVE SPECIAL-USE",
+    )
+    .await?;
+    let url = Url::parse(&dc.url())?;
+    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    assert!(
+        !imap.has("CONDSTORE") && !imap.has("QRESYNC"),
+        "{:?}",
+        imap.capabilities
+    );
+    let mut uids = Vec::new();
+    for n in 1..=3 {
+        uids.push(
+            imap.append("INBOX", &Flags::default(), None, &message(n))
+                .await?
+                .unwrap()
+                .1,
+        );
+    }
+    let config = connector_config(
+        &d.gateway.grpc_url,
+        &d.token,
+        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
+    );
+    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    let inbox = d.collection("/INBOX").await?;
+    wait_until("INBOX imported", Duration::from_secs(30), || async {
+        Ok((held(&d, inbox).await?.len() == 3).then_some(()))
+    })
+    .await?;
+    let stored = bodies(&d).await?;
+
+    // Flags both ways, found by listing.
+    imap.select("INBOX", None).await?;
+    imap.store(uids[0], &Flags::parse(["\\Flagged"]), &Flags::default(), 0)
+        .await?;
+    let two = item_of(&d, inbox, &message(2)).await?;
+    d.store
+        .set_message_flags(d.tenant, inbox, two, &["\\Seen".into()])
+        .await?;
+    wait_until(
+        "the flag on the gateway",
+        Duration::from_secs(30),
+        || async {
+            let h = held(&d, inbox).await?;
+            Ok(h.iter()
+                .any(|(_, f, b)| b == &message(1) && f.contains(&"\\Flagged".to_string()))
+                .then_some(()))
+        },
+    )
+    .await?;
+    let uid2 = uids[1];
+    wait_until(
+        "the flag on the server",
+        Duration::from_secs(30),
+        || async {
+            Ok((dovecot_flags(&url, uid2).await? == Flags::parse(["\\Seen"])).then_some(()))
+        },
+    )
+    .await?;
+
+    // An expunge, found by difference.
+    imap.select("INBOX", None).await?;
+    imap.expunge(uids[2]).await?;
+    wait_until(
+        "the expunge on the gateway",
+        Duration::from_secs(30),
+        || async { Ok((held(&d, inbox).await?.len() == 2).then_some(())) },
+    )
+    .await?;
+    assert_eq!(bodies(&d).await?, stored, "no body moved again");
+    imap.logout().await?;
+    Ok(())
+}
+
+/// Emptying Trash is normal and reaches the gateway; an INBOX that suddenly reads
+/// empty pauses instead of wiping the gateway's copy.
+#[tokio::test(flavor = "multi_thread")]
+async fn emptying_trash_syncs_and_an_inbox_that_reads_empty_pauses() -> Result<()> {
+    let d = Deployment::start("imap-guard", &[]).await?;
+    let dc = Dovecot::start(&d.dir).await?;
+    let url = Url::parse(&dc.url())?;
+    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    imap.enable_modseq().await?;
+    let (mut trash, mut inbox_uids) = (Vec::new(), Vec::new());
+    for n in 1..=10 {
+        trash.push(
+            imap.append("Trash", &Flags::default(), None, &message(n))
+                .await?
+                .unwrap()
+                .1,
+        );
+        inbox_uids.push(
+            imap.append("INBOX", &Flags::default(), None, &message(20 + n))
+                .await?
+                .unwrap()
+                .1,
+        );
+    }
+    let config = connector_config(
+        &d.gateway.grpc_url,
+        &d.token,
+        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
+    );
+    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    let (t, i) = (d.collection("/Trash").await?, d.collection("/INBOX").await?);
+    wait_until("both imported", Duration::from_secs(30), || async {
+        Ok((held(&d, t).await?.len() == 10 && held(&d, i).await?.len() == 10).then_some(()))
+    })
+    .await?;
+
+    imap.select("Trash", None).await?;
+    for uid in &trash {
+        imap.expunge(*uid).await?;
+    }
+    imap.select("INBOX", None).await?;
+    for uid in &inbox_uids {
+        imap.expunge(*uid).await?;
+    }
+    wait_until(
+        "Trash emptied on the gateway",
+        Duration::from_secs(30),
+        || async { Ok(held(&d, t).await?.is_empty().then_some(())) },
+    )
+    .await?;
+    let reason = wait_until("INBOX paused", Duration::from_secs(30), || async {
+        let c = d.store.collection(d.tenant, i).await?;
+        Ok(c.paused_reason)
+    })
+    .await?;
+    assert!(reason.contains("mass deletion"), "{reason}");
+    assert_eq!(held(&d, i).await?.len(), 10, "the gateway keeps its copy");
+    imap.logout().await?;
+    Ok(())
+}
+
+/// kill -9 of the connector in the middle of an import: the next one takes up where
+/// it stopped, and every message is on the gateway once.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_import_cut_by_kill_9_converges_without_duplicates() -> Result<()> {
+    let d = Deployment::start("imap-kill", &[]).await?;
+    let dc = Dovecot::start(&d.dir).await?;
+    let url = Url::parse(&dc.url())?;
+    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    imap.create("Big").await?;
+    // Large enough that the import takes a while: 150 messages of 200 KB.
+    let pad = "x".repeat(200 << 10);
+    let big = |n: u32| {
+        let mut m = message(n);
+        m.extend_from_slice(pad.as_bytes());
+        m
+    };
+    for n in 0..150 {
+        imap.append("Big", &Flags::default(), None, &big(n)).await?;
+    }
+    let config = connector_config(
+        &d.gateway.grpc_url,
+        &d.token,
+        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
+    );
+    let mut conn = Connector::start(&d.dir, "hq", &config)?;
+    let bigbox = d.collection("/Big").await?;
+    let partial = wait_until("part of the import", Duration::from_secs(60), || async {
+        let n = held(&d, bigbox).await?.len();
+        Ok((n >= 20).then_some(n))
+    })
+    .await?;
+    conn.proc.kill9();
+    assert!(
+        partial < 150,
+        "the import was cut: {partial} of 150 before the kill"
+    );
+    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    let all = wait_until("the whole import", Duration::from_secs(60), || async {
+        let h = held(&d, bigbox).await?;
+        Ok((h.len() >= 150).then_some(h))
+    })
+    .await?;
+    assert_eq!(all.len(), 150, "no duplicates (killed at {partial})");
+    let mut bodies: Vec<&Vec<u8>> = all.iter().map(|(_, _, b)| b).collect();
+    bodies.sort();
+    bodies.dedup();
+    assert_eq!(bodies.len(), 150, "each message once");
+    imap.logout().await?;
+    Ok(())
+}

@@ -58,6 +58,8 @@ pub struct Found {
     /// Whether the back end can say what changed since a saved state (DAV
     /// sync-collection); otherwise every round compares a full listing.
     pub supports_sync: bool,
+    /// A mailbox's SPECIAL-USE role (`None` for other collections).
+    pub role: Option<postern_core::mail::Role>,
 }
 
 /// What discovery found: the collections, and the home collections new ones go in.

@@ -105,7 +105,7 @@ pub(super) async fn attempt(
 
     let round = MailRound {
         mode: coll.mode,
-        role: None,
+        role: coll.role,
         index: &known,
         backend: &seen,
         gateway: &gateway,

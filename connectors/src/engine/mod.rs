@@ -390,6 +390,10 @@ async fn assign(ctx: &SourceCtx) -> Result<Vec<CollectionState>, RoundError> {
         .iter()
         .map(|f| (f.href.clone(), f.supports_sync))
         .collect();
+    let roles: HashMap<String, postern_core::mail::Role> = found
+        .iter()
+        .filter_map(|f| Some((f.href.clone(), f.role?)))
+        .collect();
     let msg = pb::CollectionsFound {
         source: ctx.source.name.clone(),
         collections: found
@@ -437,6 +441,7 @@ async fn assign(ctx: &SourceCtx) -> Result<Vec<CollectionState>, RoundError> {
             href,
             mode,
             policy,
+            role: roles.get(&c.backend_href).copied(),
             backend_state: c.backend_state,
             paused: c.paused,
         });

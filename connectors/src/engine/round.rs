@@ -104,6 +104,9 @@ pub struct CollectionState {
     pub supports_sync: bool,
     /// Paused by the guard or an operator.
     pub paused: bool,
+    /// A mailbox's SPECIAL-USE role, as discovery found it (the deletion guard lets
+    /// Trash and Junk be emptied).
+    pub role: Option<postern_core::mail::Role>,
 }
 
 const MAX_ATTEMPTS: usize = 3;

@@ -109,6 +109,7 @@ pub fn parse_collections(kind: DavKind, body: &[u8]) -> Result<Vec<Found>, DavEr
                     .unwrap_or_default(),
                 color: color.get(..7).unwrap_or(&color).to_string(),
                 supports_sync: sync_report,
+                role: None,
             }
         })
         .collect())
@@ -201,7 +202,8 @@ mod tests {
                 href: "/alice/work/".into(),
                 display_name: "Work".into(),
                 color: "#ff0000".into(),
-                supports_sync: true
+                supports_sync: true,
+                role: None,
             }]
         );
         let books = parse_collections(DavKind::CardDav, body).unwrap();

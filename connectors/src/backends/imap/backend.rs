@@ -112,6 +112,7 @@ impl MailBackend for ImapBackend {
                     display_name: m.name.clone(),
                     color: String::new(),
                     supports_sync: true,
+                    role: m.role,
                 })
                 .collect(),
             homes: Vec::new(),
