@@ -539,3 +539,114 @@ async fn an_import_cut_by_kill_9_converges_without_duplicates() -> Result<()> {
     imap.logout().await?;
     Ok(())
 }
+
+/// A client's draft appended on the gateway reaches the back end once, with its
+/// flags, under the UID the back end gives it; a client's expunge reaches it too.
+#[tokio::test(flavor = "multi_thread")]
+async fn appends_and_expunges_from_the_gateway_reach_the_back_end() -> Result<()> {
+    let d = Deployment::start("imap-append", &[]).await?;
+    let dc = Dovecot::start(&d.dir).await?;
+    let url = Url::parse(&dc.url())?;
+    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    imap.append("INBOX", &Flags::default(), None, &message(1))
+        .await?;
+    let config = connector_config(
+        &d.gateway.grpc_url,
+        &d.token,
+        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
+    );
+    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    let drafts = d.collection("/Drafts").await?;
+    let inbox = d.collection("/INBOX").await?;
+    wait_until("INBOX imported", Duration::from_secs(30), || async {
+        Ok((held(&d, inbox).await?.len() == 1).then_some(()))
+    })
+    .await?;
+
+    let draft = message(50);
+    let (item, gw_uid) = d
+        .store
+        .append_message(
+            d.tenant,
+            drafts,
+            &draft,
+            &["\\Draft".into(), "\\Seen".into()],
+        )
+        .await?;
+    let on_dovecot = wait_until("the draft on Dovecot", Duration::from_secs(30), || async {
+        let mut c = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+        let s = c.select("Drafts", None).await?;
+        let found = if s.exists > 0 {
+            let uids: Vec<u32> = c
+                .fetch_meta("1:*", None)
+                .await?
+                .iter()
+                .map(|m| m.uid)
+                .collect();
+            c.fetch_messages(&uids).await?
+        } else {
+            Vec::new()
+        };
+        c.logout().await?;
+        Ok((!found.is_empty()).then_some(found))
+    })
+    .await?;
+    assert_eq!(on_dovecot.len(), 1, "appended once");
+    assert_eq!(on_dovecot[0].body, draft);
+    assert_eq!(
+        on_dovecot[0].meta.flags,
+        Flags::parse(["\\Draft", "\\Seen"])
+    );
+    // Recorded under the back end's UID; rounds after it import nothing again.
+    wait_until("the draft settled", Duration::from_secs(30), || async {
+        let rows = d
+            .query(&format!(
+                "SELECT count(*) FROM items WHERE id = '{item}' AND pending_seq IS NULL AND backend_href IS NOT NULL"
+            ))
+            .await?;
+        Ok((rows[0].get::<_, i64>(0) == 1).then_some(()))
+    })
+    .await?;
+    // Two more rounds of Drafts after that: still one copy.
+    let settled_at = round_at(&d, drafts).await?;
+    for _ in 0..2 {
+        let before = round_at(&d, drafts).await?;
+        wait_until(
+            "another round of Drafts",
+            Duration::from_secs(30),
+            || async { Ok((round_at(&d, drafts).await? > before).then_some(())) },
+        )
+        .await?;
+    }
+    assert!(round_at(&d, drafts).await? > settled_at);
+    let h = held(&d, drafts).await?;
+    assert_eq!(h.len(), 1, "no second copy imported back: {h:?}");
+    assert_eq!(h[0].0, i64::from(gw_uid));
+
+    // A client's expunge on the gateway reaches Dovecot.
+    let one = item_of(&d, inbox, &message(1)).await?;
+    d.store.expunge_message(d.tenant, inbox, one).await?;
+    wait_until(
+        "the expunge on Dovecot",
+        Duration::from_secs(30),
+        || async {
+            let mut c = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+            let n = c.select("INBOX", None).await?.exists;
+            c.logout().await?;
+            Ok((n == 0).then_some(()))
+        },
+    )
+    .await?;
+    imap.logout().await?;
+    Ok(())
+}
+
+/// When the connector last reported a round of `coll` (seconds, 0 for never).
+async fn round_at(d: &Deployment, coll: uuid::Uuid) -> Result<f64> {
+    let rows = d
+        .query(&format!(
+            "SELECT COALESCE(EXTRACT(EPOCH FROM last_round_at)::float8, 0) FROM collections WHERE id = '{coll}'"
+        ))
+        .await?;
+    Ok(rows[0].get(0))
+}

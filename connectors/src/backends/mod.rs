@@ -277,6 +277,15 @@ pub trait MailBackend: Send + Sync {
         mailbox: &Href,
         uid: u32,
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Appends a message with its flags: `(UIDVALIDITY, UID)` the back end gave it,
+    /// when it says (else the next round finds it by content).
+    fn append(
+        &self,
+        mailbox: &Href,
+        flags: &Flags,
+        body: &[u8],
+    ) -> impl Future<Output = Result<Option<(u32, u32)>, BackendError>> + Send;
 }
 
 /// The back end of one source, whatever its kind.
@@ -438,6 +447,18 @@ impl MailBackend for AnyBackend {
     async fn expunge(&self, mailbox: &Href, uid: u32) -> Result<(), BackendError> {
         match self {
             AnyBackend::Imap(b) => b.expunge(mailbox, uid).await,
+            AnyBackend::Dav(_) => Err(BackendError::Unsupported("a DAV server holds no mail")),
+        }
+    }
+
+    async fn append(
+        &self,
+        mailbox: &Href,
+        flags: &Flags,
+        body: &[u8],
+    ) -> Result<Option<(u32, u32)>, BackendError> {
+        match self {
+            AnyBackend::Imap(b) => b.append(mailbox, flags, body).await,
             AnyBackend::Dav(_) => Err(BackendError::Unsupported("a DAV server holds no mail")),
         }
     }

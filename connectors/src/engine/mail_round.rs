@@ -35,7 +35,7 @@ pub(super) async fn attempt(
     token: u64,
     lost: &AtomicBool,
 ) -> Result<RoundStats, RoundError> {
-    let (gateway, head) = pull(ctx, &coll.id).await?;
+    let (gateway, appended, head) = pull(ctx, &coll.id).await?;
     let idx = index(ctx, &coll.id).await?;
     let uids: Vec<u32> = idx.known.iter().map(|k| k.uid).collect();
     let changes = ctx
@@ -154,10 +154,29 @@ pub(super) async fn attempt(
                 stats.to_backend += 1;
                 to_gateway.push(Step::Expunge { item, uid, settles });
             }
-            Step::Append { item, .. } => {
-                // Messages appended on the gateway arrive with its IMAP endpoint.
-                warn!(collection = %coll.href, item = %item, "appending a gateway message is not supported yet; left pending");
-                stats.deferred += 1;
+            Step::Append {
+                item,
+                flags,
+                settles,
+            } => {
+                let Some(body) = appended.get(&item) else {
+                    continue;
+                };
+                match ctx.backend.append(&coll.href, &flags, body).await? {
+                    Some((v, uid)) if v == changes.uidvalidity => {
+                        stats.to_backend += 1;
+                        to_gateway.push(Step::Record {
+                            item,
+                            uid,
+                            base: flags,
+                            modseq: 0,
+                            settles: Some(settles),
+                        });
+                    }
+                    // No APPENDUID (or another UIDVALIDITY): the next round finds the
+                    // message by its content and pairs it; the change stays pending.
+                    _ => stats.to_backend += 1,
+                }
             }
             other => to_gateway.push(other),
         }
@@ -191,6 +210,7 @@ pub(super) async fn attempt(
                 let modseq = stored.get(&item).copied().unwrap_or(modseq);
                 out.push(pb::Change {
                     flags: names(&flags),
+                    backend_href: href(v, uid),
                     backend_version: version(v, uid, modseq),
                     seq: settles.map_or(0, |s| s.0),
                     ..change(pb::change::Op::Flags, &item)
@@ -315,8 +335,12 @@ async fn pause(
     Ok(())
 }
 
-/// The gateway's pending changes of a mailbox, as the planner reads them.
-async fn pull(ctx: &SourceCtx, id: &str) -> Result<(Vec<GatewaySeen>, u64), RoundError> {
+/// The gateway's pending changes of a mailbox, as the planner reads them, and the
+/// bodies of messages clients appended (the only pending changes with one).
+async fn pull(
+    ctx: &SourceCtx,
+    id: &str,
+) -> Result<(Vec<GatewaySeen>, HashMap<ItemId, Vec<u8>>, u64), RoundError> {
     let answers = ctx
         .link
         .request(Req::JournalPull(pb::JournalPull {
@@ -325,6 +349,7 @@ async fn pull(ctx: &SourceCtx, id: &str) -> Result<(Vec<GatewaySeen>, u64), Roun
         }))
         .await?;
     let mut out = Vec::new();
+    let mut bodies = HashMap::new();
     let mut head = 0;
     for a in answers {
         let Some(Ans::JournalBatch(b)) = a.body else {
@@ -338,10 +363,12 @@ async fn pull(ctx: &SourceCtx, id: &str) -> Result<(Vec<GatewaySeen>, u64), Roun
             out.push(if c.op == pb::change::Op::Delete as i32 {
                 GatewaySeen::Expunged { item, seq }
             } else if c.backend_href.is_empty() && !c.content.is_empty() {
+                let key = MessageKey::of(&c.content);
+                bodies.insert(item.clone(), c.content);
                 GatewaySeen::Appended {
                     item,
                     flags,
-                    key: MessageKey::of(&c.content),
+                    key,
                     seq,
                 }
             } else {
@@ -349,7 +376,7 @@ async fn pull(ctx: &SourceCtx, id: &str) -> Result<(Vec<GatewaySeen>, u64), Roun
             });
         }
     }
-    Ok((out, head))
+    Ok((out, bodies, head))
 }
 
 /// The index of a mailbox: each message's UID, agreed flags and MODSEQ, and the

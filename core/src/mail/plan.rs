@@ -320,7 +320,22 @@ pub fn plan(round: &MailRound<'_>, guard: &Guard) -> MailPlan {
             }),
         }
     }
+    let indexed: std::collections::HashSet<&ItemId> = round.index.iter().map(|k| &k.item).collect();
     for g in round.gateway {
+        // A change to a message the back end never had (a client expunged or
+        // flagged its own append before it got there): nothing to write.
+        match g {
+            GatewaySeen::Expunged { item, seq } | GatewaySeen::Flags { item, seq, .. }
+                if !indexed.contains(item) =>
+            {
+                gateway_steps.push(Step::Settle {
+                    item: item.clone(),
+                    seq: *seq,
+                });
+                continue;
+            }
+            _ => {}
+        }
         let GatewaySeen::Appended {
             item, flags, seq, ..
         } = g

@@ -69,6 +69,16 @@ impl TryFrom<&pb::Change> for PacketChange {
             }
             Ok(pb::change::Op::Flags) => Ok(PacketChange::Flags {
                 item_id: need_id()?,
+                backend_href: match c.backend_href.as_str() {
+                    "" => None,
+                    h if h.starts_with('/') => Some(h.to_string()),
+                    _ => {
+                        return Err(Invalid {
+                            field: "backend_href",
+                            why: "must be an absolute path".into(),
+                        });
+                    }
+                },
                 flags: c.flags.clone(),
                 backend_version: c.backend_version.clone(),
                 settles: settles(c.seq),

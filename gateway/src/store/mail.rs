@@ -201,3 +201,78 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Store API: a client expunged a message on the gateway. It leaves the gateway
+    /// at once (a tombstone for sync) and the expunge waits for the back end.
+    pub async fn expunge_message(&self, tenant: Uuid, mailbox: Uuid, item: Uuid) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let seq = super::items::reserve_seqs(&tx, tenant, mailbox, 1).await?;
+        let n = tx
+            .execute(
+                "UPDATE items SET deleted = true, pending_seq = $4, last_seq = $4, changed_at = now()
+                 WHERE tenant_id = $1 AND collection_id = $2 AND id = $3 AND NOT deleted
+                   AND body_sha256 IS NOT NULL",
+                &[&tenant, &mailbox, &item, &seq],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("message {item}")));
+        }
+        super::items::journal(&tx, tenant, mailbox, seq, item, "delete", "gateway", None).await?;
+        super::items::notify(&tx, tenant, mailbox).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Store API: a client appended a message (a draft, a sent message). It is kept
+    /// at once (body once per content, a gateway UID) and waits for the back end,
+    /// which gives it its own UID. Returns the item's id and gateway UID.
+    pub async fn append_message(
+        &self,
+        tenant: Uuid,
+        mailbox: Uuid,
+        body: &[u8],
+        flags: &[String],
+    ) -> Result<(Uuid, u32)> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let seq = super::items::reserve_seqs(&tx, tenant, mailbox, 1).await?;
+        let uid = Store::take_gateway_uids(&tx, tenant, mailbox, 1).await?;
+        let sha = Sha256::digest(body).to_vec();
+        tx.execute(
+            "INSERT INTO message_bodies (tenant_id, sha256, size, body) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING",
+            &[&tenant, &sha, &(body.len() as i64), &body],
+        )
+        .await?;
+        let id = Uuid::new_v4();
+        let mid = postern_core::mail::key::message_id(body);
+        tx.execute(
+            "INSERT INTO items (tenant_id, collection_id, id, uid, name, content_type, etag, flags,
+                                body_sha256, size, message_id, internal_date, gateway_uid,
+                                pending_seq, last_seq)
+             VALUES ($1, $2, $3, COALESCE($4, ''), $5, 'message/rfc822', $6, $7, $8, $9, $4, now(),
+                     $10, $11, $11)",
+            &[
+                &tenant,
+                &mailbox,
+                &id,
+                &mid,
+                &format!("{uid}.eml"),
+                &format!("\"{}\"", hex::encode(&sha[..16])),
+                &flags,
+                &sha,
+                &(body.len() as i64),
+                &i64::from(uid),
+                &seq,
+            ],
+        )
+        .await?;
+        super::items::journal(&tx, tenant, mailbox, seq, id, "upsert", "gateway", None).await?;
+        super::items::notify(&tx, tenant, mailbox).await?;
+        tx.commit().await?;
+        Ok((id, uid))
+    }
+}

@@ -43,10 +43,13 @@ pub enum PacketChange {
         /// Mail: the internal date, Unix milliseconds.
         internal_date_ms: Option<i64>,
     },
-    /// Mail: the item's flags on both sides, and its back-end version; no body.
+    /// Mail: the item's flags on both sides, and its back-end version (and href, when
+    /// the back end just gave it one: an append); no body.
     Flags {
         /// The item.
         item_id: Uuid,
+        /// Where it is on the back end, when that is new.
+        backend_href: Option<String>,
         /// The flags both sides now hold.
         flags: Vec<String>,
         /// Its back-end version.
@@ -459,6 +462,7 @@ impl Store {
                 }
                 PacketChange::Flags {
                     item_id,
+                    backend_href,
                     flags,
                     backend_version,
                     settles,
@@ -466,12 +470,14 @@ impl Store {
                     let n = tx
                         .execute(
                             "UPDATE items SET flags = $4, base_flags = $4, backend_version = $5,
+                                    backend_href = COALESCE($8, backend_href),
                                     last_seq = $6, changed_at = now(),
                                     pending_seq = CASE WHEN pending_seq = $7 THEN NULL ELSE pending_seq END
                              WHERE tenant_id = $1 AND collection_id = $2 AND id = $3 AND NOT deleted",
-                            &[&tenant, &coll, item_id, flags, backend_version, &next_seq, settles],
+                            &[&tenant, &coll, item_id, flags, backend_version, &next_seq, settles, backend_href],
                         )
-                        .await?;
+                        .await
+                        .map_err(|e| unique_to_invalid(e, "another message already has this back-end href"))?;
                     if n == 0 {
                         return Ok(PacketOutcome::Invalid(format!("unknown item {item_id}")));
                     }

@@ -229,6 +229,17 @@ impl MailBackend for ImapBackend {
         })
     }
 
+    async fn append(
+        &self,
+        mailbox: &Href,
+        flags: &Flags,
+        body: &[u8],
+    ) -> Result<Option<(u32, u32)>, BackendError> {
+        let name = name_of(mailbox);
+        self.with(async |c| c.append(&name, flags, None, body).await)
+            .await
+    }
+
     async fn expunge(&self, mailbox: &Href, uid: u32) -> Result<(), BackendError> {
         let name = name_of(mailbox);
         self.with(async |c| {

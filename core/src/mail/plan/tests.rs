@@ -169,6 +169,21 @@ fn a_crashed_append_is_found_again_not_appended_twice() {
 }
 
 #[test]
+fn changes_to_a_message_the_back_end_never_had_are_settled() {
+    let gateway = [GatewaySeen::Expunged {
+        item: id(8),
+        seq: Seq(3),
+    }];
+    assert_eq!(
+        steps(&round(Mode::TwoWay, &[], &[], &gateway)),
+        vec![Step::Settle {
+            item: id(8),
+            seq: Seq(3)
+        }]
+    );
+}
+
+#[test]
 fn emptying_trash_is_normal_an_empty_inbox_pauses() {
     let index: Vec<Known> = (0..20)
         .map(|n| Known {
