@@ -64,6 +64,11 @@ struct RawSource {
     interval: String,
     #[serde(default)]
     exclude: Vec<String>,
+    /// Extra CA certificates (PEM) to trust for this back end, beside the system's.
+    tls_ca_file: Option<PathBuf>,
+    /// IMAP: allow a plain-text login off loopback when the server offers no STARTTLS.
+    #[serde(default)]
+    allow_plain: bool,
 }
 
 fn default_mode() -> String {
@@ -125,6 +130,10 @@ pub struct Source {
     pub interval: Duration,
     /// Back-end collection hrefs or display names not to sync.
     pub exclude: Vec<String>,
+    /// Extra CA certificates (PEM, read at start) to trust for this back end.
+    pub tls_ca: Option<Vec<u8>>,
+    /// IMAP: a plain-text login is allowed off loopback (never the default).
+    pub allow_plain: bool,
 }
 
 impl std::fmt::Debug for Source {
@@ -279,6 +288,21 @@ impl Config {
                 conflict,
                 interval,
                 exclude: s.exclude,
+                tls_ca: match &s.tls_ca_file {
+                    None => None,
+                    Some(p) => {
+                        let path = if p.is_absolute() {
+                            p.clone()
+                        } else {
+                            base.join(p)
+                        };
+                        Some(
+                            std::fs::read(&path)
+                                .map_err(|source| ConfigError::Read { path, source })?,
+                        )
+                    }
+                },
+                allow_plain: s.allow_plain,
             });
         }
         let read = |p: &PathBuf| {

@@ -263,7 +263,8 @@ impl Dovecot {
     }
 
     /// Starts Dovecot with extra configuration lines (say, `imap_capability` to
-    /// hide CONDSTORE and QRESYNC).
+    /// hide CONDSTORE and QRESYNC, or `ssl = yes` with a certificate). It listens on
+    /// 127.0.0.1 and 127.0.0.2 (which the connector does not count as loopback).
     pub async fn start_with(dir: &Scratch, extra: &str) -> Result<Self> {
         let port = free_port();
         let root = dir.path(&format!("dovecot-{port}"));
@@ -283,7 +284,7 @@ impl Dovecot {
         let run = run.display();
         let config = format!(
             r#"protocols = imap
-listen = 127.0.0.1
+listen = 127.0.0.1, 127.0.0.2
 base_dir = {run}
 state_dir = {r}/state
 log_path = {r}/dovecot.log
@@ -328,7 +329,7 @@ namespace inbox {{
 }}
 service imap-login {{
   inet_listener imap {{
-    address = 127.0.0.1
+    address = 127.0.0.1, 127.0.0.2
     port = {port}
   }}
   inet_listener imaps {{

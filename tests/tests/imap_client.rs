@@ -2,7 +2,7 @@
 //! on. Each test starts its own Dovecot (scripts/install-deps.sh installs it).
 
 use anyhow::Result;
-use postern_connector::backends::imap::client::{ImapClient, Resume, Stored};
+use postern_connector::backends::imap::client::{ConnectOptions, ImapClient, Resume, Stored};
 use postern_core::mail::{Flags, Role};
 use postern_e2e::Scratch;
 use postern_e2e::backends::Dovecot;
@@ -201,12 +201,70 @@ async fn a_large_message_arrives_whole_and_a_wrong_password_is_an_error() -> Res
 
     let wrong = ImapClient::connect(&Url::parse(&d.url())?, "alice", "nope", false).await;
     assert!(wrong.is_err());
-    // Plain text off loopback is refused before any connection.
-    let far =
-        ImapClient::connect(&Url::parse("imap://mail.example.com:143")?, "a", "b", false).await;
-    assert!(matches!(
-        far,
-        Err(postern_connector::backends::imap::ImapError::Config(_))
-    ));
+    // Plain text off loopback is refused when the server offers no STARTTLS (127.0.0.2
+    // is not counted as loopback), unless the source allows it.
+    let far = Url::parse(&format!("imap://127.0.0.2:{}", d.port))?;
+    let refused = ImapClient::connect(&far, "alice", "alicepw", false).await;
+    assert!(
+        matches!(&refused, Err(postern_connector::backends::imap::ImapError::Config(m)) if m.contains("STARTTLS")),
+        "{:?}",
+        refused.err()
+    );
+    ImapClient::connect(&far, "alice", "alicepw", true)
+        .await?
+        .logout()
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn starttls_and_implicit_tls_check_the_certificate() -> Result<()> {
+    let dir = Scratch::new("imap-tls");
+    let pki = postern_e2e::pki::pki(&dir)?;
+    let tls_port = postern_e2e::free_port();
+    let d = Dovecot::start_with(
+        &dir,
+        &format!(
+            "ssl = yes\nssl_cert = <{}\nssl_key = <{}\nservice imap-login {{\n  inet_listener imaps {{\n    address = 127.0.0.1\n    port = {tls_port}\n  }}\n}}\n",
+            pki.cert.display(),
+            pki.key.display()
+        ),
+    )
+    .await?;
+    let ca = std::fs::read(&pki.ca)?;
+    let trusted = ConnectOptions {
+        allow_plain: false,
+        extra_ca: Some(ca),
+    };
+    // STARTTLS on the plain port; the login goes over TLS (Dovecot's log says so).
+    let url = Url::parse(&format!("imap://localhost:{}", d.port))?;
+    let mut c = ImapClient::connect_with(&url, "alice", "alicepw", &trusted).await?;
+    assert!(c.select("INBOX", None).await?.uidvalidity > 0);
+    c.logout().await?;
+    // Implicit TLS.
+    let url_tls = Url::parse(&format!("imaps://localhost:{tls_port}"))?;
+    ImapClient::connect_with(&url_tls, "alice", "alicepw", &trusted)
+        .await?
+        .logout()
+        .await?;
+    let log = std::fs::read_to_string(d.dir.join("dovecot.log"))?;
+    let logins: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("Login: user=<alice>"))
+        .collect();
+    assert_eq!(logins.len(), 2, "{log}");
+    assert!(logins.iter().all(|l| l.contains("TLS")), "{logins:?}");
+    // A certificate nobody vouches for is refused, on either port.
+    let untrusted = ConnectOptions::default();
+    assert!(
+        ImapClient::connect_with(&url, "alice", "alicepw", &untrusted)
+            .await
+            .is_err()
+    );
+    assert!(
+        ImapClient::connect_with(&url_tls, "alice", "alicepw", &untrusted)
+            .await
+            .is_err()
+    );
     Ok(())
 }

@@ -305,10 +305,15 @@ impl AnyBackend {
             SourceKind::CardDav => dav::DavKind::CardDav,
             SourceKind::Smtp => return Ok(None),
             SourceKind::Imap => {
+                let options = imap::client::ConnectOptions {
+                    allow_plain: source.allow_plain,
+                    extra_ca: source.tls_ca.clone(),
+                };
                 return Ok(Some(AnyBackend::Imap(Box::new(imap::ImapBackend::new(
                     &source.url,
                     &source.username,
                     &source.password,
+                    options,
                 )?))));
             }
         };

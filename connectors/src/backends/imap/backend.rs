@@ -8,7 +8,7 @@ use postern_core::mail::{Flags, MessageKey};
 use tokio::sync::Mutex;
 use url::Url;
 
-use super::client::{ImapClient, Resume, Stored};
+use super::client::{ConnectOptions, ImapClient, Resume, Stored};
 use crate::backends::{BackendError, Discovered, Found, MailBackend, MailChanges, MailMessage};
 
 /// An IMAP server, as one source sees it.
@@ -16,16 +16,23 @@ pub struct ImapBackend {
     url: Url,
     username: String,
     password: String,
+    options: ConnectOptions,
     conn: Mutex<Option<ImapClient>>,
 }
 
 impl ImapBackend {
     /// The server at `url` (`imap://` or `imaps://`).
-    pub fn new(url: &str, username: &str, password: &str) -> Result<Self, BackendError> {
+    pub fn new(
+        url: &str,
+        username: &str,
+        password: &str,
+        options: ConnectOptions,
+    ) -> Result<Self, BackendError> {
         Ok(ImapBackend {
             url: Url::parse(url).map_err(|e| BackendError::Config(format!("{url}: {e}")))?,
             username: username.to_string(),
             password: password.to_string(),
+            options,
             conn: Mutex::new(None),
         })
     }
@@ -39,7 +46,8 @@ impl ImapBackend {
         let mut guard = self.conn.lock().await;
         if guard.is_none() {
             let mut c =
-                ImapClient::connect(&self.url, &self.username, &self.password, false).await?;
+                ImapClient::connect_with(&self.url, &self.username, &self.password, &self.options)
+                    .await?;
             c.enable_modseq().await?;
             *guard = Some(c);
         }

@@ -142,6 +142,124 @@ struct Answer {
     status: StatusBody<'static>,
 }
 
+/// How to connect beyond the URL.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// A plain-text login is allowed off loopback when there is no TLS.
+    pub allow_plain: bool,
+    /// Extra CA certificates (PEM) to trust.
+    pub extra_ca: Option<Vec<u8>>,
+}
+
+/// A TLS client trusting the system's roots and `extra_ca`.
+fn tls_connector(extra_ca: Option<&[u8]>) -> Result<tokio_rustls::TlsConnector, ImapError> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(pem) = extra_ca {
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| ImapError::Config(format!("tls_ca_file: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| ImapError::Config(format!("tls_ca_file: {e}")))?;
+        }
+    }
+    let config = tokio_rustls::rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+async fn handshake(
+    tls: tokio_rustls::TlsConnector,
+    host: &str,
+    tcp: TcpStream,
+) -> Result<tokio_rustls::TlsStream<TcpStream>, ImapError> {
+    let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| ImapError::Config(format!("{host}: {e}")))?;
+    let stream = tokio::time::timeout(READ_TIMEOUT, tls.connect(name, tcp))
+        .await
+        .map_err(|_| ImapError::Timeout(READ_TIMEOUT))?
+        .map_err(|e| ImapError::Transport(format!("TLS with {host}: {e}")))?;
+    Ok(tokio_rustls::TlsStream::Client(stream))
+}
+
+/// Reads one response line (at most 16 KiB) before TLS, by hand.
+async fn line(tcp: &mut TcpStream) -> Result<String, ImapError> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        let n = tokio::time::timeout(READ_TIMEOUT, tcp.read(&mut byte))
+            .await
+            .map_err(|_| ImapError::Timeout(READ_TIMEOUT))?
+            .map_err(|e| ImapError::Transport(e.to_string()))?;
+        if n == 0 {
+            return Err(ImapError::Transport("connection closed".into()));
+        }
+        out.push(byte[0]);
+        if byte[0] == b'\n' {
+            return Ok(String::from_utf8_lossy(&out).trim_end().to_string());
+        }
+        if out.len() > 16 << 10 {
+            return Err(ImapError::Malformed("response line too long".into()));
+        }
+    }
+}
+
+/// Reads the greeting and, when the server offers STARTTLS, upgrades the connection
+/// to TLS's starting point (`true`); `false` when it does not offer it.
+async fn starttls(tcp: &mut TcpStream) -> Result<bool, ImapError> {
+    use tokio::io::AsyncWriteExt;
+    let greeting = line(tcp).await?;
+    if !greeting.starts_with("* OK") {
+        return Err(ImapError::Refused {
+            command: "greeting",
+            text: greeting,
+        });
+    }
+    let offered = |l: &str| {
+        l.to_ascii_uppercase()
+            .split([' ', ']', '['])
+            .any(|w| w == "STARTTLS")
+    };
+    let mut has = greeting.to_ascii_uppercase().contains("[CAPABILITY") && offered(&greeting);
+    if !greeting.to_ascii_uppercase().contains("[CAPABILITY") {
+        tcp.write_all(b"s0 CAPABILITY\r\n")
+            .await
+            .map_err(|e| ImapError::Transport(e.to_string()))?;
+        loop {
+            let l = line(tcp).await?;
+            if l.starts_with("* CAPABILITY") && offered(&l) {
+                has = true;
+            }
+            if l.starts_with("s0 ") {
+                break;
+            }
+        }
+    }
+    if !has {
+        return Ok(false);
+    }
+    tcp.write_all(b"s1 STARTTLS\r\n")
+        .await
+        .map_err(|e| ImapError::Transport(e.to_string()))?;
+    loop {
+        let l = line(tcp).await?;
+        if let Some(rest) = l.strip_prefix("s1 ") {
+            if rest.starts_with("OK") {
+                return Ok(true);
+            }
+            return Err(ImapError::Refused {
+                command: "STARTTLS",
+                text: l,
+            });
+        }
+    }
+}
+
 /// Every read waits at most this long (IDLE has its own, longer wait).
 pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -156,19 +274,37 @@ pub struct ImapClient {
 }
 
 impl ImapClient {
-    /// Connects to `url` (`imap://host:port` or `imaps://host:port`) and logs in.
-    /// Plain `imap://` is allowed on loopback only, unless `allow_plain`.
+    /// Connects to `url` and logs in; see [`ImapClient::connect_with`].
     pub async fn connect(
         url: &Url,
         username: &str,
         password: &str,
         allow_plain: bool,
     ) -> Result<ImapClient, ImapError> {
+        let options = ConnectOptions {
+            allow_plain,
+            extra_ca: None,
+        };
+        Self::connect_with(url, username, password, &options).await
+    }
+
+    /// Connects to `url` and logs in. `imaps://host:port` is TLS from the start;
+    /// `imap://host:port` upgrades with STARTTLS when the server offers it, and
+    /// otherwise logs in in plain text only on loopback or when `allow_plain`.
+    /// Certificates are checked against the system's roots and `extra_ca`.
+    pub async fn connect_with(
+        url: &Url,
+        username: &str,
+        password: &str,
+        options: &ConnectOptions,
+    ) -> Result<ImapClient, ImapError> {
         let host = url
             .host_str()
             .ok_or_else(|| ImapError::Config(format!("no host in {url}")))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
             .to_string();
-        let tls = match url.scheme() {
+        let implicit = match url.scheme() {
             "imaps" => true,
             "imap" => false,
             other => {
@@ -177,46 +313,39 @@ impl ImapClient {
                 )));
             }
         };
-        let port = url.port().unwrap_or(if tls { 993 } else { 143 });
-        let loopback = matches!(host.as_str(), "localhost" | "127.0.0.1" | "::1" | "[::1]");
-        if !tls && !loopback && !allow_plain {
-            return Err(ImapError::Config(format!(
-                "{url}: plain-text IMAP is allowed only on loopback; use imaps:// (or allow_plain = true)"
-            )));
-        }
-        let tcp = tokio::time::timeout(READ_TIMEOUT, TcpStream::connect((host.as_str(), port)))
+        let port = url.port().unwrap_or(if implicit { 993 } else { 143 });
+        let loopback = matches!(host.as_str(), "localhost" | "127.0.0.1" | "::1");
+        let mut tcp = tokio::time::timeout(READ_TIMEOUT, TcpStream::connect((host.as_str(), port)))
             .await
             .map_err(|_| ImapError::Timeout(READ_TIMEOUT))?
             .map_err(|e| ImapError::Transport(format!("{host}:{port}: {e}")))?;
-        let stream = if tls {
-            let mut roots = tokio_rustls::rustls::RootCertStore::empty();
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
-            let config = tokio_rustls::rustls::ClientConfig::builder()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host.clone())
-                .map_err(|e| ImapError::Config(format!("{host}: {e}")))?;
-            let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-                .connect(name, tcp)
-                .await
-                .map_err(|e| ImapError::Transport(format!("TLS with {host}: {e}")))?;
-            Stream::tls(tokio_rustls::TlsStream::Client(tls))
+        let tls = || tls_connector(options.extra_ca.as_deref());
+        let (stream, greeted) = if implicit {
+            (Stream::tls(handshake(tls()?, &host, tcp).await?), false)
+        } else if starttls(&mut tcp).await? {
+            (Stream::tls(handshake(tls()?, &host, tcp).await?), true)
+        } else if loopback || options.allow_plain {
+            (Stream::insecure(tcp), true)
         } else {
-            Stream::insecure(tcp)
+            return Err(ImapError::Config(format!(
+                "{url} offers no STARTTLS: refusing to send the password in plain text (use imaps://, or allow_plain = true)"
+            )));
         };
-        let mut options = Options::default();
+        let mut client_options = Options::default();
         // Bodies are fetched a few at a time; the largest answer is bounded here.
-        options.max_response_size = 128 << 20;
+        client_options.max_response_size = 128 << 20;
+        // After STARTTLS (or a plain start read by hand) there is no greeting left.
+        client_options.discard_greeting = greeted;
         let mut imap = ImapClient {
             stream,
-            client: Client::new(options),
+            client: Client::new(client_options),
             next_tag: 1,
             timeout: READ_TIMEOUT,
             capabilities: Vec::new(),
         };
-        imap.greeting().await?;
+        if !greeted {
+            imap.greeting().await?;
+        }
         let login = CommandBody::login(username.to_string(), password.to_string())
             .map_err(|e| ImapError::Config(format!("login name or password: {e}")))?;
         let answer = imap.run("LOGIN", login).await?;
@@ -704,8 +833,10 @@ impl ImapClient {
 
     /// Ends the session politely.
     pub async fn logout(mut self) -> Result<(), ImapError> {
+        // The server says BYE and closes: however the close reaches us (a BYE, the
+        // end of the stream), the session is over, which is what was asked.
         match self.run("LOGOUT", CommandBody::Logout).await {
-            Ok(_) | Err(ImapError::Bye(_)) => Ok(()),
+            Ok(_) | Err(ImapError::Bye(_)) | Err(ImapError::Transport(_)) => Ok(()),
             Err(e) => Err(e),
         }
     }
