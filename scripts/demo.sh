@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole system on this one machine: PostgreSQL, Radicale (a real CalDAV/CardDAV
-# server) with demo data, the gateway and a connector. Shows the import as it
-# happens, then the URL and credentials to use. Ctrl-C stops everything.
-#   DEMO_EVENTS / DEMO_CONTACTS change the amount of demo data (default 1000 each).
+# server) and Dovecot (a real IMAP server) with demo data, the gateway and a
+# connector. Shows the import as it happens, then the URL and credentials to use.
+# Ctrl-C stops everything.
+#   DEMO_EVENTS / DEMO_CONTACTS / DEMO_MESSAGES change the amount of demo data
+#   (default 1000 events, 1000 contacts, 300 messages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -16,6 +18,7 @@ cleanup() {
   [ -n "$stopped" ] && return; stopped=1
   echo; echo "==> stopping"
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -n "${drun:-}" ] && rm -rf "$drun"
   scripts/postgres.sh stop "$run/pg" || true
 }
 trap cleanup EXIT INT TERM
@@ -66,6 +69,84 @@ python3 -m radicale --config "$run/radicale/config" >"$run/radicale.log" 2>&1 &
 pids+=($!)
 echo "==> Radicale (the corporate server) at http://127.0.0.1:$rport/ (alice / alicepw)"
 
+# Dovecot with demo mail, appended over IMAP as any mail client would.
+dport=$(free_port)
+dc=$run/dovecot
+drun=$(mktemp -d /tmp/postern-demo-dc.XXXXXX)   # its sockets need a short path
+mkdir -p "$dc/mail" "$dc/state"
+echo "alice:{PLAIN}alicepw" >"$dc/users"
+cat >"$dc/dovecot.conf" <<CONF
+protocols = imap
+listen = 127.0.0.1
+base_dir = $drun
+state_dir = $dc/state
+log_path = $dc/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_internal_user = dovecot
+default_login_user = dovenull
+first_valid_uid = 1
+mail_location = maildir:~/Maildir
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u $dc/users
+}
+userdb {
+  driver = static
+  args = uid=dovecot gid=dovecot home=$dc/mail/%u
+}
+namespace inbox {
+  inbox = yes
+  separator = /
+  mailbox Drafts {
+    special_use = \Drafts
+    auto = create
+  }
+  mailbox Sent {
+    special_use = \Sent
+    auto = create
+  }
+  mailbox Trash {
+    special_use = \Trash
+    auto = create
+  }
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $dport
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service anvil {
+  chroot =
+}
+CONF
+chown -R dovecot:dovecot "$dc/mail"
+/usr/sbin/dovecot -F -c "$dc/dovecot.conf" >"$run/dovecot.out" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do python3 -c "import socket; socket.create_connection(('127.0.0.1', $dport))" 2>/dev/null && break; sleep 0.1; done
+python3 - "$dport" "${DEMO_MESSAGES:-300}" <<'PY'
+import imaplib, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+m = imaplib.IMAP4("127.0.0.1", port)
+m.login("alice", "alicepw")
+m.create('"Projects/2026"')
+boxes = ["INBOX", "INBOX", "INBOX", "Sent", '"Projects/2026"']
+for i in range(n):
+    box = boxes[i % len(boxes)]
+    msg = (f"From: Colleague {i} <colleague{i}@acme.example>\r\nTo: alice@acme.example\r\n"
+           f"Subject: Demo message {i}\r\nMessage-ID: <demo-{i}@acme.example>\r\n"
+           f"Date: Mon, 30 Nov 2026 09:00:00 +0000\r\n\r\nHello from message {i}.\r\n")
+    flags = "(\\Seen)" if i % 2 else "()"
+    m.append(box, flags, imaplib.Time2Internaldate(time.time()), msg.encode())
+m.logout()
+PY
+echo "==> Dovecot (the corporate IMAP server) at imap://127.0.0.1:$dport (alice / alicepw)"
+
 gw=target/release/postern-gateway
 gport=$(free_port); hport=${POSTERN_DEMO_HTTP_PORT:-8080}
 $gw admin tenant add acme >/dev/null
@@ -97,17 +178,27 @@ username = "alice"
 password = "alicepw"
 user = "alice@acme"
 interval = "10s"
+
+[[source]]
+name = "corp-mail"
+kind = "imap"
+url = "imap://127.0.0.1:$dport"
+username = "alice"
+password = "alicepw"
+user = "alice@acme"
+conflict = "merge"
+interval = "10s"
 CONF
 target/release/postern-connector run --config "$run/connector.toml" >"$run/connector.log" 2>&1 &
 pids+=($!)
 echo "==> connector started (inside the firewall; it dials out to the gateway)"
 echo
-want=$(( ${DEMO_EVENTS:-1000} + ${DEMO_CONTACTS:-1000} + $(ls tests/fixtures/calendar | wc -l) + $(ls tests/fixtures/contacts | wc -l) ))
+want=$(( ${DEMO_EVENTS:-1000} + ${DEMO_CONTACTS:-1000} + ${DEMO_MESSAGES:-300} + $(ls tests/fixtures/calendar | wc -l) + $(ls tests/fixtures/contacts | wc -l) ))
 start=$(date +%s%N)
 while :; do
   n=$(psql -qtA "$db" -c "SELECT count(*) FROM items WHERE NOT deleted" 2>/dev/null || echo 0)
   last=$(tail -n1 "$run/connector.log" 2>/dev/null | sed -E 's/^[^ ]+ +[A-Z]+ +[^ ]+ //' | cut -c1-60)
-  printf '\r    imported %6s / %s items   %-60s' "$n" "$want" "$last"
+  printf '\r    imported %6s / %s items and messages   %-60s' "$n" "$want" "$last"
   [ "$n" -ge "$want" ] && break
   sleep 0.3
 done
@@ -120,7 +211,8 @@ Postern is running.
   username           : alice@acme
   app password       : $password
   try it             : python3 tests/clients/caldav_client.py http://127.0.0.1:$hport/ alice@acme $password list Work
-  corporate server   : http://127.0.0.1:$rport/  (alice / alicepw)
+  corporate servers  : http://127.0.0.1:$rport/ (CalDAV/CardDAV), imap://127.0.0.1:$dport (IMAP); alice / alicepw
+  mail on the gateway: psql "$db" -c "SELECT c.display_name, count(*) FROM items i JOIN collections c ON c.id = i.collection_id WHERE c.kind = 'mailbox' AND NOT i.deleted GROUP BY 1"
   admin              : POSTERN_DATABASE_URL=$db $gw admin status
   logs               : $run/*.log
 Ctrl-C stops everything.
