@@ -98,6 +98,8 @@ pub struct Metrics {
     pub refused_now: Family<CollectionLabel, Gauge>,
     /// Sources that do not sync (a kind their connector cannot sync), set at scrape.
     pub sources_unsynced: Family<SourceLabel, Gauge>,
+    /// Message body bytes moved over the link, by direction: a flag change adds none.
+    pub mail_body_bytes: Family<Direction, Counter>,
 }
 
 /// A source, for the unsynced-sources gauge.
@@ -132,6 +134,7 @@ impl Default for Metrics {
             items_refused: Counter::default(),
             refused_now: Family::default(),
             sources_unsynced: Family::default(),
+            mail_body_bytes: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -218,6 +221,11 @@ impl Default for Metrics {
             "sources_unsynced",
             "Sources that do not sync (a kind their connector cannot sync): 1 each",
             m.sources_unsynced.clone(),
+        );
+        registry.register(
+            "mail_body_bytes",
+            "Message body bytes moved over the link, by direction (to_gateway, to_backend); flag changes move none",
+            m.mail_body_bytes.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -33,6 +33,20 @@ async fn held(d: &Deployment, mailbox: uuid::Uuid) -> Result<Vec<(i64, Vec<Strin
         .collect())
 }
 
+/// `postern_mail_body_bytes_total{direction}` from the gateway's metrics.
+async fn body_bytes(d: &Deployment, direction: &str) -> Result<u64> {
+    let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", d.gateway.http_port))
+        .await?
+        .text()
+        .await?;
+    let prefix = format!("postern_mail_body_bytes_total{{direction=\"{direction}\"}} ");
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64))
+}
+
 async fn bodies(d: &Deployment) -> Result<i64> {
     Ok(d.query("SELECT count(*) FROM message_bodies").await?[0].get(0))
 }
@@ -104,6 +118,11 @@ async fn mailboxes_import_and_flags_and_expunges_follow_without_bodies() -> Resu
         "every message once, gateway UIDs in order"
     );
     let stored = bodies(&d).await?;
+    let moved = body_bytes(&d, "to_gateway").await?;
+    assert!(
+        moved >= message(1).len() as u64 * 3,
+        "the import moved bodies: {moved}"
+    );
 
     // A flag set on Dovecot reaches the gateway, and no body moves or is stored.
     imap.select("INBOX", None).await?;
@@ -121,6 +140,11 @@ async fn mailboxes_import_and_flags_and_expunges_follow_without_bodies() -> Resu
     )
     .await?;
     assert_eq!(bodies(&d).await?, stored, "a flag change stores no body");
+    assert_eq!(
+        body_bytes(&d, "to_gateway").await?,
+        moved,
+        "a flag change moves no body"
+    );
 
     // An expunge on Dovecot removes the message from the gateway, and the others stay.
     imap.expunge(uids[2]).await?;

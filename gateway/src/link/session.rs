@@ -18,6 +18,9 @@ use uuid::Uuid;
 use super::convert::{index_to_pb, pending_to_pb};
 use crate::auth::Claims;
 use crate::store::collections::{Collection, FoundCollection, SourceSpec};
+
+/// The MIME type of a message: what counts as a mail body on the link.
+const MESSAGE: &str = "message/rfc822";
 use crate::store::leases::{LeaseOutcome, SyncState};
 use crate::store::packet::{Packet, PacketOutcome};
 use crate::store::{Store, StoreError};
@@ -673,6 +676,20 @@ impl Session {
                 b.push(change);
             }
         }
+        let bodies: usize = batches
+            .iter()
+            .flatten()
+            .filter(|c| c.content_type == MESSAGE)
+            .map(|c| c.content.len())
+            .sum();
+        if bodies > 0 {
+            self.metrics
+                .mail_body_bytes
+                .get_or_create(&crate::metrics::Direction {
+                    direction: "to_backend".into(),
+                })
+                .inc_by(bodies as u64);
+        }
         let n = batches.len();
         Ok(batches
             .into_iter()
@@ -739,6 +756,22 @@ impl Session {
             .inc();
         if matches!(outcome, PacketOutcome::StaleFence(_)) {
             self.metrics.lease_expiries.inc();
+        }
+        if matches!(outcome, PacketOutcome::Accepted { .. }) {
+            let bodies: usize = p
+                .changes
+                .iter()
+                .filter(|c| c.content_type == MESSAGE)
+                .map(|c| c.content.len())
+                .sum();
+            if bodies > 0 {
+                self.metrics
+                    .mail_body_bytes
+                    .get_or_create(&crate::metrics::Direction {
+                        direction: "to_gateway".into(),
+                    })
+                    .inc_by(bodies as u64);
+            }
         }
         Ok(vec![match outcome {
             PacketOutcome::Accepted { cursor, item_ids } => {
