@@ -483,6 +483,26 @@ async fn emptying_trash_syncs_and_an_inbox_that_reads_empty_pauses() -> Result<(
     );
     let _conn = Connector::start(&d.dir, "hq", &config)?;
     let (t, i) = (d.collection("/Trash").await?, d.collection("/INBOX").await?);
+    // Roles and the delimiter come with discovery and are kept (admin status shows
+    // the role).
+    let meta = d
+        .query(&format!(
+            "SELECT role, delimiter, mailbox_name FROM collections WHERE id IN ('{t}', '{i}') ORDER BY role"
+        ))
+        .await?;
+    let meta: Vec<(Option<String>, Option<String>, Option<String>)> = meta
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        meta,
+        vec![
+            (Some("inbox".into()), Some("/".into()), Some("INBOX".into())),
+            (Some("trash".into()), Some("/".into()), Some("Trash".into())),
+        ]
+    );
+    let status = postern_e2e::admin(&d.db, &["status"])?;
+    assert!(status.contains("Trash (trash)"), "{status}");
     wait_until("both imported", Duration::from_secs(30), || async {
         Ok((held(&d, t).await?.len() == 10 && held(&d, i).await?.len() == 10).then_some(()))
     })

@@ -60,6 +60,8 @@ pub struct Found {
     pub supports_sync: bool,
     /// A mailbox's SPECIAL-USE role (`None` for other collections).
     pub role: Option<postern_core::mail::Role>,
+    /// A mailbox's hierarchy delimiter.
+    pub delimiter: Option<char>,
 }
 
 /// What discovery found: the collections, and the home collections new ones go in.

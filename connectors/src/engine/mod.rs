@@ -404,6 +404,8 @@ async fn assign(ctx: &SourceCtx) -> Result<Vec<CollectionState>, RoundError> {
                 display_name: f.display_name.clone(),
                 color: f.color.clone(),
                 supports_sync: f.supports_sync,
+                role: f.role.map(|r| r.as_str().to_string()).unwrap_or_default(),
+                delimiter: f.delimiter.map(String::from).unwrap_or_default(),
                 ..Default::default()
             })
             .collect(),

@@ -516,12 +516,13 @@ pub async fn run(database_url: &str, args: AdminArgs) -> anyhow::Result<()> {
                 cs.iter()
                     .map(|c| {
                         format!(
-                            "{}\t{}\t{} {}\t{}\t{}/{}\titems {}\tpending {}\tconflicts {}\tset aside {}\tlast round {} {}{}{}\n",
+                            "{}\t{}\t{} {}\t{}{}\t{}/{}\titems {}\tpending {}\tconflicts {}\tset aside {}\tlast round {} {}{}{}\n",
                             c.id,
                             c.user,
                             c.kind,
                             c.backend_href,
                             c.display_name,
+                            c.role.as_ref().map_or(String::new(), |r| format!(" ({r})")),
                             c.mode,
                             c.conflict,
                             c.items,

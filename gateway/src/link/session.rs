@@ -483,6 +483,9 @@ impl Session {
                 kind,
                 display_name: c.display_name.clone(),
                 color: c.color.clone(),
+                // A role this gateway does not know is left out, not refused.
+                role: postern_core::mail::Role::parse(&c.role),
+                delimiter: (!c.delimiter.is_empty()).then(|| c.delimiter.chars().take(1).collect()),
             });
         }
         let collections = self

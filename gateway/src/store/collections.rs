@@ -34,6 +34,10 @@ pub struct FoundCollection {
     pub display_name: String,
     /// Its colour.
     pub color: String,
+    /// A mailbox's SPECIAL-USE role.
+    pub role: Option<postern_core::mail::Role>,
+    /// A mailbox's hierarchy delimiter.
+    pub delimiter: Option<String>,
 }
 
 /// A collection as assigned to a connector and shown by `admin status`.
@@ -77,6 +81,8 @@ pub struct Collection {
     pub pending: i64,
     /// Conflicts not yet resolved.
     pub open_conflicts: i64,
+    /// A mailbox's SPECIAL-USE role ("sent", "trash", ...).
+    pub role: Option<String>,
     /// Items whose change the back end refused, set aside (not retried until they
     /// change again or an operator asks).
     pub set_aside: i64,
@@ -120,7 +126,7 @@ const COLLECTION_SELECT: &str = "
            (SELECT count(*) FROM items i WHERE i.tenant_id = c.tenant_id AND i.collection_id = c.id
                 AND i.refused_seq IS NOT NULL AND i.refused_seq = i.pending_seq),
            c.color, c.sort_order, c.description, c.calendar_timezone, c.components, c.dead_props,
-           c.props_version, c.props_applied
+           c.props_version, c.props_applied, c.role
     FROM collections c
     JOIN sources s ON s.tenant_id = c.tenant_id AND s.id = c.source_id
     JOIN users u ON u.tenant_id = c.tenant_id AND u.id = c.user_id";
@@ -172,6 +178,7 @@ fn collection_from_row(r: &tokio_postgres::Row) -> Collection {
             version: r.get(32),
             applied: r.get(33),
         },
+        role: r.get(34),
         progress: r.get::<_, Option<DateTime<Utc>>>(23).map(|at| {
             let last_round: Option<DateTime<Utc>> = r.get(12);
             Progress {
@@ -357,14 +364,19 @@ impl Store {
             let base = collection_name(&f.backend_href);
             let unique = format!("{base}-{}", &id.simple().to_string()[..8]);
             c.execute(
-                "INSERT INTO collections (tenant_id, id, user_id, source_id, kind, backend_href, display_name, color, mode, conflict, name)
+                "INSERT INTO collections (tenant_id, id, user_id, source_id, kind, backend_href, display_name, color, mode, conflict, name,
+                                          role, delimiter, mailbox_name)
                  SELECT $1, $2, s.user_id, s.id, $4, $5, $6, $7, s.mode, s.conflict,
                         CASE WHEN EXISTS (SELECT 1 FROM collections d WHERE d.tenant_id = $1 AND d.user_id = s.user_id
-                                          AND d.kind = $4 AND d.name = $8) THEN $9 ELSE $8 END
+                                          AND d.kind = $4 AND d.name = $8) THEN $9 ELSE $8 END,
+                        $10, $11, CASE WHEN $4 = 'mailbox' THEN $6 END
                  FROM sources s WHERE s.tenant_id = $1 AND s.id = $3
                  ON CONFLICT (tenant_id, source_id, backend_href) DO UPDATE
-                   SET display_name = EXCLUDED.display_name, color = EXCLUDED.color",
-                &[&tenant, &id, &source, &f.kind.as_str(), &f.backend_href, &f.display_name, &f.color, &base, &unique],
+                   SET display_name = EXCLUDED.display_name, color = EXCLUDED.color,
+                       role = EXCLUDED.role, delimiter = EXCLUDED.delimiter,
+                       mailbox_name = EXCLUDED.mailbox_name",
+                &[&tenant, &id, &source, &f.kind.as_str(), &f.backend_href, &f.display_name, &f.color, &base, &unique,
+                  &f.role.map(|r| r.as_str()), &f.delimiter],
             )
             .await?;
         }

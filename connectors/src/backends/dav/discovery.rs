@@ -110,6 +110,7 @@ pub fn parse_collections(kind: DavKind, body: &[u8]) -> Result<Vec<Found>, DavEr
                 color: color.get(..7).unwrap_or(&color).to_string(),
                 supports_sync: sync_report,
                 role: None,
+                delimiter: None,
             }
         })
         .collect())
@@ -204,6 +205,7 @@ mod tests {
                 color: "#ff0000".into(),
                 supports_sync: true,
                 role: None,
+                delimiter: None,
             }]
         );
         let books = parse_collections(DavKind::CardDav, body).unwrap();

@@ -121,6 +121,7 @@ impl MailBackend for ImapBackend {
                     color: String::new(),
                     supports_sync: true,
                     role: m.role,
+                    delimiter: m.delimiter,
                 })
                 .collect(),
             homes: Vec::new(),
