@@ -694,3 +694,48 @@ async fn round_at(d: &Deployment, coll: uuid::Uuid) -> Result<f64> {
         .await?;
     Ok(rows[0].get(0))
 }
+
+/// The window a kill -9 can leave between APPEND and its acknowledgement: the
+/// server already holds the client's message, the gateway still has the append
+/// pending. The next round finds the copy by content and records it: one copy on the
+/// server, never two.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_append_whose_acknowledgement_was_lost_is_found_not_repeated() -> Result<()> {
+    let d = Deployment::start("imap-append-crash", &[]).await?;
+    let dc = Dovecot::start(&d.dir).await?;
+    let url = Url::parse(&dc.url())?;
+    let config = connector_config(
+        &d.gateway.grpc_url,
+        &d.token,
+        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
+    );
+    let conn = Connector::start(&d.dir, "hq", &config)?;
+    let drafts = d.collection("/Drafts").await?;
+    drop(conn);
+
+    // What the crash leaves: the draft pending on the gateway and already on the server.
+    let draft = message(77);
+    let (item, _) = d
+        .store
+        .append_message(d.tenant, drafts, &draft, &["\\Draft".into()])
+        .await?;
+    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    imap.append("Drafts", &Flags::parse(["\\Draft"]), None, &draft)
+        .await?;
+
+    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    wait_until("the append settled", Duration::from_secs(30), || async {
+        let rows = d
+            .query(&format!(
+                "SELECT count(*) FROM items WHERE id = '{item}' AND pending_seq IS NULL AND backend_href IS NOT NULL"
+            ))
+            .await?;
+        Ok((rows[0].get::<_, i64>(0) == 1).then_some(()))
+    })
+    .await?;
+    let n = imap.select("Drafts", None).await?.exists;
+    assert_eq!(n, 1, "one copy on the server");
+    assert_eq!(held(&d, drafts).await?.len(), 1, "one copy on the gateway");
+    imap.logout().await?;
+    Ok(())
+}
