@@ -268,3 +268,21 @@ async fn starttls_and_implicit_tls_check_the_certificate() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn authenticate_plain_when_offered() -> Result<()> {
+    let dir = Scratch::new("imap-auth");
+    // Dovecot offers AUTH=PLAIN and SASL-IR: AUTHENTICATE PLAIN, in one round trip.
+    let d = Dovecot::start(&dir).await?;
+    let url = Url::parse(&d.url())?;
+    let mut c = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    assert_eq!(c.login_method, "AUTHENTICATE PLAIN");
+    assert!(c.select("INBOX", None).await?.uidvalidity > 0);
+    c.logout().await?;
+    assert!(
+        ImapClient::connect(&url, "alice", "wrong", false)
+            .await
+            .is_err()
+    );
+    Ok(())
+}

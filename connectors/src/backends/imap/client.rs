@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use imap_next::client::{Client, Event, Options};
+use imap_next::imap_types::auth::{AuthMechanism, AuthenticateData};
 use imap_next::imap_types::command::{
     Command, CommandBody, FetchModifier, SelectParameter, StoreModifier,
 };
@@ -271,6 +272,9 @@ pub struct ImapClient {
     timeout: Duration,
     /// What the server says it can do (upper case).
     pub capabilities: Vec<String>,
+    /// How this connection logged in: "AUTHENTICATE PLAIN" when the server offers
+    /// it (with SASL-IR in one round trip), else "LOGIN".
+    pub login_method: &'static str,
 }
 
 impl ImapClient {
@@ -342,16 +346,34 @@ impl ImapClient {
             next_tag: 1,
             timeout: READ_TIMEOUT,
             capabilities: Vec::new(),
+            login_method: "",
         };
         if !greeted {
             imap.greeting().await?;
         }
-        let login = CommandBody::login(username.to_string(), password.to_string())
-            .map_err(|e| ImapError::Config(format!("login name or password: {e}")))?;
-        let answer = imap.run("LOGIN", login).await?;
-        imap.capabilities = capabilities_of(&answer.status)
-            .or_else(|| answer.data.iter().find_map(capabilities_in_data))
-            .unwrap_or_default();
+        if greeted || imap.capabilities.is_empty() {
+            // After STARTTLS, what was said before no longer counts (RFC 9051 §6.2.1).
+            let answer = imap.run("CAPABILITY", CommandBody::Capability).await?;
+            imap.capabilities = answer
+                .data
+                .iter()
+                .find_map(capabilities_in_data)
+                .unwrap_or_default();
+        }
+        let answer = if imap.has("AUTH=PLAIN") {
+            imap.login_method = "AUTHENTICATE PLAIN";
+            imap.authenticate_plain(username, password).await?
+        } else if imap.has("LOGINDISABLED") {
+            return Err(ImapError::Config(format!(
+                "{url}: the server disables LOGIN and offers no AUTH=PLAIN"
+            )));
+        } else {
+            imap.login_method = "LOGIN";
+            let login = CommandBody::login(username.to_string(), password.to_string())
+                .map_err(|e| ImapError::Config(format!("login name or password: {e}")))?;
+            imap.run("LOGIN", login).await?.status
+        };
+        imap.capabilities = capabilities_of(&answer).unwrap_or_default();
         if imap.capabilities.is_empty() {
             let answer = imap.run("CAPABILITY", CommandBody::Capability).await?;
             imap.capabilities = answer
@@ -361,6 +383,62 @@ impl ImapClient {
                 .unwrap_or_default();
         }
         Ok(imap)
+    }
+
+    /// AUTHENTICATE PLAIN (RFC 4616), the credentials in the command itself when the
+    /// server has SASL-IR; the tagged status that ends it.
+    async fn authenticate_plain(
+        &mut self,
+        username: &str,
+        password: &str,
+    ) -> Result<StatusBody<'static>, ImapError> {
+        let response = format!("\0{username}\0{password}").into_bytes();
+        let body = if self.has("SASL-IR") {
+            CommandBody::authenticate_with_ir(AuthMechanism::Plain, response.clone())
+        } else {
+            CommandBody::authenticate(AuthMechanism::Plain)
+        };
+        let tag = format!("p{}", self.next_tag);
+        self.next_tag += 1;
+        self.client.enqueue_command(Command {
+            tag: Tag::try_from(tag).map_err(|e| ImapError::Malformed(e.to_string()))?,
+            body,
+        });
+        let mut sent = false;
+        loop {
+            match self.next().await? {
+                Event::AuthenticateContinuationRequestReceived { .. } => {
+                    // The response once; a second challenge is not PLAIN: cancel.
+                    let data = if sent {
+                        AuthenticateData::Cancel
+                    } else {
+                        AuthenticateData::r#continue(response.clone())
+                    };
+                    sent = true;
+                    self.client
+                        .set_authenticate_data(data)
+                        .map_err(|e| ImapError::Malformed(format!("{e:?}")))?;
+                }
+                Event::AuthenticateStatusReceived { status, .. } => {
+                    let body = match status {
+                        Status::Tagged(t) => t.body,
+                        Status::Untagged(b) => b,
+                        Status::Bye(b) => return Err(ImapError::Bye(b.text.to_string())),
+                    };
+                    if body.kind != StatusKind::Ok {
+                        return Err(ImapError::Refused {
+                            command: "AUTHENTICATE",
+                            text: body.text.to_string(),
+                        });
+                    }
+                    return Ok(body);
+                }
+                Event::StatusReceived {
+                    status: Status::Bye(b),
+                } => return Err(ImapError::Bye(b.text.to_string())),
+                _ => {}
+            }
+        }
     }
 
     /// Whether the server offers `capability` (case-insensitive).
