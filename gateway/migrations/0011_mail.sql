@@ -58,3 +58,17 @@ ALTER TABLE collections
 ALTER TABLE sources DROP CONSTRAINT sources_kind_check;
 ALTER TABLE sources ADD CONSTRAINT sources_kind_check
     CHECK (kind IN ('caldav', 'carddav', 'imap', 'smtp'));
+
+-- Bodies too large for one link message arrive in parts (BodyPart) and are assembled
+-- here when the packet naming the upload is applied; parts of an upload never named
+-- are removed after a day.
+CREATE TABLE body_uploads (
+    tenant_id   uuid NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    upload_id   uuid NOT NULL,
+    "offset"    bigint NOT NULL CHECK ("offset" >= 0),
+    total       bigint NOT NULL CHECK (total >= 0),
+    data        bytea NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, upload_id, "offset")
+);
+ALTER TABLE body_uploads ALTER COLUMN data SET STORAGE EXTERNAL;

@@ -739,3 +739,59 @@ async fn an_append_whose_acknowledgement_was_lost_is_found_not_repeated() -> Res
     imap.logout().await?;
     Ok(())
 }
+
+/// A message larger than the gateway's largest link message arrives whole: sent in
+/// parts, assembled in the database.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_larger_than_a_link_message_arrives_in_parts() -> Result<()> {
+    // A 2 MiB link limit, and a 5 MB message.
+    let d = Deployment::start(
+        "imap-parts",
+        &[
+            "--grpc-max-message-bytes",
+            "2097152",
+            "--max-item-bytes",
+            "1048576",
+        ],
+    )
+    .await?;
+    let dc = Dovecot::start(&d.dir).await?;
+    let url = Url::parse(&dc.url())?;
+    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    let mut big = message(1);
+    big.extend_from_slice("0123456789abcdef".repeat(5_000_000 / 16).as_bytes());
+    imap.append("INBOX", &Flags::parse(["\\Seen"]), None, &big)
+        .await?;
+    imap.append("INBOX", &Flags::default(), None, &message(2))
+        .await?;
+    let config = connector_config(
+        &d.gateway.grpc_url,
+        &d.token,
+        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
+    );
+    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    let inbox = d.collection("/INBOX").await?;
+    let got = wait_until("INBOX imported", Duration::from_secs(60), || async {
+        let h = held(&d, inbox).await?;
+        Ok((h.len() == 2).then_some(h))
+    })
+    .await?;
+    let whole = got
+        .iter()
+        .find(|(_, _, b)| b.len() == big.len())
+        .expect("the big one");
+    assert!(whole.2 == big, "the same bytes");
+    assert_eq!(whole.1, vec!["\\Seen".to_string()]);
+    let message_id: Option<String> = d
+        .query(&format!(
+            "SELECT message_id FROM items WHERE collection_id = '{inbox}' AND size = {}",
+            big.len()
+        ))
+        .await?[0]
+        .get(0);
+    assert_eq!(message_id.as_deref(), Some("<note-1@corp.example>"));
+    let left: i64 = d.query("SELECT count(*) FROM body_uploads").await?[0].get(0);
+    assert_eq!(left, 0, "the parts are gone once assembled");
+    imap.logout().await?;
+    Ok(())
+}

@@ -252,22 +252,29 @@ pub(super) async fn attempt(
         for (uid, flags) in batch {
             // Expunged between the listing and the fetch: the next round says so.
             let Some(m) = bodies.get(uid) else { continue };
-            if m.body.len() + ENVELOPE > ctx.max_message {
-                warn!(collection = %coll.href, uid, bytes = m.body.len(), "message too large for the gateway's largest message; left on the back end");
-                stats.too_large += 1;
-                continue;
-            }
-            stats.to_gateway += 1;
-            changes.push(pb::Change {
+            let mut change = pb::Change {
                 op: pb::change::Op::Upsert as i32,
                 backend_href: href(v, *uid),
                 backend_version: version(v, *uid, m.modseq),
-                content: m.body.clone(),
                 content_type: "message/rfc822".into(),
                 flags: names(flags),
                 internal_date_ms: m.internal_date_ms.unwrap_or(0),
                 ..Default::default()
-            });
+            };
+            if m.body.len() + ENVELOPE > ctx.max_message {
+                // Too large for one message: sent in parts the gateway assembles.
+                if m.body.len() as u64 > MAX_UPLOAD {
+                    warn!(collection = %coll.href, uid, bytes = m.body.len(), "message larger than the gateway takes; left on the back end");
+                    stats.too_large += 1;
+                    continue;
+                }
+                change.upload_id = upload(ctx, &coll.id, token, &m.body).await?;
+                change.uid = m.key.message_id.clone().unwrap_or_default();
+            } else {
+                change.content = m.body.clone();
+            }
+            stats.to_gateway += 1;
+            changes.push(change);
         }
         let packets = chunk(changes, packet_budget(ctx.max_message))
             .into_iter()
@@ -299,6 +306,50 @@ pub(super) async fn attempt(
 /// Messages fetched at once (an import, re-keying): the connector holds at most this
 /// many bodies, whatever the mailbox's size.
 const IMPORT_BATCH: usize = 20;
+
+/// The largest body the gateway assembles from parts.
+const MAX_UPLOAD: u64 = 512 << 20;
+
+/// Sends a body too large for one message in parts, each within the packet budget;
+/// returns the upload's id for the change that files it.
+async fn upload(
+    ctx: &SourceCtx,
+    collection: &str,
+    token: u64,
+    body: &[u8],
+) -> Result<String, RoundError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let part = packet_budget(ctx.max_message);
+    for (i, data) in body.chunks(part).enumerate() {
+        let ans = ctx
+            .link
+            .ask(Req::BodyPart(pb::BodyPart {
+                collection_id: collection.to_string(),
+                upload_id: id.clone(),
+                offset: (i * part) as u64,
+                data: data.to_vec(),
+                total: body.len() as u64,
+                fencing_token: token,
+            }))
+            .await?;
+        match ans {
+            Ans::Verdict(pb::Verdict {
+                outcome: Some(pb::verdict::Outcome::Accepted(_)),
+                ..
+            }) => {}
+            Ans::Verdict(pb::Verdict {
+                outcome: Some(pb::verdict::Outcome::Rejected(r)),
+                ..
+            }) if r.reason == pb::rejected::Reason::StaleFence as i32 => {
+                return Err(RoundError::LeaseLost(r.detail));
+            }
+            other => {
+                return Err(RoundError::Invalid(format!("body part refused: {other:?}")));
+            }
+        }
+    }
+    Ok(id)
+}
 
 fn names(flags: &Flags) -> Vec<String> {
     flags.iter().map(|f| f.as_str().to_string()).collect()

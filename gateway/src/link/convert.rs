@@ -48,6 +48,30 @@ impl TryFrom<&pb::Change> for PacketChange {
             })
         };
         match pb::change::Op::try_from(c.op) {
+            Ok(pb::change::Op::Upsert) if !c.upload_id.is_empty() => {
+                if !c.backend_href.starts_with('/') {
+                    return Err(Invalid {
+                        field: "backend_href",
+                        why: "must be an absolute path".into(),
+                    });
+                }
+                let upload = Uuid::parse_str(&c.upload_id).map_err(|e| Invalid {
+                    field: "upload_id",
+                    why: e.to_string(),
+                })?;
+                Ok(PacketChange::Import {
+                    item_id,
+                    backend_href: c.backend_href.clone(),
+                    backend_version: c.backend_version.clone(),
+                    content: Vec::new(),
+                    content_type: c.content_type.clone(),
+                    settles: settles(c.seq),
+                    flags: c.flags.clone(),
+                    base: None,
+                    internal_date_ms: (c.internal_date_ms != 0).then_some(c.internal_date_ms),
+                    upload: Some((upload, (!c.uid.is_empty()).then(|| c.uid.clone()))),
+                })
+            }
             Ok(pb::change::Op::Upsert) if !c.content.is_empty() => {
                 if !c.backend_href.starts_with('/') {
                     return Err(Invalid {
@@ -65,6 +89,7 @@ impl TryFrom<&pb::Change> for PacketChange {
                     flags: c.flags.clone(),
                     base: (!c.base_content.is_empty()).then(|| c.base_content.clone()),
                     internal_date_ms: (c.internal_date_ms != 0).then_some(c.internal_date_ms),
+                    upload: None,
                 })
             }
             Ok(pb::change::Op::Flags) => Ok(PacketChange::Flags {

@@ -23,6 +23,8 @@ pub struct Filed<'a> {
     pub flags: &'a [String],
     /// Its internal date, Unix milliseconds.
     pub internal_date_ms: Option<i64>,
+    /// The body came in parts under this upload (then `body` is empty).
+    pub upload: Option<(Uuid, Option<&'a str>)>,
 }
 
 /// Files imported messages in the packet's transaction: each body once per tenant
@@ -41,25 +43,39 @@ pub(crate) async fn file_messages(
     let n = u32::try_from(messages.len())
         .map_err(|_| StoreError::Invalid("too many messages in one packet".into()))?;
     let first = Store::take_gateway_uids(tx, tenant, mailbox, n).await?;
-    let shas: Vec<Vec<u8>> = messages
-        .iter()
-        .map(|m| Sha256::digest(m.body).to_vec())
+    let mut shas: Vec<Vec<u8>> = Vec::with_capacity(messages.len());
+    let mut sizes: Vec<i64> = Vec::with_capacity(messages.len());
+    let mut mids: Vec<Option<String>> = Vec::with_capacity(messages.len());
+    for m in messages {
+        match m.upload {
+            Some((upload, mid)) => {
+                let (sha, size) = assemble(tx, tenant, upload).await?;
+                shas.push(sha);
+                sizes.push(size);
+                mids.push(mid.map(str::to_string));
+            }
+            None => {
+                shas.push(Sha256::digest(m.body).to_vec());
+                sizes.push(m.body.len() as i64);
+                mids.push(postern_core::mail::key::message_id(m.body));
+            }
+        }
+    }
+    let inline: Vec<usize> = (0..messages.len())
+        .filter(|i| messages[*i].upload.is_none())
         .collect();
-    let sizes: Vec<i64> = messages.iter().map(|m| m.body.len() as i64).collect();
-    let bodies: Vec<&[u8]> = messages.iter().map(|m| m.body).collect();
+    let bodies: Vec<&[u8]> = inline.iter().map(|i| messages[*i].body).collect();
+    let (inline_shas, inline_sizes): (Vec<&Vec<u8>>, Vec<i64>) =
+        inline.iter().map(|i| (&shas[*i], sizes[*i])).unzip();
     tx.execute(
         "INSERT INTO message_bodies (tenant_id, sha256, size, body)
          SELECT $1, u.sha, u.size, u.body FROM UNNEST($2::bytea[], $3::bigint[], $4::bytea[])
               AS u(sha, size, body)
          ON CONFLICT DO NOTHING",
-        &[&tenant, &shas, &sizes, &bodies],
+        &[&tenant, &inline_shas, &inline_sizes, &bodies],
     )
     .await?;
     let ids: Vec<Uuid> = messages.iter().map(|m| m.item).collect();
-    let mids: Vec<Option<String>> = messages
-        .iter()
-        .map(|m| postern_core::mail::key::message_id(m.body))
-        .collect();
     let dates: Vec<Option<i64>> = messages.iter().map(|m| m.internal_date_ms).collect();
     let flags: Vec<String> = messages.iter().map(|m| m.flags.join(" ")).collect();
     let uids: Vec<i64> = (0..messages.len() as i64)
@@ -275,4 +291,115 @@ impl Store {
         tx.commit().await?;
         Ok((id, uid))
     }
+}
+
+/// The largest message body an upload may assemble.
+pub const MAX_UPLOAD_BYTES: u64 = 512 << 20;
+
+/// What became of one part of an upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartOutcome {
+    /// Kept.
+    Accepted,
+    /// The lease's fencing token is not this one.
+    StaleFence(String),
+    /// Out of order, too large, or otherwise wrong.
+    Invalid(String),
+}
+
+impl Store {
+    /// Keeps one part of a body upload (see `BodyPart` on the link), in order and
+    /// under the collection's current fencing token.
+    pub async fn add_body_part(
+        &self,
+        tenant: Uuid,
+        collection: Uuid,
+        fencing_token: i64,
+        upload: Uuid,
+        (offset, total): (u64, u64),
+        data: &[u8],
+    ) -> Result<PartOutcome> {
+        if total > MAX_UPLOAD_BYTES || offset.saturating_add(data.len() as u64) > total {
+            return Ok(PartOutcome::Invalid(format!(
+                "part {offset}+{} of {total} bytes: beyond the upload (at most {MAX_UPLOAD_BYTES} bytes)",
+                data.len()
+            )));
+        }
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let token: Option<i64> = tx
+            .query_opt(
+                "SELECT fencing_token FROM leases WHERE tenant_id = $1 AND collection_id = $2",
+                &[&tenant, &collection],
+            )
+            .await?
+            .map(|r| r.get(0));
+        if token != Some(fencing_token) {
+            return Ok(PartOutcome::StaleFence(format!(
+                "fencing token {fencing_token} is not the current one"
+            )));
+        }
+        let next: i64 = tx
+            .query_one(
+                "SELECT COALESCE(max(\"offset\" + length(data)), 0)::bigint FROM body_uploads
+                 WHERE tenant_id = $1 AND upload_id = $2",
+                &[&tenant, &upload],
+            )
+            .await?
+            .get(0);
+        if next as u64 != offset {
+            return Ok(PartOutcome::Invalid(format!(
+                "part at {offset}, expected {next}: parts come in order"
+            )));
+        }
+        tx.execute(
+            "DELETE FROM body_uploads WHERE tenant_id = $1 AND created_at < now() - interval '1 day'",
+            &[&tenant],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO body_uploads (tenant_id, upload_id, \"offset\", total, data) VALUES ($1, $2, $3, $4, $5)",
+            &[&tenant, &upload, &(offset as i64), &(total as i64), &data],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(PartOutcome::Accepted)
+    }
+}
+
+/// Assembles a finished upload into `message_bodies` inside the packet's
+/// transaction (the bytes never leave the database) and returns its SHA-256 and size.
+pub(crate) async fn assemble(
+    tx: &tokio_postgres::Transaction<'_>,
+    tenant: Uuid,
+    upload: Uuid,
+) -> Result<(Vec<u8>, i64)> {
+    let row = tx
+        .query_one(
+            "SELECT sha256(COALESCE(string_agg(data, ''::bytea ORDER BY \"offset\"), ''::bytea)),
+                    COALESCE(sum(length(data)), 0)::bigint, COALESCE(max(total), -1)
+             FROM body_uploads WHERE tenant_id = $1 AND upload_id = $2",
+            &[&tenant, &upload],
+        )
+        .await?;
+    let (sha, size, total): (Vec<u8>, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    if size != total {
+        return Err(StoreError::Invalid(format!(
+            "upload {upload} is incomplete: {size} of {total} bytes"
+        )));
+    }
+    tx.execute(
+        "INSERT INTO message_bodies (tenant_id, sha256, size, body)
+         SELECT $1, $3, $4, string_agg(data, ''::bytea ORDER BY \"offset\")
+         FROM body_uploads WHERE tenant_id = $1 AND upload_id = $2
+         ON CONFLICT DO NOTHING",
+        &[&tenant, &upload, &sha, &size],
+    )
+    .await?;
+    tx.execute(
+        "DELETE FROM body_uploads WHERE tenant_id = $1 AND upload_id = $2",
+        &[&tenant, &upload],
+    )
+    .await?;
+    Ok((sha, size))
 }

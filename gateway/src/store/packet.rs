@@ -42,6 +42,9 @@ pub enum PacketChange {
         base: Option<Vec<u8>>,
         /// Mail: the internal date, Unix milliseconds.
         internal_date_ms: Option<i64>,
+        /// Mail: the body came in parts under this upload (`content` is empty), with
+        /// the message's Message-ID.
+        upload: Option<(Uuid, Option<String>)>,
     },
     /// Mail: the item's flags on both sides, and its back-end version (and href, when
     /// the back end just gave it one: an append); no body.
@@ -383,6 +386,7 @@ impl Store {
                     content,
                     flags,
                     internal_date_ms,
+                    upload,
                     ..
                 } => {
                     let id = new_ids.get(&new_index).copied();
@@ -392,6 +396,7 @@ impl Store {
                             body: content,
                             flags,
                             internal_date_ms: *internal_date_ms,
+                            upload: upload.as_ref().map(|(u, m)| (*u, m.as_deref())),
                         });
                     }
                     item_ids.push(id);
@@ -407,6 +412,7 @@ impl Store {
                     flags,
                     base,
                     internal_date_ms,
+                    upload,
                 } => {
                     keep_set_aside(&tx, tenant, coll, *id).await?;
                     if mailbox {
@@ -415,6 +421,7 @@ impl Store {
                             body: data,
                             flags,
                             internal_date_ms: *internal_date_ms,
+                            upload: upload.as_ref().map(|(u, m)| (*u, m.as_deref())),
                         });
                     }
                     let base = keep_base.then(|| base.as_ref().unwrap_or(data).clone());
