@@ -69,6 +69,14 @@ struct RawSource {
     /// IMAP: allow a plain-text login off loopback when the server offers no STARTTLS.
     #[serde(default)]
     allow_plain: bool,
+    /// IMAP: mailboxes watched with IDLE (each on a connection of its own), INBOX
+    /// first; the others are polled every interval.
+    #[serde(default = "default_idle")]
+    idle_connections: usize,
+}
+
+fn default_idle() -> usize {
+    1
 }
 
 fn default_mode() -> String {
@@ -134,6 +142,8 @@ pub struct Source {
     pub tls_ca: Option<Vec<u8>>,
     /// IMAP: a plain-text login is allowed off loopback (never the default).
     pub allow_plain: bool,
+    /// IMAP: how many mailboxes are watched with IDLE (INBOX first).
+    pub idle_connections: usize,
 }
 
 impl std::fmt::Debug for Source {
@@ -303,6 +313,7 @@ impl Config {
                     }
                 },
                 allow_plain: s.allow_plain,
+                idle_connections: s.idle_connections.min(32),
             });
         }
         let read = |p: &PathBuf| {

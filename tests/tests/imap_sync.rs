@@ -795,3 +795,40 @@ async fn a_message_larger_than_a_link_message_arrives_in_parts() -> Result<()> {
     imap.logout().await?;
     Ok(())
 }
+
+/// With IDLE on INBOX, a change on the server reaches the gateway at once, though the
+/// source's interval is an hour.
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_brings_a_server_change_without_waiting_for_the_interval() -> Result<()> {
+    let d = Deployment::start("imap-idle", &[]).await?;
+    let dc = Dovecot::start(&d.dir).await?;
+    let url = Url::parse(&dc.url())?;
+    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    imap.append("INBOX", &Flags::default(), None, &message(1))
+        .await?;
+    let config = connector_config(
+        &d.gateway.grpc_url,
+        &d.token,
+        &[SourceSpec::alice("mail", "imap", &dc.url(), "1h")],
+    );
+    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    let inbox = d.collection("/INBOX").await?;
+    wait_until("INBOX imported", Duration::from_secs(30), || async {
+        Ok((held(&d, inbox).await?.len() == 1).then_some(()))
+    })
+    .await?;
+    // The connector watches INBOX once its first rounds are done: a new message
+    // arrives, then another, each brought by IDLE (the next interval is an hour away).
+    for n in 2..=3 {
+        imap.append("INBOX", &Flags::default(), None, &message(n))
+            .await?;
+        wait_until(
+            "the new message on the gateway",
+            Duration::from_secs(20),
+            || async { Ok((held(&d, inbox).await?.len() == n as usize).then_some(())) },
+        )
+        .await?;
+    }
+    imap.logout().await?;
+    Ok(())
+}

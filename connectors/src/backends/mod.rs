@@ -280,6 +280,14 @@ pub trait MailBackend: Send + Sync {
         uid: u32,
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
+    /// Waits until `mailbox` changes on the back end (IMAP IDLE, on a connection of
+    /// its own) or `max` passes; `true` when it changed.
+    fn watch(
+        &self,
+        mailbox: &Href,
+        max: std::time::Duration,
+    ) -> impl Future<Output = Result<bool, BackendError>> + Send;
+
     /// Appends a message with its flags: `(UIDVALIDITY, UID)` the back end gave it,
     /// when it says (else the next round finds it by content).
     fn append(
@@ -454,6 +462,13 @@ impl MailBackend for AnyBackend {
     async fn expunge(&self, mailbox: &Href, uid: u32) -> Result<(), BackendError> {
         match self {
             AnyBackend::Imap(b) => b.expunge(mailbox, uid).await,
+            AnyBackend::Dav(_) => Err(BackendError::Unsupported("a DAV server holds no mail")),
+        }
+    }
+
+    async fn watch(&self, mailbox: &Href, max: std::time::Duration) -> Result<bool, BackendError> {
+        match self {
+            AnyBackend::Imap(b) => b.watch(mailbox, max).await,
             AnyBackend::Dav(_) => Err(BackendError::Unsupported("a DAV server holds no mail")),
         }
     }

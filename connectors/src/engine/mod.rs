@@ -228,6 +228,10 @@ async fn source_loop(
 ) {
     let name = ctx.source.name.clone();
     let mut collections: Vec<CollectionState> = Vec::new();
+    // Mailboxes watched for changes (IDLE), each by a task of its own that nudges
+    // this loop; they stop with it.
+    let mut watchers = JoinSet::new();
+    let mut watched: std::collections::HashSet<String> = std::collections::HashSet::new();
     loop {
         // Discovery every interval, so a collection made on the back end appears
         // within one.
@@ -235,6 +239,16 @@ async fn source_loop(
             Ok(assigned) => {
                 for c in &assigned {
                     let _ = routes.send((c.id.clone(), me.clone()));
+                }
+                for c in to_watch(&ctx, &assigned) {
+                    if watched.insert(c.id.clone()) {
+                        watchers.spawn(watch(
+                            ctx.clone(),
+                            c.id.clone(),
+                            c.href.clone(),
+                            me.clone(),
+                        ));
+                    }
                 }
                 // Each round takes the gateway's current state with its lease.
                 collections = assigned;
@@ -268,6 +282,43 @@ async fn source_loop(
                     Some(NudgeOrRoute::Refresh) => break,
                     None => return,
                 },
+            }
+        }
+    }
+}
+
+/// The longest IDLE before it is renewed (servers end one after 30 minutes).
+const IDLE_MAX: Duration = Duration::from_secs(25 * 60);
+
+/// The mailboxes of a mail source to watch: INBOX first, then in discovery order, as
+/// many as the source's `idle_connections`.
+fn to_watch<'a>(ctx: &SourceCtx, assigned: &'a [CollectionState]) -> Vec<&'a CollectionState> {
+    if ctx.backend.kind() != postern_core::model::CollectionKind::Mailbox {
+        return Vec::new();
+    }
+    let mut order: Vec<&CollectionState> = assigned.iter().filter(|c| !c.paused).collect();
+    order.sort_by_key(|c| c.role != Some(postern_core::mail::Role::Inbox));
+    order.truncate(ctx.source.idle_connections);
+    order
+}
+
+/// Waits for changes of one mailbox on the back end and nudges its source's loop,
+/// which runs a round of it at once. A failure waits a little and tries again.
+async fn watch(ctx: SourceCtx, id: String, href: Href, me: mpsc::UnboundedSender<NudgeOrRoute>) {
+    use crate::backends::MailBackend;
+    let mut pause = Duration::from_secs(1);
+    loop {
+        match ctx.backend.watch(&href, IDLE_MAX).await {
+            Ok(changed) => {
+                pause = Duration::from_secs(1);
+                if changed && me.send(NudgeOrRoute::Nudge(id.clone())).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                warn!(collection = %href, error = %e, "watching the mailbox failed; polling meanwhile");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(60));
             }
         }
     }

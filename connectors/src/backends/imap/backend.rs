@@ -18,6 +18,8 @@ pub struct ImapBackend {
     password: String,
     options: ConnectOptions,
     conn: Mutex<Option<ImapClient>>,
+    /// One connection per watched mailbox, in IDLE most of the time.
+    watching: Mutex<std::collections::HashMap<String, ImapClient>>,
 }
 
 impl ImapBackend {
@@ -34,6 +36,7 @@ impl ImapBackend {
             password: password.to_string(),
             options,
             conn: Mutex::new(None),
+            watching: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -236,6 +239,30 @@ impl MailBackend for ImapBackend {
             Stored::Done(m) => Some(m.unwrap_or(0)),
             Stored::Modified => None,
         })
+    }
+
+    async fn watch(&self, mailbox: &Href, max: std::time::Duration) -> Result<bool, BackendError> {
+        let name = name_of(mailbox);
+        // The connection leaves the map while it idles, so each watched mailbox has
+        // its own and no lock is held while waiting.
+        let taken = self.watching.lock().await.remove(&name);
+        let mut c = match taken {
+            Some(c) => c,
+            None => {
+                let mut c = ImapClient::connect_with(
+                    &self.url,
+                    &self.username,
+                    &self.password,
+                    &self.options,
+                )
+                .await?;
+                c.select(&name, None).await?;
+                c
+            }
+        };
+        let changed = c.idle(max).await?;
+        self.watching.lock().await.insert(name, c);
+        Ok(changed)
     }
 
     async fn append(

@@ -885,6 +885,74 @@ impl ImapClient {
             }))
     }
 
+    /// IDLE on the selected mailbox until the server reports a change (new, expunged
+    /// or changed messages: `true`) or `max` passes (`false`), then DONE. Servers end
+    /// an IDLE after 30 minutes; callers keep `max` below that.
+    pub async fn idle(&mut self, max: Duration) -> Result<bool, ImapError> {
+        if !self.has("IDLE") {
+            return Err(ImapError::Config("the server does not offer IDLE".into()));
+        }
+        let tag = format!("p{}", self.next_tag);
+        self.next_tag += 1;
+        self.client.enqueue_command(Command {
+            tag: Tag::try_from(tag.clone()).map_err(|e| ImapError::Malformed(e.to_string()))?,
+            body: CommandBody::Idle,
+        });
+        // Until the server accepts, the usual timeout; then as long as `max`.
+        loop {
+            match self.next().await? {
+                Event::IdleAccepted { .. } => break,
+                Event::IdleRejected { status, .. } => {
+                    return Err(ImapError::Refused {
+                        command: "IDLE",
+                        text: status_text(&status),
+                    });
+                }
+                Event::StatusReceived {
+                    status: Status::Bye(b),
+                } => return Err(ImapError::Bye(b.text.to_string())),
+                _ => {}
+            }
+        }
+        let deadline = tokio::time::Instant::now() + max;
+        let mut changed = false;
+        while !changed {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match tokio::time::timeout(left, self.stream.next(&mut self.client)).await {
+                Err(_) => break,
+                Ok(Err(e)) => return Err(ImapError::Transport(e.to_string())),
+                Ok(Ok(Event::DataReceived { data })) => {
+                    changed = matches!(
+                        data,
+                        Data::Exists(_)
+                            | Data::Expunge(_)
+                            | Data::Fetch { .. }
+                            | Data::Vanished { .. }
+                    );
+                }
+                Ok(Ok(Event::StatusReceived {
+                    status: Status::Bye(b),
+                })) => return Err(ImapError::Bye(b.text.to_string())),
+                Ok(Ok(_)) => {}
+            }
+        }
+        self.client.set_idle_done();
+        loop {
+            match self.next().await? {
+                Event::StatusReceived {
+                    status: Status::Tagged(t),
+                } if t.tag.as_ref() == tag => return Ok(changed),
+                Event::StatusReceived {
+                    status: Status::Bye(b),
+                } => return Err(ImapError::Bye(b.text.to_string())),
+                _ => {}
+            }
+        }
+    }
+
     /// Creates a mailbox.
     pub async fn create(&mut self, name: &str) -> Result<(), ImapError> {
         self.run(
