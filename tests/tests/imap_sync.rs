@@ -832,3 +832,51 @@ async fn idle_brings_a_server_change_without_waiting_for_the_interval() -> Resul
     imap.logout().await?;
     Ok(())
 }
+
+/// A message moved on the server by another client ends as one copy on the gateway,
+/// in its new mailbox.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_move_on_the_server_leaves_one_copy_on_the_gateway() -> Result<()> {
+    let d = Deployment::start("imap-move", &[]).await?;
+    let dc = Dovecot::start(&d.dir).await?;
+    let url = Url::parse(&dc.url())?;
+    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    let (_, uid) = imap
+        .append("INBOX", &Flags::parse(["\\Seen"]), None, &message(1))
+        .await?
+        .unwrap();
+    let config = connector_config(
+        &d.gateway.grpc_url,
+        &d.token,
+        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
+    );
+    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    let (inbox, archive) = (
+        d.collection("/INBOX").await?,
+        d.collection("/Archive").await?,
+    );
+    wait_until("INBOX imported", Duration::from_secs(30), || async {
+        Ok((held(&d, inbox).await?.len() == 1).then_some(()))
+    })
+    .await?;
+    imap.select("INBOX", None).await?;
+    imap.move_to(uid, "Archive").await?;
+    wait_until(
+        "the move on the gateway",
+        Duration::from_secs(30),
+        || async {
+            let (i, a) = (held(&d, inbox).await?, held(&d, archive).await?);
+            Ok((i.is_empty() && a.len() == 1).then_some(()))
+        },
+    )
+    .await?;
+    let moved = held(&d, archive).await?;
+    assert_eq!(moved[0].2, message(1));
+    assert_eq!(
+        moved[0].1,
+        vec!["\\Seen".to_string()],
+        "its flags moved with it"
+    );
+    imap.logout().await?;
+    Ok(())
+}
