@@ -279,7 +279,21 @@ impl Config {
             if interval < Duration::from_millis(100) {
                 return Err(ctx("interval must be at least 100ms".into()));
             }
-            url::Url::parse(&s.url).map_err(|e| ctx(format!("url {:?}: {e}", s.url)))?;
+            let parsed =
+                url::Url::parse(&s.url).map_err(|e| ctx(format!("url {:?}: {e}", s.url)))?;
+            let schemes: &[&str] = match kind {
+                SourceKind::CalDav | SourceKind::CardDav => &["http", "https"],
+                SourceKind::Imap => &["imap", "imaps"],
+                SourceKind::Smtp => &["smtp", "smtps"],
+            };
+            if !schemes.contains(&parsed.scheme()) {
+                return Err(ctx(format!(
+                    "url {:?}: a {} source takes {}:// URLs",
+                    s.url,
+                    kind.as_str(),
+                    schemes.join(":// or ")
+                )));
+            }
             let password =
                 if s.username.is_empty() && s.password.is_none() && s.password_file.is_none() {
                     String::new()
@@ -405,6 +419,16 @@ interval = "2s"
                 .to_string()
                 .contains("token")
         );
+        let bad = GOOD.replace("http://127.0.0.1:5232/", "imaps://127.0.0.1:993");
+        let err = Config::parse(&bad, Path::new(".")).unwrap_err().to_string();
+        assert!(err.contains("http:// or https://"), "{err}");
+        let imap = GOOD
+            .replace("kind = \"caldav\"", "kind = \"imap\"")
+            .replace("http://127.0.0.1:5232/", "imaps://127.0.0.1:993");
+        let c = Config::parse(&imap, Path::new(".")).unwrap();
+        assert_eq!(c.sources[0].kind, SourceKind::Imap);
+        assert_eq!(c.sources[0].idle_connections, 1);
+        assert!(!c.sources[0].allow_plain);
         let bad = GOOD.replace("interval = \"2s\"", "mode = \"sideways\"");
         assert!(
             Config::parse(&bad, Path::new("."))
