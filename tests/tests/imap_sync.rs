@@ -880,3 +880,54 @@ async fn a_move_on_the_server_leaves_one_copy_on_the_gateway() -> Result<()> {
     imap.logout().await?;
     Ok(())
 }
+
+/// `mirror`: the gateway is a copy of the server; a client's flag change there is
+/// reverted and never reaches the server.
+#[tokio::test(flavor = "multi_thread")]
+async fn mirror_mode_reverts_a_gateway_flag_change() -> Result<()> {
+    let d = Deployment::start("imap-mirror", &[]).await?;
+    let dc = Dovecot::start(&d.dir).await?;
+    let url = Url::parse(&dc.url())?;
+    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    let (_, uid) = imap
+        .append("INBOX", &Flags::parse(["\\Seen"]), None, &message(1))
+        .await?
+        .unwrap();
+    let mut src = SourceSpec::alice("mail", "imap", &dc.url(), "1s");
+    src.mode = "mirror".into();
+    let _conn = Connector::start(
+        &d.dir,
+        "hq",
+        &connector_config(&d.gateway.grpc_url, &d.token, &[src]),
+    )?;
+    let inbox = d.collection("/INBOX").await?;
+    wait_until("INBOX imported", Duration::from_secs(30), || async {
+        Ok((held(&d, inbox).await?.len() == 1).then_some(()))
+    })
+    .await?;
+    let item = item_of(&d, inbox, &message(1)).await?;
+    d.store
+        .set_message_flags(d.tenant, inbox, item, &["\\Flagged".into()])
+        .await?;
+    wait_until(
+        "the change reverted and settled",
+        Duration::from_secs(30),
+        || async {
+            let rows = d
+                .query(&format!(
+                    "SELECT flags, pending_seq IS NULL FROM items WHERE id = '{item}'"
+                ))
+                .await?;
+            let (flags, settled): (Vec<String>, bool) = (rows[0].get(0), rows[0].get(1));
+            Ok((settled && flags == vec!["\\Seen".to_string()]).then_some(()))
+        },
+    )
+    .await?;
+    assert_eq!(
+        dovecot_flags(&url, uid).await?,
+        Flags::parse(["\\Seen"]),
+        "the server untouched"
+    );
+    imap.logout().await?;
+    Ok(())
+}
