@@ -931,3 +931,74 @@ async fn mirror_mode_reverts_a_gateway_flag_change() -> Result<()> {
     imap.logout().await?;
     Ok(())
 }
+
+/// `merge`: the server's changes come in, its expunges do not remove the gateway's
+/// copy, and a client's flag change stays on the gateway.
+#[tokio::test(flavor = "multi_thread")]
+async fn merge_mode_keeps_gateway_changes_and_copies() -> Result<()> {
+    let d = Deployment::start("imap-merge-mode", &[]).await?;
+    let dc = Dovecot::start(&d.dir).await?;
+    let url = Url::parse(&dc.url())?;
+    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    let (_, one) = imap
+        .append("INBOX", &Flags::default(), None, &message(1))
+        .await?
+        .unwrap();
+    let (_, two) = imap
+        .append("INBOX", &Flags::default(), None, &message(2))
+        .await?
+        .unwrap();
+    let mut src = SourceSpec::alice("mail", "imap", &dc.url(), "1s");
+    src.mode = "merge".into();
+    let _conn = Connector::start(
+        &d.dir,
+        "hq",
+        &connector_config(&d.gateway.grpc_url, &d.token, &[src]),
+    )?;
+    let inbox = d.collection("/INBOX").await?;
+    wait_until("INBOX imported", Duration::from_secs(30), || async {
+        Ok((held(&d, inbox).await?.len() == 2).then_some(()))
+    })
+    .await?;
+    // A client flags message 1 on the gateway; the server expunges message 2 and
+    // marks message 1 read.
+    let item = item_of(&d, inbox, &message(1)).await?;
+    d.store
+        .set_message_flags(d.tenant, inbox, item, &["\\Flagged".into()])
+        .await?;
+    imap.select("INBOX", None).await?;
+    imap.expunge(two).await?;
+    imap.store(one, &Flags::parse(["\\Seen"]), &Flags::default(), 0)
+        .await?;
+    let want = Flags::parse(["\\Flagged", "\\Seen"]);
+    wait_until(
+        "the server's change merged in",
+        Duration::from_secs(30),
+        || async {
+            let h = held(&d, inbox).await?;
+            Ok(h.iter()
+                .find(|(_, _, b)| b == &message(1))
+                .filter(|(_, f, _)| Flags::parse(f.iter().map(String::as_str)) == want)
+                .map(|_| ()))
+        },
+    )
+    .await?;
+    assert_eq!(
+        held(&d, inbox).await?.len(),
+        2,
+        "the expunged message stays on the gateway"
+    );
+    // The base of the next merge is what the server holds, not the gateway's flags.
+    let base: Vec<String> = d
+        .query(&format!("SELECT base_flags FROM items WHERE id = '{item}'"))
+        .await?[0]
+        .get(0);
+    assert_eq!(base, vec!["\\Seen".to_string()]);
+    assert_eq!(
+        dovecot_flags(&url, one).await?,
+        Flags::parse(["\\Seen"]),
+        "nothing written to the server"
+    );
+    imap.logout().await?;
+    Ok(())
+}

@@ -206,9 +206,13 @@ pub(super) async fn attempt(
                 settles,
             } => {
                 stats.to_gateway += 1;
-                let flags = flags_of.get(&item).cloned().unwrap_or(base);
+                let flags = flags_of.get(&item).cloned().unwrap_or_else(|| base.clone());
                 let modseq = stored.get(&item).copied().unwrap_or(modseq);
                 out.push(pb::Change {
+                    // The base, when the gateway keeps other flags (merge mode).
+                    base_flags: (flags != base).then(|| pb::FlagSet {
+                        flags: names(&base),
+                    }),
                     flags: names(&flags),
                     backend_href: href(v, uid),
                     backend_version: version(v, uid, modseq),

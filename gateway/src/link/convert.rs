@@ -94,6 +94,7 @@ impl TryFrom<&pb::Change> for PacketChange {
             }
             Ok(pb::change::Op::Flags) => Ok(PacketChange::Flags {
                 item_id: need_id()?,
+                base_flags: c.base_flags.as_ref().map(|b| b.flags.clone()),
                 backend_href: match c.backend_href.as_str() {
                     "" => None,
                     h if h.starts_with('/') => Some(h.to_string()),

@@ -53,8 +53,10 @@ pub enum PacketChange {
         item_id: Uuid,
         /// Where it is on the back end, when that is new.
         backend_href: Option<String>,
-        /// The flags both sides now hold.
+        /// The flags the gateway holds now.
         flags: Vec<String>,
+        /// The flags the back end holds, when not `flags` (merge mode).
+        base_flags: Option<Vec<String>>,
         /// Its back-end version.
         backend_version: String,
         /// The gateway change this settles.
@@ -471,17 +473,18 @@ impl Store {
                     item_id,
                     backend_href,
                     flags,
+                    base_flags,
                     backend_version,
                     settles,
                 } => {
                     let n = tx
                         .execute(
-                            "UPDATE items SET flags = $4, base_flags = $4, backend_version = $5,
+                            "UPDATE items SET flags = $4::text[], base_flags = COALESCE($9::text[], $4::text[]), backend_version = $5,
                                     backend_href = COALESCE($8, backend_href),
                                     last_seq = $6, changed_at = now(),
                                     pending_seq = CASE WHEN pending_seq = $7 THEN NULL ELSE pending_seq END
                              WHERE tenant_id = $1 AND collection_id = $2 AND id = $3 AND NOT deleted",
-                            &[&tenant, &coll, item_id, flags, backend_version, &next_seq, settles, backend_href],
+                            &[&tenant, &coll, item_id, flags, backend_version, &next_seq, settles, backend_href, base_flags],
                         )
                         .await
                         .map_err(|e| unique_to_invalid(e, "another message already has this back-end href"))?;
