@@ -8,6 +8,7 @@
 //! the gateway, so nothing is re-downloaded.
 
 mod mail_round;
+mod packets;
 pub mod round;
 
 use std::collections::HashMap;

@@ -24,6 +24,8 @@ use postern_proto as pb;
 use tracing::{Instrument, info, warn};
 
 use super::SourceCtx;
+use super::packets::chunk_losers;
+pub(super) use super::packets::{ENVELOPE, chunk, packet_budget};
 use crate::backends::{Backend, BackendError, Observed, WriteOutcome};
 use crate::link::LinkError;
 
@@ -110,8 +112,6 @@ pub struct CollectionState {
 }
 
 const MAX_ATTEMPTS: usize = 3;
-const PACKET_CHANGES: usize = 500;
-const PACKET_BYTES: usize = 4 << 20;
 
 /// What started a round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -572,61 +572,6 @@ pub(super) async fn send_packet(
     }
 }
 
-/// Content bytes per packet: [`PACKET_BYTES`], or less when the gateway's largest
-/// message (`max_message`, from its Welcome) is smaller, so that no packet is refused
-/// for its size.
-pub(super) fn packet_budget(max_message: usize) -> usize {
-    PACKET_BYTES
-        .min(max_message.saturating_sub(ENVELOPE) / 2)
-        .max(1)
-}
-
-/// Room left in a message for everything but item contents.
-pub(super) const ENVELOPE: usize = 64 << 10;
-
-/// Splits losers into groups of bounded size.
-fn chunk_losers(losers: Vec<pb::ConflictRecord>, budget: usize) -> Vec<Vec<pb::ConflictRecord>> {
-    let mut out: Vec<Vec<pb::ConflictRecord>> = Vec::new();
-    let mut bytes = 0;
-    for l in losers {
-        if out.is_empty() || bytes + l.loser_content.len() > budget {
-            out.push(Vec::new());
-            bytes = 0;
-        }
-        bytes += l.loser_content.len();
-        if let Some(last) = out.last_mut() {
-            last.push(l);
-        }
-    }
-    out
-}
-
-/// The bytes a change carries.
-fn size_of(c: &pb::Change) -> usize {
-    c.content.len() + c.base_content.len()
-}
-
-/// Splits changes into packets of bounded count and size.
-pub(super) fn chunk(changes: Vec<pb::Change>, budget: usize) -> Vec<Vec<pb::Change>> {
-    let mut out: Vec<Vec<pb::Change>> = Vec::new();
-    let mut bytes = 0;
-    for c in changes {
-        let start_new = match out.last() {
-            None => true,
-            Some(last) => last.len() >= PACKET_CHANGES || bytes + size_of(&c) > budget,
-        };
-        if start_new {
-            out.push(Vec::new());
-            bytes = 0;
-        }
-        bytes += size_of(&c);
-        if let Some(last) = out.last_mut() {
-            last.push(c);
-        }
-    }
-    out
-}
-
 pub(super) fn change(op: pb::change::Op, item_id: &ItemId) -> pb::Change {
     pb::Change {
         op: op as i32,
@@ -909,36 +854,4 @@ async fn execute_backend(
     }
     read_back(ctx, &mut acks, written_back).await?;
     Ok((acks, contents.into_values().collect(), stats))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn packets_are_bounded() {
-        let changes: Vec<pb::Change> = (0..1200)
-            .map(|_| pb::Change {
-                content: vec![b'x'; 10],
-                ..Default::default()
-            })
-            .collect();
-        let chunks = chunk(changes, PACKET_BYTES);
-        assert_eq!(
-            chunks.iter().map(Vec::len).collect::<Vec<_>>(),
-            vec![500, 500, 200]
-        );
-        let big: Vec<pb::Change> = (0..3)
-            .map(|_| pb::Change {
-                content: vec![b'x'; 3 << 20],
-                ..Default::default()
-            })
-            .collect();
-        assert_eq!(chunk(big, PACKET_BYTES).len(), 3);
-        assert_eq!(packet_budget(16 << 20), PACKET_BYTES);
-        assert!(
-            packet_budget(2 << 20) < 1 << 20,
-            "a small gateway limit shrinks packets"
-        );
-    }
 }

@@ -7,7 +7,6 @@
 //! is `None` ("unknown"), never "unchanged".
 
 use std::num::{NonZeroU32, NonZeroU64};
-use std::sync::Arc;
 use std::time::Duration;
 
 use imap_next::client::{Client, Event, Options};
@@ -29,6 +28,8 @@ use postern_core::mail::{Flags, Role};
 use tokio::net::TcpStream;
 use url::Url;
 
+pub use super::tls::ConnectOptions;
+use super::tls::{handshake, starttls, tls_connector};
 use super::utf7;
 use super::wire::{
     capabilities_in_data, capabilities_of, date_text, first_uid, mailbox_of, mailbox_raw, meta_of,
@@ -141,124 +142,6 @@ struct Answer {
     data: Vec<Data<'static>>,
     untagged: Vec<StatusBody<'static>>,
     status: StatusBody<'static>,
-}
-
-/// How to connect beyond the URL.
-#[derive(Debug, Clone, Default)]
-pub struct ConnectOptions {
-    /// A plain-text login is allowed off loopback when there is no TLS.
-    pub allow_plain: bool,
-    /// Extra CA certificates (PEM) to trust.
-    pub extra_ca: Option<Vec<u8>>,
-}
-
-/// A TLS client trusting the system's roots and `extra_ca`.
-fn tls_connector(extra_ca: Option<&[u8]>) -> Result<tokio_rustls::TlsConnector, ImapError> {
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(pem) = extra_ca {
-        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|e| ImapError::Config(format!("tls_ca_file: {e}")))?;
-            roots
-                .add(cert)
-                .map_err(|e| ImapError::Config(format!("tls_ca_file: {e}")))?;
-        }
-    }
-    let config = tokio_rustls::rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
-}
-
-async fn handshake(
-    tls: tokio_rustls::TlsConnector,
-    host: &str,
-    tcp: TcpStream,
-) -> Result<tokio_rustls::TlsStream<TcpStream>, ImapError> {
-    let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host.to_string())
-        .map_err(|e| ImapError::Config(format!("{host}: {e}")))?;
-    let stream = tokio::time::timeout(READ_TIMEOUT, tls.connect(name, tcp))
-        .await
-        .map_err(|_| ImapError::Timeout(READ_TIMEOUT))?
-        .map_err(|e| ImapError::Transport(format!("TLS with {host}: {e}")))?;
-    Ok(tokio_rustls::TlsStream::Client(stream))
-}
-
-/// Reads one response line (at most 16 KiB) before TLS, by hand.
-async fn line(tcp: &mut TcpStream) -> Result<String, ImapError> {
-    use tokio::io::AsyncReadExt;
-    let mut out = Vec::new();
-    let mut byte = [0u8; 1];
-    loop {
-        let n = tokio::time::timeout(READ_TIMEOUT, tcp.read(&mut byte))
-            .await
-            .map_err(|_| ImapError::Timeout(READ_TIMEOUT))?
-            .map_err(|e| ImapError::Transport(e.to_string()))?;
-        if n == 0 {
-            return Err(ImapError::Transport("connection closed".into()));
-        }
-        out.push(byte[0]);
-        if byte[0] == b'\n' {
-            return Ok(String::from_utf8_lossy(&out).trim_end().to_string());
-        }
-        if out.len() > 16 << 10 {
-            return Err(ImapError::Malformed("response line too long".into()));
-        }
-    }
-}
-
-/// Reads the greeting and, when the server offers STARTTLS, upgrades the connection
-/// to TLS's starting point (`true`); `false` when it does not offer it.
-async fn starttls(tcp: &mut TcpStream) -> Result<bool, ImapError> {
-    use tokio::io::AsyncWriteExt;
-    let greeting = line(tcp).await?;
-    if !greeting.starts_with("* OK") {
-        return Err(ImapError::Refused {
-            command: "greeting",
-            text: greeting,
-        });
-    }
-    let offered = |l: &str| {
-        l.to_ascii_uppercase()
-            .split([' ', ']', '['])
-            .any(|w| w == "STARTTLS")
-    };
-    let mut has = greeting.to_ascii_uppercase().contains("[CAPABILITY") && offered(&greeting);
-    if !greeting.to_ascii_uppercase().contains("[CAPABILITY") {
-        tcp.write_all(b"s0 CAPABILITY\r\n")
-            .await
-            .map_err(|e| ImapError::Transport(e.to_string()))?;
-        loop {
-            let l = line(tcp).await?;
-            if l.starts_with("* CAPABILITY") && offered(&l) {
-                has = true;
-            }
-            if l.starts_with("s0 ") {
-                break;
-            }
-        }
-    }
-    if !has {
-        return Ok(false);
-    }
-    tcp.write_all(b"s1 STARTTLS\r\n")
-        .await
-        .map_err(|e| ImapError::Transport(e.to_string()))?;
-    loop {
-        let l = line(tcp).await?;
-        if let Some(rest) = l.strip_prefix("s1 ") {
-            if rest.starts_with("OK") {
-                return Ok(true);
-            }
-            return Err(ImapError::Refused {
-                command: "STARTTLS",
-                text: l,
-            });
-        }
-    }
 }
 
 /// Every read waits at most this long (IDLE has its own, longer wait).

@@ -7,10 +7,12 @@
 //!   APPENDUID, one-message UID EXPUNGE, UID MOVE with COPYUID, CREATE and DELETE;
 //!   every read with a timeout, a cut-off answer an error.
 //! - [`utf7`]: mailbox names in modified UTF-7.
+//! - `tls`: implicit TLS, STARTTLS, trusted certificates.
 //! - `wire`: between imap-types' values and ours.
 
 pub mod backend;
 pub mod client;
+mod tls;
 pub mod utf7;
 mod wire;
 
