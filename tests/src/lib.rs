@@ -507,6 +507,7 @@ pub mod dav;
 pub mod endpoint;
 pub mod inproc;
 pub mod link;
+pub mod mail;
 pub mod oracle;
 pub mod otlp;
 pub mod pki;

@@ -1,0 +1,489 @@
+//! A connector pointed at a real Dovecot when things go wrong or differ: a renumbered
+//! mailbox, a server without CONDSTORE/QRESYNC, an emptied mailbox, a kill -9, a lost
+//! acknowledgement; and the mirror and merge modes.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use postern_connector::backends::imap::client::ImapClient;
+use postern_core::mail::Flags;
+use postern_e2e::backends::Dovecot;
+use postern_e2e::mail::{bodies, dovecot_flags, held, item_of, message};
+use postern_e2e::{Connector, Deployment, SourceSpec, connector_config, wait_until};
+use url::Url;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mailbox_the_server_renumbered_is_rekeyed_without_duplicates_or_deletions() -> Result<()>
+{
+    let d = Deployment::start("imap-uidvalidity", &[]).await?;
+    let dc = Dovecot::start(&d.dir).await?;
+    let url = Url::parse(&dc.url())?;
+    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    imap.enable_modseq().await?;
+    imap.create("Projects").await?;
+    for n in 1..=3 {
+        let flags = if n == 2 {
+            Flags::parse(["\\Flagged"])
+        } else {
+            Flags::default()
+        };
+        imap.append("Projects", &flags, None, &message(n)).await?;
+    }
+    let config = connector_config(
+        &d.gateway.grpc_url,
+        &d.token,
+        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
+    );
+    let conn = Connector::start(&d.dir, "hq", &config)?;
+    let projects = d.collection("/Projects").await?;
+    let before = wait_until("Projects imported", Duration::from_secs(30), || async {
+        let h = held(&d, projects).await?;
+        Ok((h.len() == 3).then_some(h))
+    })
+    .await?;
+    let old_v = imap.select("Projects", None).await?.uidvalidity;
+    let stored = bodies(&d).await?;
+
+    // The mailbox is made again with the same messages: a new UIDVALIDITY, new UIDs.
+    drop(conn);
+    imap.create("Old").await?;
+    let uids: Vec<u32> = imap
+        .fetch_meta("1:*", None)
+        .await?
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    for uid in &uids {
+        imap.move_to(*uid, "Old").await?;
+    }
+    // (A selected mailbox cannot be deleted: select another first.)
+    imap.select("Old", None).await?;
+    imap.delete("Projects").await?;
+    imap.create("Projects").await?;
+    let uids: Vec<u32> = imap
+        .fetch_meta("1:*", None)
+        .await?
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    for uid in &uids {
+        imap.move_to(*uid, "Projects").await?;
+    }
+    imap.select("Projects", None).await?;
+    imap.delete("Old").await?;
+    let new_v = imap.select("Projects", None).await?.uidvalidity;
+    assert_ne!(new_v, old_v, "Dovecot renumbered the mailbox");
+
+    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    wait_until("the index re-keyed", Duration::from_secs(30), || async {
+        let rows = d
+            .query(&format!(
+                "SELECT count(*) FROM items WHERE collection_id = '{projects}' AND NOT deleted
+                 AND backend_version LIKE 'imap:{new_v}/%'"
+            ))
+            .await?;
+        Ok((rows[0].get::<_, i64>(0) == 3).then_some(()))
+    })
+    .await?;
+    // The same messages, the same gateway UIDs, the same flags; nothing deleted,
+    // nothing imported again.
+    let after = held(&d, projects).await?;
+    assert_eq!(
+        after
+            .iter()
+            .map(|(u, f, b)| (*u, f.clone(), b.clone()))
+            .collect::<Vec<_>>(),
+        before
+    );
+    let deleted: i64 = d
+        .query(&format!(
+            "SELECT count(*) FROM items WHERE collection_id = '{projects}' AND deleted"
+        ))
+        .await?[0]
+        .get(0);
+    assert_eq!(deleted, 0);
+    assert_eq!(bodies(&d).await?, stored);
+    imap.logout().await?;
+    Ok(())
+}
+
+/// A server without CONDSTORE or QRESYNC (as Microsoft 365 and Yahoo are): every
+/// round lists the mailbox's flags, and expunges are found by difference.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_without_condstore_or_qresync_still_syncs() -> Result<()> {
+    let d = Deployment::start("imap-plain-server", &[]).await?;
+    let dc = Dovecot::start_with(
+        &d.dir,
+        "imap_capability = IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT THREAD=REFERENCES MULTIAPPEND UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 MOVE SPECIAL-USE",
+    )
+    .await?;
+    let url = Url::parse(&dc.url())?;
+    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    assert!(
+        !imap.has("CONDSTORE") && !imap.has("QRESYNC"),
+        "{:?}",
+        imap.capabilities
+    );
+    let mut uids = Vec::new();
+    for n in 1..=3 {
+        uids.push(
+            imap.append("INBOX", &Flags::default(), None, &message(n))
+                .await?
+                .unwrap()
+                .1,
+        );
+    }
+    let config = connector_config(
+        &d.gateway.grpc_url,
+        &d.token,
+        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
+    );
+    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    let inbox = d.collection("/INBOX").await?;
+    wait_until("INBOX imported", Duration::from_secs(30), || async {
+        Ok((held(&d, inbox).await?.len() == 3).then_some(()))
+    })
+    .await?;
+    let stored = bodies(&d).await?;
+
+    // Flags both ways, found by listing.
+    imap.select("INBOX", None).await?;
+    imap.store(uids[0], &Flags::parse(["\\Flagged"]), &Flags::default(), 0)
+        .await?;
+    let two = item_of(&d, inbox, &message(2)).await?;
+    d.store
+        .set_message_flags(d.tenant, inbox, two, &["\\Seen".into()])
+        .await?;
+    wait_until(
+        "the flag on the gateway",
+        Duration::from_secs(30),
+        || async {
+            let h = held(&d, inbox).await?;
+            Ok(h.iter()
+                .any(|(_, f, b)| b == &message(1) && f.contains(&"\\Flagged".to_string()))
+                .then_some(()))
+        },
+    )
+    .await?;
+    let uid2 = uids[1];
+    wait_until(
+        "the flag on the server",
+        Duration::from_secs(30),
+        || async {
+            Ok((dovecot_flags(&url, uid2).await? == Flags::parse(["\\Seen"])).then_some(()))
+        },
+    )
+    .await?;
+
+    // An expunge, found by difference.
+    imap.select("INBOX", None).await?;
+    imap.expunge(uids[2]).await?;
+    wait_until(
+        "the expunge on the gateway",
+        Duration::from_secs(30),
+        || async { Ok((held(&d, inbox).await?.len() == 2).then_some(())) },
+    )
+    .await?;
+    assert_eq!(bodies(&d).await?, stored, "no body moved again");
+    imap.logout().await?;
+    Ok(())
+}
+
+/// Emptying Trash is normal and reaches the gateway; an INBOX that suddenly reads
+/// empty pauses instead of wiping the gateway's copy.
+#[tokio::test(flavor = "multi_thread")]
+async fn emptying_trash_syncs_and_an_inbox_that_reads_empty_pauses() -> Result<()> {
+    let d = Deployment::start("imap-guard", &[]).await?;
+    let dc = Dovecot::start(&d.dir).await?;
+    let url = Url::parse(&dc.url())?;
+    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    imap.enable_modseq().await?;
+    let (mut trash, mut inbox_uids) = (Vec::new(), Vec::new());
+    for n in 1..=10 {
+        trash.push(
+            imap.append("Trash", &Flags::default(), None, &message(n))
+                .await?
+                .unwrap()
+                .1,
+        );
+        inbox_uids.push(
+            imap.append("INBOX", &Flags::default(), None, &message(20 + n))
+                .await?
+                .unwrap()
+                .1,
+        );
+    }
+    let config = connector_config(
+        &d.gateway.grpc_url,
+        &d.token,
+        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
+    );
+    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    let (t, i) = (d.collection("/Trash").await?, d.collection("/INBOX").await?);
+    // Roles and the delimiter come with discovery and are kept (admin status shows
+    // the role).
+    let meta = d
+        .query(&format!(
+            "SELECT role, delimiter, mailbox_name FROM collections WHERE id IN ('{t}', '{i}') ORDER BY role"
+        ))
+        .await?;
+    let meta: Vec<(Option<String>, Option<String>, Option<String>)> = meta
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        meta,
+        vec![
+            (Some("inbox".into()), Some("/".into()), Some("INBOX".into())),
+            (Some("trash".into()), Some("/".into()), Some("Trash".into())),
+        ]
+    );
+    let status = postern_e2e::admin(&d.db, &["status"])?;
+    assert!(status.contains("Trash (trash)"), "{status}");
+    wait_until("both imported", Duration::from_secs(30), || async {
+        Ok((held(&d, t).await?.len() == 10 && held(&d, i).await?.len() == 10).then_some(()))
+    })
+    .await?;
+
+    imap.select("Trash", None).await?;
+    for uid in &trash {
+        imap.expunge(*uid).await?;
+    }
+    imap.select("INBOX", None).await?;
+    for uid in &inbox_uids {
+        imap.expunge(*uid).await?;
+    }
+    wait_until(
+        "Trash emptied on the gateway",
+        Duration::from_secs(30),
+        || async { Ok(held(&d, t).await?.is_empty().then_some(())) },
+    )
+    .await?;
+    let reason = wait_until("INBOX paused", Duration::from_secs(30), || async {
+        let c = d.store.collection(d.tenant, i).await?;
+        Ok(c.paused_reason)
+    })
+    .await?;
+    assert!(reason.contains("mass deletion"), "{reason}");
+    assert_eq!(held(&d, i).await?.len(), 10, "the gateway keeps its copy");
+    imap.logout().await?;
+    Ok(())
+}
+
+/// kill -9 of the connector in the middle of an import: the next one takes up where
+/// it stopped, and every message is on the gateway once.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_import_cut_by_kill_9_converges_without_duplicates() -> Result<()> {
+    let d = Deployment::start("imap-kill", &[]).await?;
+    let dc = Dovecot::start(&d.dir).await?;
+    let url = Url::parse(&dc.url())?;
+    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    imap.create("Big").await?;
+    // Large enough that the import takes a while: 150 messages of 200 KB.
+    let pad = "x".repeat(200 << 10);
+    let big = |n: u32| {
+        let mut m = message(n);
+        m.extend_from_slice(pad.as_bytes());
+        m
+    };
+    for n in 0..150 {
+        imap.append("Big", &Flags::default(), None, &big(n)).await?;
+    }
+    let config = connector_config(
+        &d.gateway.grpc_url,
+        &d.token,
+        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
+    );
+    let mut conn = Connector::start(&d.dir, "hq", &config)?;
+    let bigbox = d.collection("/Big").await?;
+    let partial = wait_until("part of the import", Duration::from_secs(60), || async {
+        let n = held(&d, bigbox).await?.len();
+        Ok((n >= 20).then_some(n))
+    })
+    .await?;
+    conn.proc.kill9();
+    assert!(
+        partial < 150,
+        "the import was cut: {partial} of 150 before the kill"
+    );
+    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    let all = wait_until("the whole import", Duration::from_secs(60), || async {
+        let h = held(&d, bigbox).await?;
+        Ok((h.len() >= 150).then_some(h))
+    })
+    .await?;
+    assert_eq!(all.len(), 150, "no duplicates (killed at {partial})");
+    let mut bodies: Vec<&Vec<u8>> = all.iter().map(|(_, _, b)| b).collect();
+    bodies.sort();
+    bodies.dedup();
+    assert_eq!(bodies.len(), 150, "each message once");
+    imap.logout().await?;
+    Ok(())
+}
+
+/// The window a kill -9 can leave between APPEND and its acknowledgement: the
+/// server already holds the client's message, the gateway still has the append
+/// pending. The next round finds the copy by content and records it: one copy on the
+/// server, never two.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_append_whose_acknowledgement_was_lost_is_found_not_repeated() -> Result<()> {
+    let d = Deployment::start("imap-append-crash", &[]).await?;
+    let dc = Dovecot::start(&d.dir).await?;
+    let url = Url::parse(&dc.url())?;
+    let config = connector_config(
+        &d.gateway.grpc_url,
+        &d.token,
+        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
+    );
+    let conn = Connector::start(&d.dir, "hq", &config)?;
+    let drafts = d.collection("/Drafts").await?;
+    drop(conn);
+
+    // What the crash leaves: the draft pending on the gateway and already on the server.
+    let draft = message(77);
+    let (item, _) = d
+        .store
+        .append_message(d.tenant, drafts, &draft, &["\\Draft".into()])
+        .await?;
+    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    imap.append("Drafts", &Flags::parse(["\\Draft"]), None, &draft)
+        .await?;
+
+    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    wait_until("the append settled", Duration::from_secs(30), || async {
+        let rows = d
+            .query(&format!(
+                "SELECT count(*) FROM items WHERE id = '{item}' AND pending_seq IS NULL AND backend_href IS NOT NULL"
+            ))
+            .await?;
+        Ok((rows[0].get::<_, i64>(0) == 1).then_some(()))
+    })
+    .await?;
+    let n = imap.select("Drafts", None).await?.exists;
+    assert_eq!(n, 1, "one copy on the server");
+    assert_eq!(held(&d, drafts).await?.len(), 1, "one copy on the gateway");
+    imap.logout().await?;
+    Ok(())
+}
+
+/// `mirror`: the gateway is a copy of the server; a client's flag change there is
+/// reverted and never reaches the server.
+#[tokio::test(flavor = "multi_thread")]
+async fn mirror_mode_reverts_a_gateway_flag_change() -> Result<()> {
+    let d = Deployment::start("imap-mirror", &[]).await?;
+    let dc = Dovecot::start(&d.dir).await?;
+    let url = Url::parse(&dc.url())?;
+    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    let (_, uid) = imap
+        .append("INBOX", &Flags::parse(["\\Seen"]), None, &message(1))
+        .await?
+        .unwrap();
+    let mut src = SourceSpec::alice("mail", "imap", &dc.url(), "1s");
+    src.mode = "mirror".into();
+    let _conn = Connector::start(
+        &d.dir,
+        "hq",
+        &connector_config(&d.gateway.grpc_url, &d.token, &[src]),
+    )?;
+    let inbox = d.collection("/INBOX").await?;
+    wait_until("INBOX imported", Duration::from_secs(30), || async {
+        Ok((held(&d, inbox).await?.len() == 1).then_some(()))
+    })
+    .await?;
+    let item = item_of(&d, inbox, &message(1)).await?;
+    d.store
+        .set_message_flags(d.tenant, inbox, item, &["\\Flagged".into()])
+        .await?;
+    wait_until(
+        "the change reverted and settled",
+        Duration::from_secs(30),
+        || async {
+            let rows = d
+                .query(&format!(
+                    "SELECT flags, pending_seq IS NULL FROM items WHERE id = '{item}'"
+                ))
+                .await?;
+            let (flags, settled): (Vec<String>, bool) = (rows[0].get(0), rows[0].get(1));
+            Ok((settled && flags == vec!["\\Seen".to_string()]).then_some(()))
+        },
+    )
+    .await?;
+    assert_eq!(
+        dovecot_flags(&url, uid).await?,
+        Flags::parse(["\\Seen"]),
+        "the server untouched"
+    );
+    imap.logout().await?;
+    Ok(())
+}
+
+/// `merge`: the server's changes come in, its expunges do not remove the gateway's
+/// copy, and a client's flag change stays on the gateway.
+#[tokio::test(flavor = "multi_thread")]
+async fn merge_mode_keeps_gateway_changes_and_copies() -> Result<()> {
+    let d = Deployment::start("imap-merge-mode", &[]).await?;
+    let dc = Dovecot::start(&d.dir).await?;
+    let url = Url::parse(&dc.url())?;
+    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    let (_, one) = imap
+        .append("INBOX", &Flags::default(), None, &message(1))
+        .await?
+        .unwrap();
+    let (_, two) = imap
+        .append("INBOX", &Flags::default(), None, &message(2))
+        .await?
+        .unwrap();
+    let mut src = SourceSpec::alice("mail", "imap", &dc.url(), "1s");
+    src.mode = "merge".into();
+    let _conn = Connector::start(
+        &d.dir,
+        "hq",
+        &connector_config(&d.gateway.grpc_url, &d.token, &[src]),
+    )?;
+    let inbox = d.collection("/INBOX").await?;
+    wait_until("INBOX imported", Duration::from_secs(30), || async {
+        Ok((held(&d, inbox).await?.len() == 2).then_some(()))
+    })
+    .await?;
+    // A client flags message 1 on the gateway; the server expunges message 2 and
+    // marks message 1 read.
+    let item = item_of(&d, inbox, &message(1)).await?;
+    d.store
+        .set_message_flags(d.tenant, inbox, item, &["\\Flagged".into()])
+        .await?;
+    imap.select("INBOX", None).await?;
+    imap.expunge(two).await?;
+    imap.store(one, &Flags::parse(["\\Seen"]), &Flags::default(), 0)
+        .await?;
+    let want = Flags::parse(["\\Flagged", "\\Seen"]);
+    wait_until(
+        "the server's change merged in",
+        Duration::from_secs(30),
+        || async {
+            let h = held(&d, inbox).await?;
+            Ok(h.iter()
+                .find(|(_, _, b)| b == &message(1))
+                .filter(|(_, f, _)| Flags::parse(f.iter().map(String::as_str)) == want)
+                .map(|_| ()))
+        },
+    )
+    .await?;
+    assert_eq!(
+        held(&d, inbox).await?.len(),
+        2,
+        "the expunged message stays on the gateway"
+    );
+    // The base of the next merge is what the server holds, not the gateway's flags.
+    let base: Vec<String> = d
+        .query(&format!("SELECT base_flags FROM items WHERE id = '{item}'"))
+        .await?[0]
+        .get(0);
+    assert_eq!(base, vec!["\\Seen".to_string()]);
+    assert_eq!(
+        dovecot_flags(&url, one).await?,
+        Flags::parse(["\\Seen"]),
+        "nothing written to the server"
+    );
+    imap.logout().await?;
+    Ok(())
+}
