@@ -420,6 +420,16 @@ impl Backend for AnyBackend {
     }
 }
 
+/// A [`MailBackend`] method on the mail back end this is; other kinds hold no mail.
+macro_rules! mail {
+    ($self:ident, $b:ident => $call:expr) => {
+        match $self {
+            AnyBackend::Imap($b) => $call,
+            AnyBackend::Dav(_) => Err(BackendError::Unsupported("a DAV server holds no mail")),
+        }
+    };
+}
+
 /// Each method of [`MailBackend`] on a mail back end; other kinds hold no mail.
 impl MailBackend for AnyBackend {
     async fn discover(&self) -> Result<Discovered, BackendError> {
@@ -432,17 +442,11 @@ impl MailBackend for AnyBackend {
         state: &str,
         known: &[u32],
     ) -> Result<MailChanges, BackendError> {
-        match self {
-            AnyBackend::Imap(b) => b.changes(mailbox, state, known).await,
-            AnyBackend::Dav(_) => Err(BackendError::Unsupported("a DAV server holds no mail")),
-        }
+        mail!(self, b => b.changes(mailbox, state, known).await)
     }
 
     async fn fetch(&self, mailbox: &Href, uids: &[u32]) -> Result<Vec<MailMessage>, BackendError> {
-        match self {
-            AnyBackend::Imap(b) => b.fetch(mailbox, uids).await,
-            AnyBackend::Dav(_) => Err(BackendError::Unsupported("a DAV server holds no mail")),
-        }
+        mail!(self, b => b.fetch(mailbox, uids).await)
     }
 
     async fn store(
@@ -453,24 +457,15 @@ impl MailBackend for AnyBackend {
         remove: &Flags,
         unchanged_since: u64,
     ) -> Result<Option<u64>, BackendError> {
-        match self {
-            AnyBackend::Imap(b) => b.store(mailbox, uid, add, remove, unchanged_since).await,
-            AnyBackend::Dav(_) => Err(BackendError::Unsupported("a DAV server holds no mail")),
-        }
+        mail!(self, b => b.store(mailbox, uid, add, remove, unchanged_since).await)
     }
 
     async fn expunge(&self, mailbox: &Href, uid: u32) -> Result<(), BackendError> {
-        match self {
-            AnyBackend::Imap(b) => b.expunge(mailbox, uid).await,
-            AnyBackend::Dav(_) => Err(BackendError::Unsupported("a DAV server holds no mail")),
-        }
+        mail!(self, b => b.expunge(mailbox, uid).await)
     }
 
     async fn watch(&self, mailbox: &Href, max: std::time::Duration) -> Result<bool, BackendError> {
-        match self {
-            AnyBackend::Imap(b) => b.watch(mailbox, max).await,
-            AnyBackend::Dav(_) => Err(BackendError::Unsupported("a DAV server holds no mail")),
-        }
+        mail!(self, b => b.watch(mailbox, max).await)
     }
 
     async fn append(
@@ -479,9 +474,6 @@ impl MailBackend for AnyBackend {
         flags: &Flags,
         body: &[u8],
     ) -> Result<Option<(u32, u32)>, BackendError> {
-        match self {
-            AnyBackend::Imap(b) => b.append(mailbox, flags, body).await,
-            AnyBackend::Dav(_) => Err(BackendError::Unsupported("a DAV server holds no mail")),
-        }
+        mail!(self, b => b.append(mailbox, flags, body).await)
     }
 }
