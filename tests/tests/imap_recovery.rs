@@ -484,6 +484,25 @@ async fn merge_mode_keeps_gateway_changes_and_copies() -> Result<()> {
         Flags::parse(["\\Seen"]),
         "nothing written to the server"
     );
+    // The server later answers message 1: the gateway's own \Flagged stays (the
+    // index carries the gateway's flags beside the base).
+    imap.store(one, &Flags::parse(["\\Answered"]), &Flags::default(), 0)
+        .await?;
+    let want = Flags::parse(["\\Flagged", "\\Seen", "\\Answered"]);
+    wait_until(
+        "the server's second change merged in",
+        Duration::from_secs(30),
+        || async {
+            let h = held(&d, inbox).await?;
+            let now = h
+                .iter()
+                .find(|(_, _, b)| b == &message(1))
+                .map(|(_, f, _)| Flags::parse(f.iter().map(String::as_str)));
+            Ok(now.filter(|f| f.has(&postern_core::mail::Flag::new("\\Answered").unwrap())))
+        },
+    )
+    .await
+    .map(|f| assert_eq!(f, want, "a gateway-only flag survives the server's change"))?;
     imap.logout().await?;
     Ok(())
 }

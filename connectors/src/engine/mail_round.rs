@@ -470,10 +470,15 @@ async fn index(ctx: &SourceCtx, id: &str) -> Result<Index, RoundError> {
                 },
             ));
         }
+        let base = Flags::parse(e.flags.iter().map(String::as_str));
         out.push(Known {
             item,
             uid,
-            base: Flags::parse(e.flags.iter().map(String::as_str)),
+            current: e.current_flags.map_or_else(
+                || base.clone(),
+                |f| Flags::parse(f.flags.iter().map(String::as_str)),
+            ),
+            base,
             modseq,
         });
     }

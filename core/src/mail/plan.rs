@@ -40,6 +40,9 @@ pub struct Known {
     pub uid: u32,
     /// The flags both sides last agreed on.
     pub base: Flags,
+    /// The gateway's flags now. The same as `base` unless a change is pending, or the
+    /// gateway keeps flags of its own (`merge` mode).
+    pub current: Flags,
     /// The MODSEQ the back end last reported for it (0: unknown).
     pub modseq: u64,
 }
@@ -434,7 +437,7 @@ fn known(
             };
             let (gateway, settles) = match g {
                 Some(GatewaySeen::Flags { flags, seq, .. }) => (flags.clone(), Some(*seq)),
-                _ => (k.base.clone(), None),
+                _ => (k.current.clone(), None),
             };
             let (on_backend, on_gateway, base) = match mode {
                 Mode::TwoWay => {

@@ -221,6 +221,10 @@ pub fn index_to_pb(e: &IndexEntry) -> pb::IndexEntry {
         backend_href: e.backend_href.clone(),
         backend_version: e.backend_version.clone(),
         flags: e.flags.clone(),
+        current_flags: e
+            .current_flags
+            .as_ref()
+            .map(|f| pb::FlagSet { flags: f.clone() }),
         sha256: e.key.as_ref().map(|k| k.0.clone()).unwrap_or_default(),
         size: e.key.as_ref().map_or(0, |k| k.1.max(0) as u64),
         message_id: e.key.as_ref().and_then(|k| k.2.clone()).unwrap_or_default(),

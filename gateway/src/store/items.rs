@@ -18,6 +18,8 @@ pub struct IndexEntry {
     pub backend_version: String,
     /// Mail: the flags both sides last agreed on (empty for other items).
     pub flags: Vec<String>,
+    /// Mail: the gateway's flags now, when they differ from `flags`.
+    pub current_flags: Option<Vec<String>>,
     /// Mail: the content key (SHA-256, size, Message-ID).
     pub key: Option<(Vec<u8>, i64, Option<String>)>,
 }
@@ -80,6 +82,11 @@ pub enum Put {
 
 /// The key of the transaction-scoped lock that makes writes of one UID in one
 /// collection take turns.
+/// Two flag lists naming the same flags, in any order.
+fn same_set(a: &[String], b: &[String]) -> bool {
+    a.len() == b.len() && a.iter().all(|f| b.contains(f))
+}
+
 fn uid_lock_key(collection: Uuid, uid: &str) -> i64 {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
@@ -252,7 +259,7 @@ impl Store {
         let rows = tx
             .query(
                 "SELECT id, backend_href, COALESCE(backend_version, ''), COALESCE(base_flags, '{}'),
-                        body_sha256, size, message_id FROM items
+                        body_sha256, size, message_id, COALESCE(flags, '{}') FROM items
                  WHERE tenant_id = $1 AND collection_id = $2 AND backend_href IS NOT NULL",
                 &[&tenant, &collection],
             )
@@ -264,6 +271,10 @@ impl Store {
                     item_id: r.get(0),
                     backend_href: r.get(1),
                     backend_version: r.get(2),
+                    current_flags: {
+                        let (base, now): (Vec<String>, Vec<String>) = (r.get(3), r.get(7));
+                        (!same_set(&base, &now)).then_some(now)
+                    },
                     flags: r.get(3),
                     key: r
                         .get::<_, Option<Vec<u8>>>(4)

@@ -46,6 +46,7 @@ fn flag_changes_on_both_sides_merge_and_move_no_body() {
         uid: 7,
         base: f("\\Seen"),
         modseq: 10,
+        current: f("\\Seen"),
     }];
     let backend = [BackendSeen::Flags {
         uid: 7,
@@ -89,6 +90,7 @@ fn expunges_win_and_modes_decide_where_they_go() {
         uid: 7,
         base: f(""),
         modseq: 1,
+        current: f(""),
     }];
     let vanished = [BackendSeen::Vanished(7)];
     let read = [GatewaySeen::Flags {
@@ -191,6 +193,7 @@ fn emptying_trash_is_normal_an_empty_inbox_pauses() {
             uid: n + 1,
             base: f(""),
             modseq: 1,
+            current: f(""),
         })
         .collect();
     let all_gone: Vec<BackendSeen> = (0..20).map(|n| BackendSeen::Vanished(n + 1)).collect();
@@ -229,6 +232,10 @@ struct World {
     client_deleted: std::collections::BTreeSet<Content>,
     /// Contents expunged on the back end by someone else.
     server_deleted: std::collections::BTreeSet<Content>,
+    /// Flags (content, flag) someone toggled on the back end, and the last value a
+    /// client gave a flag on the gateway.
+    server_touched: std::collections::BTreeSet<(Content, u8)>,
+    client_set: BTreeMap<(Content, u8), bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -284,6 +291,8 @@ impl World {
                 let entry = self.backend.get_mut(&uid).unwrap();
                 toggle(&mut entry.1, fl);
                 entry.2 = m;
+                let c = entry.0;
+                self.server_touched.insert((c, fl % FLAGS.len() as u8));
             }
             Op::BackendExpunge(n) => {
                 let uids: Vec<u32> = self.backend.keys().copied().collect();
@@ -310,6 +319,9 @@ impl World {
                 let entry = self.gateway.get_mut(&item).unwrap();
                 toggle(&mut entry.1, fl);
                 let flags = entry.1.clone();
+                let fl = fl % FLAGS.len() as u8;
+                let set = flags.has(&Flag::new(FLAGS[fl as usize]).unwrap());
+                self.client_set.insert((entry.0, fl), set);
                 let change = match self.pending.get(&item) {
                     Some(GatewaySeen::Appended { key, .. }) => GatewaySeen::Appended {
                         item: item.clone(),
@@ -399,7 +411,16 @@ impl World {
     fn round(&mut self, mode: Mode, cut: bool) {
         let backend = self.observe();
         let gateway: Vec<GatewaySeen> = self.pending.values().cloned().collect();
-        let index: Vec<Known> = self.index.values().cloned().collect();
+        // The index as the gateway sends it: with each message's flags there now.
+        let index: Vec<Known> = self
+            .index
+            .values()
+            .cloned()
+            .map(|mut k| {
+                k.current = self.gateway[&k.item].1.clone();
+                k
+            })
+            .collect();
         let r = MailRound {
             mode,
             role: Some(Role::Trash),
@@ -508,6 +529,7 @@ impl World {
                     Known {
                         item,
                         uid,
+                        current: flags.clone(),
                         base: flags,
                         modseq: m,
                     },
@@ -530,6 +552,7 @@ impl World {
                     Known {
                         item: item.clone(),
                         uid,
+                        current: base.clone(),
                         base,
                         modseq,
                     },
@@ -636,9 +659,41 @@ proptest! {
         for (c, flags) in &b {
             if !w.client_deleted.contains(c) {
                 prop_assert!(g.contains_key(c), "content {} missing on the gateway", c);
-                let _ = flags;
+            }
+            let Some(mine) = g.get(c) else { continue };
+            // Per flag: one only the back end changed reads as the back end's; one
+            // only a client changed keeps the client's value, whatever the back end
+            // later did to the message's other flags.
+            for (i, name) in FLAGS.iter().enumerate() {
+                let fl = Flag::new(name).unwrap();
+                let server = w.server_touched.contains(&(*c, i as u8));
+                match (server, w.client_set.get(&(*c, i as u8))) {
+                    (true, None) => prop_assert_eq!(mine.has(&fl), flags.has(&fl), "content {} flag {}", c, name),
+                    (false, Some(set)) => prop_assert_eq!(mine.has(&fl), *set, "content {} flag {}", c, name),
+                    _ => {}
+                }
             }
         }
         prop_assert!(w.appended.is_empty());
     }
+}
+
+/// `merge`: a flag a client set on the gateway stays when the back end later changes
+/// that message's other flags (the index carries the gateway's flags beside the base).
+#[test]
+fn merge_keeps_a_gateway_only_flag_when_the_back_end_changes_another() {
+    let mut w = World::default();
+    for op in [
+        Op::BackendNew,
+        Op::Round(false),
+        Op::GatewayToggle(0, 1),
+        Op::Round(false),
+        Op::BackendToggle(0, 0),
+        Op::Round(false),
+    ] {
+        w.apply(&op, Mode::Merge);
+    }
+    let (b, g) = w.sides();
+    assert_eq!(b[&1], f("\\Seen"));
+    assert_eq!(g[&1], f("\\Seen \\Flagged"));
 }
