@@ -16,6 +16,8 @@ command -v podman >/dev/null || need_apt+=(podman)
 command -v runc >/dev/null || need_apt+=(runc)
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 [ -x /usr/sbin/dovecot ] || need_apt+=(dovecot-imapd dovecot-core)
+# mbsync, the peer the mail import benchmark is compared with.
+command -v mbsync >/dev/null || need_apt+=(isync)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> apt-get install ${need_apt[*]}"
   apt-get update -qq

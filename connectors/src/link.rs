@@ -112,7 +112,10 @@ impl Link {
                 Ok(req)
             },
         )
-        .send_compressed(CompressionEncoding::Gzip)
+        // zstd: gzip (deflate) cost more CPU than everything else in a mail import
+        // (24% of it; 16 MB/s). Gzip is still understood, from older gateways.
+        .send_compressed(CompressionEncoding::Zstd)
+        .accept_compressed(CompressionEncoding::Zstd)
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20);

@@ -91,6 +91,51 @@ pub async fn wait_port(port: u16, timeout: Duration) -> Result<()> {
     .await
 }
 
+/// The peak resident memory (VmHWM) of a running process, in KiB.
+pub fn peak_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Runs a peer's command (`args`, with `env`) to its end: its wall time and the peak
+/// memory (KiB) of what it started, as measured by a small Python wrapper.
+pub fn run_measured(args: &[&str], env: &[(&str, &Path)]) -> Result<(Duration, u64)> {
+    let wrapper = "import resource, subprocess, sys, time\n\
+        t = time.monotonic()\n\
+        r = subprocess.run(sys.argv[1:])\n\
+        el = time.monotonic() - t\n\
+        print(el, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n\
+        sys.exit(r.returncode)\n";
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c").arg(wrapper).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{} failed: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    let mut parts = line.split_whitespace();
+    let secs: f64 = parts.next().unwrap_or("0").parse()?;
+    let kib: u64 = parts.next().unwrap_or("0").parse()?;
+    Ok((Duration::from_secs_f64(secs), kib))
+}
+
 /// A child process killed (SIGKILL) when dropped, with its output in a log file.
 #[derive(Debug)]
 pub struct Proc {

@@ -23,14 +23,14 @@ pub struct RawLink {
 impl RawLink {
     /// Opens a stream with `token`.
     pub async fn open(url: &str, token: &str) -> std::result::Result<RawLink, tonic::Status> {
-        Self::open_compressed(url, token, false).await
+        Self::open_compressed(url, token, None).await
     }
 
     /// Opens a stream with `token`, sending gzip-compressed messages when `gzip`.
     pub async fn open_compressed(
         url: &str,
         token: &str,
-        gzip: bool,
+        encoding: Option<tonic::codec::CompressionEncoding>,
     ) -> std::result::Result<RawLink, tonic::Status> {
         let client = pb::connector_link_client::ConnectorLinkClient::connect(url.to_string())
             .await
@@ -38,8 +38,8 @@ impl RawLink {
         let mut client = client
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(256 << 20);
-        if gzip {
-            client = client.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+        if let Some(e) = encoding {
+            client = client.send_compressed(e);
         }
         let (tx, rx) = mpsc::channel(16);
         let mut req = tonic::Request::new(ReceiverStream::new(rx));

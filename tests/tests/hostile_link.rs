@@ -8,6 +8,7 @@ use postern_e2e::Deployment;
 use postern_e2e::link::{RawLink, Talk};
 use postern_proto as pb;
 use tokio_stream::StreamExt;
+use tonic::codec::CompressionEncoding;
 
 /// A change packet whose one item holds `n` zero bytes: gzip makes it tiny.
 fn packet_of(n: usize) -> pb::ConnectorMessage {
@@ -41,12 +42,19 @@ async fn ending(link: &mut RawLink) -> Result<tonic::Status> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_message_that_inflates_past_the_bound_ends_the_stream_with_a_reason() -> Result<()> {
     let d = Deployment::start("gzip-bomb", &[]).await?;
-    // 20 MiB of zeros, about 20 KiB once compressed.
-    let mut link = RawLink::open_compressed(&d.gateway.grpc_url, &d.token, true).await?;
-    link.tx.send(packet_of(20 << 20)).await?;
-    let status = ending(&mut link).await?;
-    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
-    assert!(status.message().contains("size limit"), "{status:?}");
+    // 20 MiB of zeros, a few KiB once compressed, in either encoding the gateway takes.
+    for encoding in [CompressionEncoding::Gzip, CompressionEncoding::Zstd] {
+        let mut link =
+            RawLink::open_compressed(&d.gateway.grpc_url, &d.token, Some(encoding)).await?;
+        link.tx.send(packet_of(20 << 20)).await?;
+        let status = ending(&mut link).await?;
+        assert_eq!(
+            status.code(),
+            tonic::Code::ResourceExhausted,
+            "{encoding:?}: {status:?}"
+        );
+        assert!(status.message().contains("size limit"), "{status:?}");
+    }
 
     // Uncompressed, the same.
     let mut link = RawLink::open(&d.gateway.grpc_url, &d.token).await?;
@@ -55,7 +63,12 @@ async fn a_message_that_inflates_past_the_bound_ends_the_stream_with_a_reason() 
     assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
 
     // A message within the bound is served as usual.
-    let mut link = RawLink::open_compressed(&d.gateway.grpc_url, &d.token, true).await?;
+    let mut link = RawLink::open_compressed(
+        &d.gateway.grpc_url,
+        &d.token,
+        Some(CompressionEncoding::Zstd),
+    )
+    .await?;
     link.tx.send(packet_of(1 << 20)).await?;
     let answer = tokio::time::timeout(std::time::Duration::from_secs(30), link.rx.next())
         .await?

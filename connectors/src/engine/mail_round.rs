@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicBool;
 use pb::connector_message::Body as Req;
 use pb::gateway_message::Body as Ans;
 use postern_core::guard::Guard;
-use postern_core::ids::{ItemId, Seq};
+use postern_core::ids::{Href, ItemId, Seq};
 use postern_core::mail::plan::{self, BackendSeen, GatewaySeen, Known, MailPlan, MailRound, Step};
 use postern_core::mail::{Flags, MessageKey};
 use postern_core::model::BackendVersion;
@@ -241,19 +241,20 @@ pub(super) async fn attempt(
             Step::Store { .. } | Step::Append { .. } => {}
         }
     }
-    // New messages, a batch at a time: fetched, pushed, dropped.
+    // New messages, a batch at a time: fetched, pushed, dropped. The next batch is
+    // fetched from the back end while this one goes to the gateway, so the connector
+    // holds at most two batches of bodies.
     let total = imports.len();
-    for (done, batch) in imports.chunks(IMPORT_BATCH).enumerate() {
-        let uids: Vec<u32> = batch.iter().map(|(u, _)| *u).collect();
-        let bodies: HashMap<u32, MailMessage> = ctx
-            .backend
-            .fetch(&coll.href, &uids)
-            .await?
-            .into_iter()
-            .map(|m| (m.uid, m))
-            .collect();
+    let batches: Vec<&[(u32, Flags)]> = imports.chunks(IMPORT_BATCH).collect();
+    let mailbox = coll.href.clone();
+    let mut fetched = match batches.first() {
+        Some(b) => Some(fetch_batch(ctx, &mailbox, b).await?),
+        None => None,
+    };
+    for (done, batch) in batches.iter().enumerate() {
+        let bodies = fetched.take().unwrap_or_default();
         let mut changes = Vec::with_capacity(batch.len());
-        for (uid, flags) in batch {
+        for (uid, flags) in *batch {
             // Expunged between the listing and the fetch: the next round says so.
             let Some(m) = bodies.get(uid) else { continue };
             let mut change = pb::Change {
@@ -280,11 +281,23 @@ pub(super) async fn attempt(
             stats.to_gateway += 1;
             changes.push(change);
         }
+        drop(bodies);
         let packets = chunk(changes, packet_budget(ctx.max_message))
             .into_iter()
             .map(|c| (c, Vec::new()))
             .collect();
-        push_all(ctx, coll, (token, lost), head, packets, None).await?;
+        let next = async {
+            match batches.get(done + 1) {
+                Some(b) => fetch_batch(ctx, &mailbox, b).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (pushed, next) = tokio::join!(
+            push_all(ctx, coll, (token, lost), head, packets, None),
+            next
+        );
+        pushed?;
+        fetched = next?;
         let pushed = ((done + 1) * IMPORT_BATCH).min(total);
         progress(ctx, &coll.id, "fetching", pushed, total);
         if total >= 500 && pushed % 500 < IMPORT_BATCH {
@@ -307,9 +320,25 @@ pub(super) async fn attempt(
     Ok(stats)
 }
 
-/// Messages fetched at once (an import, re-keying): the connector holds at most this
-/// many bodies, whatever the mailbox's size.
+/// Messages fetched at once (an import, re-keying): the connector holds at most two
+/// such batches of bodies, whatever the mailbox's size.
 const IMPORT_BATCH: usize = 20;
+
+/// One batch of new messages, by UID.
+async fn fetch_batch(
+    ctx: &SourceCtx,
+    mailbox: &Href,
+    batch: &[(u32, Flags)],
+) -> Result<HashMap<u32, MailMessage>, RoundError> {
+    let uids: Vec<u32> = batch.iter().map(|(u, _)| *u).collect();
+    Ok(ctx
+        .backend
+        .fetch(mailbox, &uids)
+        .await?
+        .into_iter()
+        .map(|m| (m.uid, m))
+        .collect())
+}
 
 /// The largest body the gateway assembles from parts.
 const MAX_UPLOAD: u64 = 512 << 20;

@@ -360,6 +360,8 @@ async fn round_and_report(
             if s.to_gateway + s.to_backend + s.conflicts + s.merged > 0 {
                 info!(collection = %coll.href, to_gateway = s.to_gateway, to_backend = s.to_backend,
                       conflicts = s.conflicts, merged = s.merged, took = ?started.elapsed(), "round done");
+            } else {
+                tracing::debug!(collection = %coll.href, took_us = started.elapsed().as_micros() as u64, "idle round");
             }
             let detail = if s.refused + s.too_large > 0 {
                 format!(

@@ -124,7 +124,11 @@ impl LinkService {
         max_message: usize,
     ) -> pb::connector_link_server::ConnectorLinkServer<Self> {
         pb::connector_link_server::ConnectorLinkServer::new(self)
+            // zstd from current connectors, gzip from older ones; answers in what
+            // the connector accepts.
+            .accept_compressed(tonic::codec::CompressionEncoding::Zstd)
             .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+            .send_compressed(tonic::codec::CompressionEncoding::Zstd)
             .send_compressed(tonic::codec::CompressionEncoding::Gzip)
             .max_decoding_message_size(max_message)
             .max_encoding_message_size(max_message.max(64 << 20))

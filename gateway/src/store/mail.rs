@@ -83,6 +83,7 @@ pub(crate) async fn file_messages(
         .collect();
     tx.execute(
         "UPDATE items i SET content = NULL, body_sha256 = u.sha, size = u.size,
+                etag = '\"' || encode(substring(u.sha FROM 1 FOR 16), 'hex') || '\"',
                 message_id = u.mid, uid = COALESCE(u.mid, ''),
                 internal_date = to_timestamp(u.date / 1000.0),
                 base_flags = COALESCE(string_to_array(NULLIF(u.flags, ''), ' '), '{}'),

@@ -346,14 +346,25 @@ impl Store {
                     let id = Uuid::new_v4();
                     new_ids.insert(i, id);
                     ids.push(id);
-                    uids.push(content::uid(content).unwrap_or_default());
-                    contents.push(content.clone());
+                    if mailbox {
+                        // A message's bytes go to `message_bodies` once (below); the
+                        // item keeps none, and its ETag comes from the same hash.
+                        uids.push(String::new());
+                        contents.push(None);
+                        etags.push(String::new());
+                    } else {
+                        uids.push(content::uid(content).unwrap_or_default());
+                        contents.push(Some(content.as_slice()));
+                        etags.push(content::etag_of(content));
+                    }
                     types.push(content_type.clone());
-                    etags.push(content::etag_of(content));
                     versions.push(backend_version.clone());
                     seqs.push(next_seq);
                     flags.push(f.join(" "));
-                    bases.push(keep_base.then(|| base.as_ref().unwrap_or(content).clone()));
+                    // Mail merges per flag: a message never has a base copy.
+                    bases.push(
+                        (keep_base && !mailbox).then(|| base.as_ref().unwrap_or(content).clone()),
+                    );
                     next_seq += 1;
                 }
             }
@@ -426,7 +437,8 @@ impl Store {
                             upload: upload.as_ref().map(|(u, m)| (*u, m.as_deref())),
                         });
                     }
-                    let base = keep_base.then(|| base.as_ref().unwrap_or(data).clone());
+                    let base =
+                        (keep_base && !mailbox).then(|| base.as_ref().unwrap_or(data).clone());
                     let n = tx
                         .execute(
                             "UPDATE items SET content = $4, content_type = $5, etag = $6, uid = $7, deleted = false,

@@ -14,18 +14,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use postern_e2e::backends::{Radicale, Seed, generated_contacts, generated_events};
-use postern_e2e::{Connector, Deployment, SourceSpec, connector_config, wait_until};
-
-fn peak_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
+use postern_e2e::{
+    Connector, Deployment, SourceSpec, connector_config, peak_kib, run_measured, wait_until,
+};
 
 async fn floor(url: &str) -> Result<Duration> {
     let http = reqwest::Client::new();
@@ -127,37 +118,13 @@ fn vdirsyncer(dir: &std::path::Path, url: &str) -> Result<(Duration, u64)> {
             String::from_utf8_lossy(&discover.stderr)
         );
     }
-    let wrapper = "import resource, subprocess, sys, time\n\
-        t = time.monotonic()\n\
-        r = subprocess.run(['vdirsyncer', 'sync'])\n\
-        el = time.monotonic() - t\n\
-        print(el, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n\
-        sys.exit(r.returncode)\n";
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(wrapper)
-        .env("VDIRSYNCER_CONFIG", &config)
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "vdirsyncer sync failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let line = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_string();
-    let mut parts = line.split_whitespace();
-    let secs: f64 = parts.next().unwrap_or("0").parse()?;
-    let kib: u64 = parts.next().unwrap_or("0").parse()?;
+    let (took, kib) = run_measured(&["vdirsyncer", "sync"], &[("VDIRSYNCER_CONFIG", &config)])?;
     let files = std::fs::read_dir(local.join("cal/calendar"))?.count()
         + std::fs::read_dir(local.join("card/contacts"))?.count();
     if files < 10_000 {
         bail!("vdirsyncer synced only {files} items");
     }
-    Ok((Duration::from_secs_f64(secs), kib))
+    Ok((took, kib))
 }
 
 #[tokio::main]

@@ -1,0 +1,371 @@
+//! Benchmark (not a test): a 10,000-message INBOX of realistic sizes on a real
+//! Dovecot, imported by Postern and, in the same run, by its peer and by the floor:
+//!
+//! - **floor**: one `UID FETCH 1:* (UID FLAGS MODSEQ INTERNALDATE RFC822.SIZE
+//!   BODY.PEEK[])` on one connection, reading every byte (the server's own speed);
+//! - **mbsync** (isync): the same mailbox copied into a local Maildir;
+//! - **postern**: connector + gateway (release builds), until every message is in
+//!   PostgreSQL; the peak memory of both processes.
+//!
+//! Then, on the imported mailbox: the duration of idle incremental rounds (the
+//! connector's own report), 1,000 flag changes on the server reaching the gateway
+//! (and the body bytes they moved: none is the target), and the latency of a server
+//! change reaching the gateway through IDLE with an hour's interval.
+//!
+//! `scripts/bench-mail.sh`; `POSTERN_BENCH_MESSAGES` changes the size (10,000).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use postern_e2e::backends::Dovecot;
+use postern_e2e::mail::{body_bytes, multipart};
+use postern_e2e::{
+    Connector, Deployment, SourceSpec, connector_config, peak_kib, run_measured, wait_until,
+};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// Message `i`: one in twenty carries a 400 KB attachment, three in twenty 40 KB,
+/// the rest are about 4 KB of text.
+fn message(i: usize) -> Vec<u8> {
+    match i % 20 {
+        0 => multipart(&format!("scan {i}"), 400_000, i as u64 + 1),
+        1..=3 => multipart(&format!("report {i}"), 40_000, i as u64 + 1),
+        _ => {
+            let mut m = format!(
+                "From: Bob <bob@corp.example>\r\nTo: alice@corp.example\r\nSubject: note {i}\r\nMessage-ID: <bench-{i}@corp.example>\r\nDate: Mon, 5 Jan 2026 10:00:00 +0000\r\n\r\n"
+            );
+            while m.len() < 4_000 {
+                m.push_str("The quarterly numbers are in; please review them before Friday.\r\n");
+            }
+            m.into_bytes()
+        }
+    }
+}
+
+/// Writes `n` messages straight into alice's Maildir (half of them read), so that
+/// Dovecot numbers them on first access. Returns their total size.
+fn fill_maildir(dc: &Dovecot, n: usize) -> Result<u64> {
+    let root = dc.dir.join("mail/alice/Maildir");
+    for d in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(root.join(d))?;
+    }
+    let mut total = 0;
+    for i in 0..n {
+        let m = message(i);
+        total += m.len() as u64;
+        let flags = if i % 2 == 0 { "S" } else { "" };
+        // Names as Dovecot makes them (time, microseconds, process, host, size):
+        // names that differ only in a counter make its filename hash collide.
+        let name = format!(
+            "{}.M{}P{}.mx{},S={}:2,{flags}",
+            1_767_600_000 + i * 7,
+            (i * 7919) % 1_000_000,
+            1000 + i % 30_000,
+            i % 97,
+            m.len()
+        );
+        std::fs::write(root.join("cur").join(name), m)?;
+    }
+    // A Maildir written this very second is rescanned by Dovecot on every command
+    // (its directories' times are too recent to trust); a real one is older.
+    let ok = Command::new("touch")
+        .args(["-d", "1 hour ago"])
+        .args(["cur", "new", "tmp"].map(|d| root.join(d)))
+        .status()?
+        .success();
+    anyhow::ensure!(ok, "touch of the Maildir failed");
+    let ok = Command::new("chown")
+        .args(["-R", "dovecot:dovecot"])
+        .arg(dc.dir.join("mail"))
+        .status()?
+        .success();
+    anyhow::ensure!(ok, "chown of the Maildir failed");
+    Ok(total)
+}
+
+/// A plain IMAP session for the floor and for server-side changes.
+struct Raw {
+    r: BufReader<TcpStream>,
+    tag: u32,
+}
+
+impl Raw {
+    async fn login(port: u16) -> Result<Raw> {
+        let mut raw = Raw {
+            r: BufReader::new(TcpStream::connect(("127.0.0.1", port)).await?),
+            tag: 0,
+        };
+        let mut greeting = String::new();
+        raw.r.read_line(&mut greeting).await?;
+        raw.run("LOGIN alice alicepw").await?;
+        raw.run("SELECT INBOX").await?;
+        Ok(raw)
+    }
+
+    /// Sends a command and reads to its tagged answer; returns the bytes read.
+    async fn run(&mut self, cmd: &str) -> Result<u64> {
+        self.tag += 1;
+        let tag = format!("b{}", self.tag);
+        self.r
+            .get_mut()
+            .write_all(format!("{tag} {cmd}\r\n").as_bytes())
+            .await?;
+        let done = format!("\r\n{tag} ");
+        let mut tail: Vec<u8> = b"\r\n".to_vec();
+        let mut buf = vec![0u8; 256 << 10];
+        let mut read = 0u64;
+        loop {
+            let n = self.r.read(&mut buf).await?;
+            if n == 0 {
+                bail!("{cmd}: connection closed");
+            }
+            read += n as u64;
+            tail.extend_from_slice(&buf[..n]);
+            if let Some(at) = find(&tail, done.as_bytes()) {
+                let line = String::from_utf8_lossy(&tail[at + 2..]).to_string();
+                if !line.starts_with(&format!("{tag} OK")) {
+                    bail!("{cmd}: {line}");
+                }
+                // Read the rest of the tagged line.
+                if !line.contains('\n') {
+                    let mut rest = String::new();
+                    self.r.read_line(&mut rest).await?;
+                }
+                return Ok(read);
+            }
+            let keep = tail.len().saturating_sub(done.len() + 8);
+            tail.drain(..keep);
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+async fn floor(port: u16) -> Result<(Duration, u64)> {
+    let mut raw = Raw::login(port).await?;
+    let started = Instant::now();
+    let bytes = raw
+        .run("UID FETCH 1:* (UID FLAGS MODSEQ INTERNALDATE RFC822.SIZE BODY.PEEK[])")
+        .await?;
+    Ok((started.elapsed(), bytes))
+}
+
+/// `mbsync` pulling INBOX into a local Maildir: wall time and peak memory (KiB).
+fn mbsync(dir: &Path, port: u16, n: usize) -> Result<(Duration, u64)> {
+    let local = dir.join("mbsync");
+    std::fs::create_dir_all(&local)?;
+    let config = dir.join("mbsyncrc");
+    std::fs::write(
+        &config,
+        format!(
+            "IMAPAccount bench\nHost 127.0.0.1\nPort {port}\nUser alice\nPass alicepw\nSSLType None\nAuthMechs LOGIN\n\n\
+             IMAPStore remote\nAccount bench\n\n\
+             MaildirStore local\nPath {l}/\nInbox {l}/INBOX\n\n\
+             Channel bench\nFar :remote:\nNear :local:\nPatterns INBOX\nCreate Near\nSync Pull\nSyncState *\n",
+            l = local.display()
+        ),
+    )?;
+    let config_arg = config.display().to_string();
+    let (took, kib) = run_measured(&["mbsync", "-q", "-c", &config_arg, "bench"], &[])
+        .context("running mbsync")?;
+    let files = std::fs::read_dir(local.join("INBOX/cur"))?.count()
+        + std::fs::read_dir(local.join("INBOX/new"))?.count();
+    if files != n {
+        bail!("mbsync copied {files} messages of {n}");
+    }
+    Ok((took, kib))
+}
+
+/// Live messages of a gateway mailbox with this flag.
+async fn with_flag(d: &Deployment, inbox: uuid::Uuid, flag: &str) -> Result<i64> {
+    Ok(d.query(&format!(
+        "SELECT count(*) FROM items WHERE collection_id = '{inbox}' AND NOT deleted AND '{flag}' = ANY(flags)"
+    ))
+    .await?[0]
+        .get(0))
+}
+
+/// The durations (µs) of the idle rounds of INBOX the connector logged.
+fn idle_rounds(log: &Path) -> Result<Vec<u64>> {
+    let text = std::fs::read_to_string(log)?;
+    Ok(text
+        .lines()
+        .filter(|l| l.contains("idle round") && l.contains("collection=/INBOX"))
+        .filter_map(|l| l.split("took_us=").nth(1))
+        .filter_map(|v| v.split_whitespace().next()?.parse().ok())
+        .collect())
+}
+
+/// CPU seconds (user + system) a process has used.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime and stime are the
+    // 12th and 13th of them, in clock ticks (100 per second on Linux).
+    let rest = stat.rsplit(')').next().unwrap_or_default();
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    f.iter().sum::<u64>() as f64 / 100.0
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let n: usize = std::env::var("POSTERN_BENCH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let d = Deployment::start("mail-bench", &[]).await?;
+    let dc = Dovecot::start(&d.dir).await?;
+    let total = fill_maildir(&dc, n)?;
+    println!(
+        "mail import benchmark: {n} messages, {:.1} MB, in one INBOX on Dovecot",
+        total as f64 / 1e6
+    );
+    // Dovecot indexes the Maildir on first access; warm it (and the page cache) so
+    // every contender meets the same server.
+    let (warm, _) = floor(dc.port).await?;
+    let (floor_time, floor_bytes) = floor(dc.port).await?;
+    anyhow::ensure!(floor_bytes >= total, "the floor read {floor_bytes} bytes");
+    let (mbsync_time, mbsync_kib) = mbsync(&d.dir.0, dc.port, n)?;
+
+    let gw_pid = d.gateway.proc_pid().unwrap_or(0);
+    let gw_cpu = cpu_secs(gw_pid);
+    let started = Instant::now();
+    let src = SourceSpec::alice("mail", "imap", &dc.url(), "1s");
+    let config = connector_config(&d.gateway.grpc_url, &d.token, &[src]);
+    let conn = Connector::start(&d.dir, "bench", &config)?;
+    let inbox = d.collection("/INBOX").await?;
+    wait_until("import", Duration::from_secs(1800), || async {
+        let rows = d
+            .query(&format!(
+                "SELECT count(*) FROM items WHERE collection_id = '{inbox}' AND NOT deleted"
+            ))
+            .await?;
+        Ok((rows[0].get::<_, i64>(0) as usize >= n).then_some(()))
+    })
+    .await?;
+    let postern = started.elapsed();
+    let conn_cpu = conn.proc.pid().map_or(0.0, cpu_secs);
+    let gw_cpu = cpu_secs(gw_pid) - gw_cpu;
+    let gw_peak = d.gateway.proc_pid().and_then(peak_kib).unwrap_or(0);
+    let conn_peak = conn.proc.pid().and_then(peak_kib).unwrap_or(0);
+
+    // Idle rounds: a few intervals with nothing to do.
+    let before = idle_rounds(&conn.proc.log)?.len();
+    wait_until("idle rounds", Duration::from_secs(60), || async {
+        Ok((idle_rounds(&conn.proc.log)?.len() >= before + 8).then_some(()))
+    })
+    .await?;
+    let mut idle: Vec<f64> = idle_rounds(&conn.proc.log)?[before..]
+        .iter()
+        .map(|us| *us as f64 / 1000.0)
+        .collect();
+    let idle_max = idle.iter().copied().fold(0.0, f64::max);
+    let idle_p50 = median(&mut idle);
+
+    // 1,000 flag changes on the server.
+    let bytes_before = body_bytes(&d, "to_gateway").await?;
+    let mut raw = Raw::login(dc.port).await?;
+    let flagged = Instant::now();
+    raw.run("UID STORE 1:1000 +FLAGS.SILENT (\\Flagged)")
+        .await?;
+    let want = n.min(1000) as i64;
+    wait_until("1,000 flags", Duration::from_secs(120), || async {
+        Ok((with_flag(&d, inbox, "\\Flagged").await? >= want).then_some(()))
+    })
+    .await?;
+    let flags_time = flagged.elapsed();
+    let flag_bytes = body_bytes(&d, "to_gateway").await? - bytes_before;
+    drop(conn);
+
+    // IDLE latency, with an hour's interval: only IDLE can bring the change.
+    let src = SourceSpec::alice("mail", "imap", &dc.url(), "1h");
+    let config = connector_config(&d.gateway.grpc_url, &d.token, &[src]);
+    let conn = Connector::start(&d.dir, "bench-idle", &config)?;
+    // The catch-up round after the start comes first.
+    let rounds = || async {
+        Ok::<f64, anyhow::Error>(d.query(&format!(
+            "SELECT COALESCE(EXTRACT(EPOCH FROM last_round_at)::float8, 0) FROM collections WHERE id = '{inbox}'"
+        ))
+        .await?[0]
+            .get::<_, f64>(0))
+    };
+    let restarted = rounds().await?;
+    wait_until("catch-up round", Duration::from_secs(60), || async {
+        Ok((rounds().await? > restarted).then_some(()))
+    })
+    .await?;
+    // IDLE is set up after the first round; give it a moment before the first change.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut latencies = Vec::new();
+    for k in 0..10 {
+        let flag = format!("$idle{k}");
+        let at = Instant::now();
+        raw.run(&format!("UID STORE {} +FLAGS.SILENT ({flag})", n / 2 + k))
+            .await?;
+        wait_until(
+            "the change through IDLE",
+            Duration::from_secs(30),
+            || async { Ok((with_flag(&d, inbox, &flag).await? == 1).then_some(())) },
+        )
+        .await?;
+        latencies.push(at.elapsed().as_secs_f64() * 1000.0);
+    }
+    let idle_latency_max = latencies.iter().copied().fold(0.0, f64::max);
+    let idle_latency = median(&mut latencies);
+    drop(conn);
+
+    println!(
+        "dovecot warm-up (indexing)          {:>8.2} s",
+        warm.as_secs_f64()
+    );
+    println!(
+        "floor (one UID FETCH 1:*)           {:>8.2} s   {:.1} MB read",
+        floor_time.as_secs_f64(),
+        floor_bytes as f64 / 1e6
+    );
+    println!(
+        "postern import (connector+gateway)  {:>8.2} s   peak memory: connector {} MB, gateway {} MB; CPU: connector {conn_cpu:.2} s, gateway {gw_cpu:.2} s",
+        postern.as_secs_f64(),
+        conn_peak / 1024,
+        gw_peak / 1024
+    );
+    println!(
+        "mbsync (isync) into a Maildir       {:>8.2} s   peak memory: {} MB",
+        mbsync_time.as_secs_f64(),
+        mbsync_kib / 1024
+    );
+    println!(
+        "ratio postern / floor               {:>8.2}   (target <= 1.3)",
+        postern.as_secs_f64() / floor_time.as_secs_f64()
+    );
+    println!(
+        "ratio postern / mbsync              {:>8.2}   (target < 1)",
+        postern.as_secs_f64() / mbsync_time.as_secs_f64()
+    );
+    println!(
+        "idle round of the {n}-message INBOX p50 {idle_p50:.1} ms, max {idle_max:.1} ms over {} rounds (target < 50 ms)",
+        idle.len()
+    );
+    println!(
+        "1,000 flag changes on the server    {:>8.2} s to the gateway, {flag_bytes} body bytes moved (target 0)",
+        flags_time.as_secs_f64()
+    );
+    println!(
+        "IDLE: server change to gateway      p50 {idle_latency:.0} ms, max {idle_latency_max:.0} ms over 10 changes (target < 1 s)"
+    );
+    Ok(())
+}
