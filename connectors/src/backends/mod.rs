@@ -235,7 +235,8 @@ pub struct MailChanges {
     pub new_state: String,
     /// Messages changed or new (their flags), and UIDs gone.
     pub seen: Vec<BackendSeen>,
-    /// True when `seen` lists every message (a full listing), not only changes.
+    /// True when `seen` lists every message (a full listing), not only changes: a
+    /// known UID not listed is gone.
     pub complete: bool,
 }
 
@@ -245,13 +246,13 @@ pub trait MailBackend: Send + Sync {
     /// The mailboxes.
     fn discover(&self) -> impl Future<Output = Result<Discovered, BackendError>> + Send;
 
-    /// What changed in `mailbox` since `state` (empty: list everything; `known`:
-    /// the UIDs the gateway holds, to tell what vanished from a full listing).
+    /// What changed in `mailbox` since `state` (empty, or a state the back end
+    /// cannot resume from: every message, `complete`; the caller tells what vanished
+    /// from such a listing by what it knows).
     fn changes(
         &self,
         mailbox: &Href,
         state: &str,
-        known: &[u32],
     ) -> impl Future<Output = Result<MailChanges, BackendError>> + Send;
 
     /// Whole messages.
@@ -440,9 +441,8 @@ impl MailBackend for AnyBackend {
         &self,
         mailbox: &Href,
         state: &str,
-        known: &[u32],
     ) -> Result<MailChanges, BackendError> {
-        mail!(self, b => b.changes(mailbox, state, known).await)
+        mail!(self, b => b.changes(mailbox, state).await)
     }
 
     async fn fetch(&self, mailbox: &Href, uids: &[u32]) -> Result<Vec<MailMessage>, BackendError> {

@@ -36,12 +36,33 @@ pub(super) async fn attempt(
     lost: &AtomicBool,
 ) -> Result<RoundStats, RoundError> {
     let (gateway, appended, head) = pull(ctx, &coll.id).await?;
-    let idx = index(ctx, &coll.id).await?;
-    let uids: Vec<u32> = idx.known.iter().map(|k| k.uid).collect();
-    let changes = ctx
-        .backend
-        .changes(&coll.href, &coll.backend_state, &uids)
-        .await?;
+    let mut changes = ctx.backend.changes(&coll.href, &coll.backend_state).await?;
+    // Nothing changed on either side (the back end resumed from the saved state and
+    // reports nothing): the round ends without pulling the index, so an idle round
+    // costs one resumed SELECT however large the mailbox.
+    let idle = changes.seen.is_empty() && !changes.complete && gateway.is_empty();
+    let idx = if idle {
+        Index::default()
+    } else {
+        index(ctx, &coll.id).await?
+    };
+    if changes.complete {
+        // A full listing: what the index holds and the listing lacks is gone.
+        let listed: std::collections::HashSet<u32> = changes
+            .seen
+            .iter()
+            .filter_map(|s| match s {
+                BackendSeen::Flags { uid, .. } => Some(*uid),
+                BackendSeen::Vanished(_) => None,
+            })
+            .collect();
+        changes.seen.extend(
+            idx.known
+                .iter()
+                .filter(|k| !listed.contains(&k.uid))
+                .map(|k| BackendSeen::Vanished(k.uid)),
+        );
+    }
     if let Some(v) = idx.uidvalidity
         && v != changes.uidvalidity
     {
@@ -519,6 +540,7 @@ async fn index(ctx: &SourceCtx, id: &str) -> Result<Index, RoundError> {
 }
 
 /// What the gateway knows of a mailbox on the back end.
+#[derive(Default)]
 struct Index {
     /// Each message: item, UID, agreed flags, MODSEQ.
     known: Vec<Known>,

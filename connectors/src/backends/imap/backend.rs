@@ -135,7 +135,6 @@ impl MailBackend for ImapBackend {
         &self,
         mailbox: &Href,
         state: &str,
-        known: &[u32],
     ) -> Result<MailChanges, BackendError> {
         let name = name_of(mailbox);
         let resume = parse_state(state);
@@ -159,18 +158,13 @@ impl MailBackend for ImapBackend {
                 }));
                 (seen, false)
             } else {
-                // Everything, and what the index holds that is not there is gone.
+                // Everything; what the caller knows that is not listed is gone.
                 let all = if sel.exists == 0 {
                     Vec::new()
                 } else {
                     c.fetch_meta("1:*", None).await?
                 };
-                let listed: std::collections::HashSet<u32> = all.iter().map(|m| m.uid).collect();
-                let mut seen: Vec<BackendSeen> = known
-                    .iter()
-                    .filter(|u| !listed.contains(u))
-                    .map(|u| BackendSeen::Vanished(*u))
-                    .collect();
+                let mut seen: Vec<BackendSeen> = Vec::with_capacity(all.len());
                 seen.extend(all.into_iter().map(|m| BackendSeen::Flags {
                     uid: m.uid,
                     flags: m.flags,
@@ -204,7 +198,7 @@ impl MailBackend for ImapBackend {
         for batch in uids.chunks(FETCH_BATCH) {
             let got = self
                 .with(async |c| {
-                    c.select(&name, None).await?;
+                    c.ensure_selected(&name).await?;
                     c.fetch_messages(batch).await
                 })
                 .await?;
@@ -231,7 +225,7 @@ impl MailBackend for ImapBackend {
         let name = name_of(mailbox);
         let stored = self
             .with(async |c| {
-                c.select(&name, None).await?;
+                c.ensure_selected(&name).await?;
                 c.store(uid, add, remove, unchanged_since).await
             })
             .await?;
@@ -256,7 +250,7 @@ impl MailBackend for ImapBackend {
                     &self.options,
                 )
                 .await?;
-                c.select(&name, None).await?;
+                c.ensure_selected(&name).await?;
                 c
             }
         };
@@ -279,7 +273,7 @@ impl MailBackend for ImapBackend {
     async fn expunge(&self, mailbox: &Href, uid: u32) -> Result<(), BackendError> {
         let name = name_of(mailbox);
         self.with(async |c| {
-            c.select(&name, None).await?;
+            c.ensure_selected(&name).await?;
             c.expunge(uid).await
         })
         .await

@@ -158,6 +158,8 @@ pub struct ImapClient {
     /// How this connection logged in: "AUTHENTICATE PLAIN" when the server offers
     /// it (with SASL-IR in one round trip), else "LOGIN".
     pub login_method: &'static str,
+    /// The mailbox selected now, if any.
+    selected: Option<String>,
 }
 
 impl ImapClient {
@@ -230,6 +232,7 @@ impl ImapClient {
             timeout: READ_TIMEOUT,
             capabilities: Vec::new(),
             login_method: "",
+            selected: None,
         };
         if !greeted {
             imap.greeting().await?;
@@ -480,6 +483,8 @@ impl ImapClient {
             mailbox: mailbox_of(name)?,
             parameters,
         };
+        // A SELECT that fails leaves no mailbox selected (RFC 9051 §6.3.2).
+        self.selected = None;
         let answer = self.run("SELECT", body).await?;
         let mut s = Selected::default();
         for b in answer
@@ -512,7 +517,17 @@ impl ImapClient {
                 "SELECT {name}: no UIDVALIDITY"
             )));
         }
+        self.selected = Some(name.to_string());
         Ok(s)
+    }
+
+    /// Selects `name` unless it is selected already (for commands by UID, which need
+    /// a mailbox but nothing the SELECT answers).
+    pub async fn ensure_selected(&mut self, name: &str) -> Result<(), ImapError> {
+        if self.selected.as_deref() == Some(name) {
+            return Ok(());
+        }
+        self.select(name, None).await.map(|_| ())
     }
 
     /// UID, FLAGS and MODSEQ of the messages in `uids` (`"1:*"` for all), only those
@@ -850,6 +865,9 @@ impl ImapClient {
 
     /// Deletes a mailbox.
     pub async fn delete(&mut self, name: &str) -> Result<(), ImapError> {
+        if self.selected.as_deref() == Some(name) {
+            self.selected = None;
+        }
         self.run(
             "DELETE",
             CommandBody::Delete {
