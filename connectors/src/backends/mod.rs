@@ -437,11 +437,7 @@ impl MailBackend for AnyBackend {
         Backend::discover(self).await
     }
 
-    async fn changes(
-        &self,
-        mailbox: &Href,
-        state: &str,
-    ) -> Result<MailChanges, BackendError> {
+    async fn changes(&self, mailbox: &Href, state: &str) -> Result<MailChanges, BackendError> {
         mail!(self, b => b.changes(mailbox, state).await)
     }
 

@@ -273,11 +273,13 @@ pub(super) async fn attempt(
         None => None,
     };
     for (done, batch) in batches.iter().enumerate() {
-        let bodies = fetched.take().unwrap_or_default();
+        let mut bodies = fetched.take().unwrap_or_default();
         let mut changes = Vec::with_capacity(batch.len());
         for (uid, flags) in *batch {
             // Expunged between the listing and the fetch: the next round says so.
-            let Some(m) = bodies.get(uid) else { continue };
+            let Some(m) = bodies.remove(uid) else {
+                continue;
+            };
             let mut change = pb::Change {
                 op: pb::change::Op::Upsert as i32,
                 backend_href: href(v, *uid),
@@ -297,7 +299,7 @@ pub(super) async fn attempt(
                 change.upload_id = upload(ctx, &coll.id, token, &m.body).await?;
                 change.uid = m.key.message_id.clone().unwrap_or_default();
             } else {
-                change.content = m.body.clone();
+                change.content = m.body;
             }
             stats.to_gateway += 1;
             changes.push(change);

@@ -131,11 +131,7 @@ impl MailBackend for ImapBackend {
         })
     }
 
-    async fn changes(
-        &self,
-        mailbox: &Href,
-        state: &str,
-    ) -> Result<MailChanges, BackendError> {
+    async fn changes(&self, mailbox: &Href, state: &str) -> Result<MailChanges, BackendError> {
         let name = name_of(mailbox);
         let resume = parse_state(state);
         self.with(async |c| {

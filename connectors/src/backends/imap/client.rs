@@ -603,7 +603,8 @@ impl ImapClient {
             )
             .await?;
         let mut out = Vec::new();
-        for d in &answer.data {
+        // The answer is taken apart, so each body is moved out of it, not copied.
+        for d in answer.data {
             let Data::Fetch { items, .. } = d else {
                 continue;
             };
@@ -617,10 +618,10 @@ impl ImapClient {
                 body: Vec::new(),
             };
             let mut has_body = false;
-            for item in items.as_ref() {
+            for item in items.into_inner() {
                 match item {
-                    MessageDataItem::InternalDate(d) => m.internal_date = Some(date_text(d)),
-                    MessageDataItem::Rfc822Size(n) => m.size = *n,
+                    MessageDataItem::InternalDate(d) => m.internal_date = Some(date_text(&d)),
+                    MessageDataItem::Rfc822Size(n) => m.size = n,
                     MessageDataItem::BodyExt {
                         section: None,
                         data,
@@ -628,7 +629,6 @@ impl ImapClient {
                     } => {
                         has_body = true;
                         m.body = data
-                            .clone()
                             .into_option()
                             .map(|b| b.into_owned())
                             .unwrap_or_default();
