@@ -174,7 +174,7 @@ async fn a_move_keeps_one_copy_and_tells_the_new_uid() -> Result<()> {
         .await?
         .unwrap();
     c.select("INBOX", None).await?;
-    let new = c.move_to(uid, "Archive").await?.expect("COPYUID");
+    let (_, new) = c.move_to(uid, "Archive").await?.expect("COPYUID");
     assert_eq!(c.select("INBOX", None).await?.exists, 0);
     assert_eq!(c.select("Archive", None).await?.exists, 1);
     let moved = c.fetch_messages(&[new]).await?;

@@ -448,3 +448,106 @@ async fn a_move_on_the_server_leaves_one_copy_on_the_gateway() -> Result<()> {
     imap.logout().await?;
     Ok(())
 }
+
+/// A client's move on the gateway becomes a `UID MOVE` on the server: one copy, in the
+/// new mailbox, with its original internal date (an APPEND of its bytes would carry
+/// today's), and nothing imported again on either side.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_move_on_the_gateway_is_a_move_on_the_server() -> Result<()> {
+    let d = Deployment::start("imap-gateway-move", &[]).await?;
+    let dc = Dovecot::start(&d.dir).await?;
+    let url = Url::parse(&dc.url())?;
+    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    let date = "15-Mar-2020 10:00:00 +0000";
+    imap.append("INBOX", &Flags::parse(["\\Seen"]), Some(date), &message(1))
+        .await?;
+    imap.append("INBOX", &Flags::default(), None, &message(2))
+        .await?;
+    let config = connector_config(
+        &d.gateway.grpc_url,
+        &d.token,
+        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
+    );
+    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    let (inbox, archive) = (
+        d.collection("/INBOX").await?,
+        d.collection("/Archive").await?,
+    );
+    wait_until("INBOX imported", Duration::from_secs(30), || async {
+        Ok((held(&d, inbox).await?.len() == 2).then_some(()))
+    })
+    .await?;
+    let item = item_of(&d, inbox, &message(1)).await?;
+    let (_, gateway_uid) = d.store.move_message(d.tenant, inbox, item, archive).await?;
+    assert!(gateway_uid >= 1);
+    // At once on the gateway.
+    assert_eq!(held(&d, inbox).await?.len(), 1);
+    assert_eq!(held(&d, archive).await?[0].2, message(1));
+
+    // On the server: in Archive, gone from INBOX.
+    let on_server = |name: &'static str| {
+        let url = url.clone();
+        async move {
+            let mut c = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+            let sel = c.select(name, None).await?;
+            let uids: Vec<u32> = if sel.exists == 0 {
+                Vec::new()
+            } else {
+                c.fetch_meta("1:*", None)
+                    .await?
+                    .iter()
+                    .map(|m| m.uid)
+                    .collect()
+            };
+            let got = c.fetch_messages(&uids).await?;
+            c.logout().await?;
+            anyhow::Ok(got)
+        }
+    };
+    let moved = wait_until(
+        "the move on the server",
+        Duration::from_secs(30),
+        || async {
+            let a = on_server("Archive").await?;
+            let i = on_server("INBOX").await?;
+            Ok((a.len() == 1 && i.len() == 1).then_some(a))
+        },
+    )
+    .await?;
+    assert_eq!(moved[0].body, message(1));
+    assert_eq!(
+        moved[0].internal_date.as_deref(),
+        Some(date),
+        "moved, not appended again"
+    );
+    assert!(
+        moved[0]
+            .meta
+            .flags
+            .has(&postern_core::mail::Flag::new("\\Seen").unwrap())
+    );
+
+    // Settled: the gateway's copy knows its place on the server, and later rounds
+    // import nothing again on either side.
+    let archived = item_of(&d, archive, &message(1)).await?;
+    wait_until("the move recorded", Duration::from_secs(30), || async {
+        let rows = d
+            .query(&format!(
+                "SELECT backend_href IS NOT NULL AND pending_seq IS NULL FROM items WHERE id = '{archived}'"
+            ))
+            .await?;
+        Ok(rows[0].get::<_, bool>(0).then_some(()))
+    })
+    .await?;
+    let rounds = round_at(&d, inbox).await?;
+    wait_until("two more INBOX rounds", Duration::from_secs(30), || async {
+        Ok((round_at(&d, inbox).await? > rounds + 1.0).then_some(()))
+    })
+    .await?;
+    assert_eq!(held(&d, inbox).await?.len(), 1);
+    assert_eq!(held(&d, archive).await?.len(), 1);
+    assert_eq!(on_server("Archive").await?.len(), 1);
+    assert_eq!(on_server("INBOX").await?.len(), 1);
+    imap.logout().await?;
+    Ok(())
+}

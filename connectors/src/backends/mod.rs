@@ -297,6 +297,27 @@ pub trait MailBackend: Send + Sync {
         flags: &Flags,
         body: &[u8],
     ) -> impl Future<Output = Result<Option<(u32, u32)>, BackendError>> + Send;
+
+    /// Moves message `uid` of `from` (under `uidvalidity`) to `to`, keeping one copy.
+    fn move_message(
+        &self,
+        from: &Href,
+        uidvalidity: u32,
+        uid: u32,
+        to: &Href,
+    ) -> impl Future<Output = Result<Moved, BackendError>> + Send;
+}
+
+/// What a move on the back end did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moved {
+    /// The message is in the destination under this `(UIDVALIDITY, UID)`.
+    To(u32, u32),
+    /// It moved, but the back end did not say its new UID (the next round finds it by
+    /// content).
+    Unknown,
+    /// The source no longer holds it (expunged or renumbered): nothing moved.
+    Gone,
 }
 
 /// The back end of one source, whatever its kind.
@@ -471,5 +492,15 @@ impl MailBackend for AnyBackend {
         body: &[u8],
     ) -> Result<Option<(u32, u32)>, BackendError> {
         mail!(self, b => b.append(mailbox, flags, body).await)
+    }
+
+    async fn move_message(
+        &self,
+        from: &Href,
+        uidvalidity: u32,
+        uid: u32,
+        to: &Href,
+    ) -> Result<Moved, BackendError> {
+        mail!(self, b => b.move_message(from, uidvalidity, uid, to).await)
     }
 }

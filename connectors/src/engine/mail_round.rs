@@ -14,7 +14,9 @@ use pb::connector_message::Body as Req;
 use pb::gateway_message::Body as Ans;
 use postern_core::guard::Guard;
 use postern_core::ids::{Href, ItemId, Seq};
-use postern_core::mail::plan::{self, BackendSeen, GatewaySeen, Known, MailPlan, MailRound, Step};
+use postern_core::mail::plan::{
+    self, BackendSeen, GatewaySeen, Known, MailPlan, MailRound, Origin, Step,
+};
 use postern_core::mail::{Flags, MessageKey};
 use postern_core::model::BackendVersion;
 use postern_proto as pb;
@@ -25,7 +27,7 @@ use super::round::{
     CollectionState, ENVELOPE, RoundError, RoundStats, change, chunk, packet_budget, progress,
     push_all, send_packet,
 };
-use crate::backends::{MailBackend, MailMessage};
+use crate::backends::{MailBackend, MailMessage, Moved};
 use crate::link::LinkError;
 
 /// One attempt at a mailbox round.
@@ -179,7 +181,39 @@ pub(super) async fn attempt(
                 item,
                 flags,
                 settles,
+                from,
             } => {
+                // A client's move: UID MOVE on the back end, no body sent.
+                if let Some(o) = from {
+                    let source = Href::new(o.mailbox)
+                        .map_err(|e| RoundError::Invalid(format!("moved from: {e}")))?;
+                    match ctx
+                        .backend
+                        .move_message(&source, o.uidvalidity, o.uid, &coll.href)
+                        .await?
+                    {
+                        Moved::To(v, uid) if v == changes.uidvalidity => {
+                            stats.to_backend += 1;
+                            to_gateway.push(Step::Record {
+                                item,
+                                uid,
+                                base: flags,
+                                modseq: 0,
+                                settles: Some(settles),
+                            });
+                            continue;
+                        }
+                        // Moved, its UID unknown: the next round finds it by content.
+                        Moved::To(..) | Moved::Unknown => {
+                            stats.to_backend += 1;
+                            continue;
+                        }
+                        // The source no longer has it: its bytes are appended.
+                        Moved::Gone => {
+                            info!(collection = %coll.href, uid = o.uid, "a moved message is no longer in its source mailbox; appending it");
+                        }
+                    }
+                }
                 let Some(body) = appended.get(&item) else {
                     continue;
                 };
@@ -468,15 +502,21 @@ async fn pull(
             let seq = Seq(c.seq);
             let flags = Flags::parse(c.flags.iter().map(String::as_str));
             out.push(if c.op == pb::change::Op::Delete as i32 {
-                GatewaySeen::Expunged { item, seq }
+                GatewaySeen::Expunged {
+                    item,
+                    seq,
+                    moved: c.moved_away,
+                }
             } else if c.backend_href.is_empty() && !c.content.is_empty() {
                 let key = MessageKey::of(&c.content);
+                let from = origin(&c.moved_from_collection, &c.moved_from_href);
                 bodies.insert(item.clone(), c.content);
                 GatewaySeen::Appended {
                     item,
                     flags,
                     key,
                     seq,
+                    from,
                 }
             } else {
                 GatewaySeen::Flags { item, flags, seq }
@@ -621,6 +661,19 @@ async fn rekey(
             Ok(stats)
         }
     }
+}
+
+/// Where a message a client moved was on the back end: its mailbox, and its href
+/// there (`/UIDVALIDITY/UID`).
+fn origin(mailbox: &str, href: &str) -> Option<Origin> {
+    let mut parts = href.strip_prefix('/')?.split('/');
+    let uidvalidity = parts.next()?.parse().ok()?;
+    let uid = parts.next()?.parse().ok()?;
+    (!mailbox.is_empty()).then(|| Origin {
+        mailbox: mailbox.to_string(),
+        uidvalidity,
+        uid,
+    })
 }
 
 /// A message's href on the back end: `/UIDVALIDITY/UID`.

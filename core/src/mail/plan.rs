@@ -77,12 +77,15 @@ pub enum GatewaySeen {
         /// The journal entry this settles.
         seq: Seq,
     },
-    /// A client expunged it.
+    /// A client expunged it, or moved it to another mailbox (`moved`: that
+    /// mailbox's round moves it on the back end, so this one does not expunge it).
     Expunged {
         /// The item.
         item: ItemId,
         /// The journal entry this settles.
         seq: Seq,
+        /// It moved rather than went.
+        moved: bool,
     },
     /// A client appended it (it has no UID yet).
     Appended {
@@ -94,7 +97,20 @@ pub enum GatewaySeen {
         key: MessageKey,
         /// The journal entry this settles.
         seq: Seq,
+        /// A client moved it here: where it is on the back end.
+        from: Option<Origin>,
     },
+}
+
+/// Where a message a client moved is on the back end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The source mailbox's href.
+    pub mailbox: String,
+    /// The UIDVALIDITY its UID belongs to.
+    pub uidvalidity: u32,
+    /// Its UID there.
+    pub uid: u32,
 }
 
 impl GatewaySeen {
@@ -139,7 +155,9 @@ pub enum Step {
         settles: Seq,
     },
     /// `APPEND` with the item's flags and internal date; the back end assigns the
-    /// UID (APPENDUID), which the executor records.
+    /// UID (APPENDUID), which the executor records. With `from` (a client moved
+    /// it): `UID MOVE` from there instead, one copy kept and no body sent; an APPEND
+    /// only if the source no longer holds it.
     Append {
         /// The item.
         item: ItemId,
@@ -147,6 +165,8 @@ pub enum Step {
         flags: Flags,
         /// The journal entry this settles.
         settles: Seq,
+        /// Where it is on the back end, when a client moved it here.
+        from: Option<Origin>,
     },
     /// The gateway's flags of an item become these (no body moves).
     SetFlags {
@@ -328,7 +348,7 @@ pub fn plan(round: &MailRound<'_>, guard: &Guard) -> MailPlan {
         // A change to a message the back end never had (a client expunged or
         // flagged its own append before it got there): nothing to write.
         match g {
-            GatewaySeen::Expunged { item, seq } | GatewaySeen::Flags { item, seq, .. }
+            GatewaySeen::Expunged { item, seq, .. } | GatewaySeen::Flags { item, seq, .. }
                 if !indexed.contains(item) =>
             {
                 gateway_steps.push(Step::Settle {
@@ -340,7 +360,11 @@ pub fn plan(round: &MailRound<'_>, guard: &Guard) -> MailPlan {
             _ => {}
         }
         let GatewaySeen::Appended {
-            item, flags, seq, ..
+            item,
+            flags,
+            seq,
+            from,
+            ..
         } = g
         else {
             continue;
@@ -353,6 +377,7 @@ pub fn plan(round: &MailRound<'_>, guard: &Guard) -> MailPlan {
                 item: item.clone(),
                 flags: flags.clone(),
                 settles: *seq,
+                from: from.clone(),
             }),
             Mode::Mirror => gateway_steps.push(Step::KeepAndRemove {
                 item: item.clone(),
@@ -404,6 +429,17 @@ fn known(
                 }
             }
         }
+        // Moved on the gateway: the destination's round moves it on the back end;
+        // here it stays known by its UID until the back end says it is gone.
+        (
+            _,
+            Some(GatewaySeen::Expunged {
+                seq, moved: true, ..
+            }),
+        ) if mode == Mode::TwoWay => to_gateway.push(Step::Settle {
+            item: item(),
+            seq: *seq,
+        }),
         // Expunged on the gateway.
         (b, Some(GatewaySeen::Expunged { seq, .. })) => match mode {
             Mode::TwoWay => to_backend.push(Step::Expunge {

@@ -210,6 +210,17 @@ pub fn pending_to_pb(p: &PendingChange) -> pb::Change {
             .clone()
             .filter(|_| p.content.is_some())
             .unwrap_or_default(),
+        moved_from_collection: p
+            .moved_from
+            .as_ref()
+            .map(|m| m.0.clone())
+            .unwrap_or_default(),
+        moved_from_href: p
+            .moved_from
+            .as_ref()
+            .map(|m| m.1.clone())
+            .unwrap_or_default(),
+        moved_away: p.moved_away && p.content.is_none(),
         ..Default::default()
     }
 }

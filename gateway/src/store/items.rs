@@ -47,6 +47,11 @@ pub struct PendingChange {
     pub flags: Vec<String>,
     /// The version both sides last agreed on (`merge` collections only).
     pub base: Option<Vec<u8>>,
+    /// Mail: a message a client moved here, where it was on the back end (its
+    /// mailbox's href, its href there).
+    pub moved_from: Option<(String, String)>,
+    /// Mail: a deletion that is a move to another mailbox.
+    pub moved_away: bool,
 }
 
 /// A live item, as tests and the DAV layer read it.
@@ -312,7 +317,8 @@ impl Store {
                                   WHERE b.tenant_id = items.tenant_id AND b.sha256 = items.body_sha256)
                              ELSE ''::bytea END,
                         content_type, deleted,
-                        (EXTRACT(EPOCH FROM changed_at) * 1000)::bigint, flags, base_content
+                        (EXTRACT(EPOCH FROM changed_at) * 1000)::bigint, flags, base_content,
+                        moved_away, moved_from_collection, moved_from_href
                  FROM items WHERE tenant_id = $1 AND collection_id = $2 AND pending_seq IS NOT NULL
                    AND refused_seq IS DISTINCT FROM pending_seq
                  ORDER BY pending_seq",
@@ -335,6 +341,10 @@ impl Store {
                         changed_at_ms: r.get(8),
                         flags: r.get(9),
                         base: r.get(10),
+                        moved_away: r.get(11),
+                        moved_from: r
+                            .get::<_, Option<String>>(12)
+                            .zip(r.get::<_, Option<String>>(13)),
                     }
                 })
                 .collect(),

@@ -21,6 +21,7 @@ pub mod folders;
 pub mod items;
 pub mod leases;
 pub mod mail;
+pub mod mail_moves;
 pub mod migrations;
 pub mod moves;
 pub mod packet;

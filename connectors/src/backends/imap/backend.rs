@@ -9,7 +9,9 @@ use tokio::sync::Mutex;
 use url::Url;
 
 use super::client::{ConnectOptions, ImapClient, Resume, Stored};
-use crate::backends::{BackendError, Discovered, Found, MailBackend, MailChanges, MailMessage};
+use crate::backends::{
+    BackendError, Discovered, Found, MailBackend, MailChanges, MailMessage, Moved,
+};
 
 /// An IMAP server, as one source sees it.
 pub struct ImapBackend {
@@ -271,6 +273,30 @@ impl MailBackend for ImapBackend {
         self.with(async |c| {
             c.ensure_selected(&name).await?;
             c.expunge(uid).await
+        })
+        .await
+    }
+
+    async fn move_message(
+        &self,
+        from: &Href,
+        uidvalidity: u32,
+        uid: u32,
+        to: &Href,
+    ) -> Result<Moved, BackendError> {
+        let (from, to) = (name_of(from), name_of(to));
+        self.with(async |c| {
+            // A fresh SELECT: the UID counts only under the UIDVALIDITY it was read in.
+            let sel = c.select(&from, None).await?;
+            if sel.uidvalidity != uidvalidity
+                || c.fetch_meta(&uid.to_string(), None).await?.is_empty()
+            {
+                return Ok(Moved::Gone);
+            }
+            Ok(match c.move_to(uid, &to).await? {
+                Some((v, u)) => Moved::To(v, u),
+                None => Moved::Unknown,
+            })
         })
         .await
     }

@@ -760,27 +760,45 @@ impl ImapClient {
         Ok(())
     }
 
-    /// Moves one message to `to` (`UID MOVE`); its UID there, when the server says
-    /// (COPYUID).
-    pub async fn move_to(&mut self, uid: u32, to: &str) -> Result<Option<u32>, ImapError> {
-        let answer = self
-            .run(
-                "UID MOVE",
-                CommandBody::Move {
-                    sequence_set: set_of(&uid.to_string())?,
-                    mailbox: mailbox_of(to)?,
-                    uid: true,
-                },
-            )
-            .await?;
-        Ok(answer
+    /// Moves one message of the selected mailbox to `to`: `UID MOVE`, or where the
+    /// server has no MOVE, `UID COPY` then this message's expunge (the copy first, so
+    /// a failure between the two leaves two copies, never none). Its UIDVALIDITY and
+    /// UID there, when the server says (COPYUID).
+    pub async fn move_to(&mut self, uid: u32, to: &str) -> Result<Option<(u32, u32)>, ImapError> {
+        let set = set_of(&uid.to_string())?;
+        let mailbox = mailbox_of(to)?;
+        let moved = self.has("MOVE");
+        let answer = if moved {
+            let body = CommandBody::Move {
+                sequence_set: set,
+                mailbox,
+                uid: true,
+            };
+            self.run("UID MOVE", body).await?
+        } else {
+            let body = CommandBody::Copy {
+                sequence_set: set,
+                mailbox,
+                uid: true,
+            };
+            self.run("UID COPY", body).await?
+        };
+        let copied = answer
             .untagged
             .iter()
             .chain(std::iter::once(&answer.status))
             .find_map(|b| match &b.code {
-                Some(Code::CopyUid { destination, .. }) => first_uid(destination),
+                Some(Code::CopyUid {
+                    uid_validity,
+                    destination,
+                    ..
+                }) => first_uid(destination).map(|u| (uid_validity.get(), u)),
                 _ => None,
-            }))
+            });
+        if !moved {
+            self.expunge(uid).await?;
+        }
+        Ok(copied)
     }
 
     /// IDLE on the selected mailbox until the server reports a change (new, expunged

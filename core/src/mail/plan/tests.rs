@@ -114,6 +114,7 @@ fn expunges_win_and_modes_decide_where_they_go() {
     let gone = [GatewaySeen::Expunged {
         item: id(1),
         seq: Seq(4),
+        moved: false,
     }];
     assert_eq!(
         steps(&round(Mode::TwoWay, &index, &[], &gone)),
@@ -137,6 +138,7 @@ fn a_crashed_append_is_found_again_not_appended_twice() {
         flags: f("\\Seen \\Draft"),
         key: key(5),
         seq: Seq(9),
+        from: None,
     }];
     // The back end holds it already (APPEND done, its acknowledgement lost).
     let backend = [BackendSeen::Flags {
@@ -175,6 +177,7 @@ fn changes_to_a_message_the_back_end_never_had_are_settled() {
     let gateway = [GatewaySeen::Expunged {
         item: id(8),
         seq: Seq(3),
+        moved: false,
     }];
     assert_eq!(
         steps(&round(Mode::TwoWay, &[], &[], &gateway)),
@@ -328,6 +331,7 @@ impl World {
                         flags,
                         key: key.clone(),
                         seq,
+                        from: None,
                     },
                     _ => GatewaySeen::Flags {
                         item: item.clone(),
@@ -351,8 +355,14 @@ impl World {
                     // Never reached the back end: nothing to do there.
                     self.pending.remove(&item);
                 } else {
-                    self.pending
-                        .insert(item.clone(), GatewaySeen::Expunged { item, seq });
+                    self.pending.insert(
+                        item.clone(),
+                        GatewaySeen::Expunged {
+                            item,
+                            seq,
+                            moved: false,
+                        },
+                    );
                 }
             }
             Op::GatewayAppend => {
@@ -369,6 +379,7 @@ impl World {
                         flags: f("\\Seen"),
                         key: content_key(self.next_content),
                         seq,
+                        from: None,
                     },
                 );
             }
@@ -468,6 +479,7 @@ impl World {
                     item,
                     flags,
                     settles,
+                    ..
                 } => {
                     let content = self.gateway[&item].0;
                     *self.appended.entry(content).or_default() += 1;
@@ -696,4 +708,71 @@ fn merge_keeps_a_gateway_only_flag_when_the_back_end_changes_another() {
     let (b, g) = w.sides();
     assert_eq!(b[&1], f("\\Seen"));
     assert_eq!(g[&1], f("\\Seen \\Flagged"));
+}
+
+/// A client's move: the source does not expunge (the move takes the message), the
+/// destination moves it on the back end, and a crashed move found in the destination
+/// by content is recorded, never moved or appended again.
+#[test]
+fn a_move_is_made_by_the_destination_and_never_twice() {
+    let index = [Known {
+        item: id(1),
+        uid: 7,
+        base: f("\\Seen"),
+        current: f("\\Seen"),
+        modseq: 3,
+    }];
+    let moved_away = [GatewaySeen::Expunged {
+        item: id(1),
+        seq: Seq(4),
+        moved: true,
+    }];
+    assert_eq!(
+        steps(&round(Mode::TwoWay, &index, &[], &moved_away)),
+        vec![Step::Settle {
+            item: id(1),
+            seq: Seq(4)
+        }],
+        "the source leaves the message to the move"
+    );
+    let origin = Origin {
+        mailbox: "/INBOX".into(),
+        uidvalidity: 9,
+        uid: 7,
+    };
+    let arrived = [GatewaySeen::Appended {
+        item: id(2),
+        flags: f("\\Seen"),
+        key: key(1),
+        seq: Seq(5),
+        from: Some(origin.clone()),
+    }];
+    assert_eq!(
+        steps(&round(Mode::TwoWay, &[], &[], &arrived)),
+        vec![Step::Append {
+            item: id(2),
+            flags: f("\\Seen"),
+            settles: Seq(5),
+            from: Some(origin),
+        }]
+    );
+    // The move was made, its answer lost: the destination holds it under a UID the
+    // index does not know; it is paired by content.
+    let there = [BackendSeen::Flags {
+        uid: 40,
+        flags: f("\\Seen"),
+        modseq: 8,
+        key: Some(key(1)),
+    }];
+    let s = steps(&round(Mode::TwoWay, &[], &there, &arrived));
+    assert_eq!(
+        s,
+        vec![Step::Record {
+            item: id(2),
+            uid: 40,
+            base: f("\\Seen"),
+            modseq: 8,
+            settles: Some(Seq(5)),
+        }]
+    );
 }
