@@ -327,3 +327,54 @@ async fn imported_messages_are_filed_once_and_flag_changes_carry_no_body() -> Re
     assert_eq!(version, "imap:7/3/9");
     Ok(())
 }
+
+/// A mailbox the back end no longer lists leaves the gateway, unless it holds changes
+/// the back end has not had: that one pauses, with everything in it.
+#[tokio::test]
+async fn a_vanished_mailbox_goes_unless_it_holds_unsent_changes() -> Result<()> {
+    let g = InProc::start().await?;
+    let kept = mailbox(&g, "/Drafts").await?;
+    let c = g.store.client().await?;
+    let source: Uuid = c
+        .query_one("SELECT source_id FROM collections WHERE id = $1", &[&kept])
+        .await?
+        .get(0);
+    let gone = Uuid::new_v4();
+    c.execute(
+        "INSERT INTO collections (tenant_id, id, user_id, source_id, kind, backend_href, name,
+                                  mode, conflict, mailbox_name)
+         SELECT tenant_id, $2, user_id, source_id, 'mailbox', '/Old', 'Old', 'two-way', 'merge', 'Old'
+         FROM collections WHERE id = $1",
+        &[&kept, &gone],
+    )
+    .await?;
+    // A draft a client wrote, not yet on the back end.
+    g.store
+        .append_message(g.tenant, kept, b"Subject: draft\r\n\r\nunsent\r\n", &[])
+        .await?;
+    // Discovery lists only INBOX.
+    let (removed, paused) = g
+        .store
+        .remove_vanished_mailboxes(g.tenant, source, &["/INBOX".to_string()])
+        .await?;
+    assert_eq!((removed, paused), (1, 1));
+    let left: Vec<(Uuid, Option<String>)> = c
+        .query(
+            "SELECT id, paused_reason FROM collections WHERE source_id = $1",
+            &[&source],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].0, kept);
+    assert!(
+        left[0]
+            .1
+            .as_deref()
+            .unwrap_or("")
+            .contains("no longer lists")
+    );
+    Ok(())
+}

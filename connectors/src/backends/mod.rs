@@ -417,7 +417,10 @@ impl Backend for AnyBackend {
     fn place_for(&self, homes: &[String], id: &str, display_name: &str) -> Option<String> {
         match self {
             AnyBackend::Dav(b) => b.place_for(homes, id, display_name),
-            AnyBackend::Imap(_) => None,
+            // A mailbox is where its name says (a retried create finds it there).
+            AnyBackend::Imap(_) => {
+                (!display_name.is_empty()).then(|| imap::backend::href_of(display_name))
+            }
         }
     }
 
@@ -426,11 +429,17 @@ impl Backend for AnyBackend {
         href: &str,
         new: &NewCollection<'_>,
     ) -> Result<(), BackendError> {
-        delegate!(self, b => b.create_collection(href, new).await)
+        match self {
+            AnyBackend::Dav(b) => b.create_collection(href, new).await,
+            AnyBackend::Imap(b) => b.create_mailbox(href).await,
+        }
     }
 
     async fn remove_collection(&self, href: &str) -> Result<(), BackendError> {
-        delegate!(self, b => b.remove_collection(href).await)
+        match self {
+            AnyBackend::Dav(b) => b.remove_collection(href).await,
+            AnyBackend::Imap(b) => b.remove_mailbox(href).await,
+        }
     }
 
     async fn set_properties(

@@ -493,6 +493,17 @@ impl Session {
                 delimiter: (!c.delimiter.is_empty()).then(|| c.delimiter.chars().take(1).collect()),
             });
         }
+        if f.complete {
+            let listed: Vec<String> = found.iter().map(|c| c.backend_href.clone()).collect();
+            let (removed, paused) = self
+                .store
+                .remove_vanished_mailboxes(self.tenant(), source.id, &listed)
+                .await?;
+            if removed + paused > 0 {
+                info!(connector = %self.claims.name, source = %f.source, removed, paused,
+                      "mailboxes the back end no longer lists");
+            }
+        }
         let collections = self
             .store
             .upsert_collections(self.tenant(), source.id, &found)

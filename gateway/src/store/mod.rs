@@ -22,6 +22,7 @@ pub mod items;
 pub mod leases;
 pub mod mail;
 pub mod mail_moves;
+pub mod mailboxes;
 pub mod migrations;
 pub mod moves;
 pub mod packet;

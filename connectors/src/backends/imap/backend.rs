@@ -113,6 +113,38 @@ fn parse_state(state: &str) -> Option<Resume> {
     })
 }
 
+impl ImapBackend {
+    /// Creates the mailbox at `href` (a client made it on the gateway); one that
+    /// exists already counts as made.
+    pub async fn create_mailbox(&self, href: &str) -> Result<(), BackendError> {
+        let name = name_of(&mailbox_href(href)?);
+        self.with(async |c| {
+            if !c.list().await?.iter().any(|m| m.name == name) {
+                c.create(&name).await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes the mailbox at `href` (a client deleted it on the gateway); one
+    /// already gone counts as deleted.
+    pub async fn remove_mailbox(&self, href: &str) -> Result<(), BackendError> {
+        let name = name_of(&mailbox_href(href)?);
+        self.with(async |c| {
+            if c.list().await?.iter().any(|m| m.name == name) {
+                c.delete(&name).await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn mailbox_href(href: &str) -> Result<Href, BackendError> {
+    Href::new(href).map_err(|e| BackendError::Config(format!("mailbox {href}: {e}")))
+}
+
 impl MailBackend for ImapBackend {
     async fn discover(&self) -> Result<Discovered, BackendError> {
         let list = self.with(async |c| c.list().await).await?;

@@ -881,6 +881,22 @@ impl ImapClient {
         Ok(())
     }
 
+    /// Renames a mailbox (its children move with it).
+    pub async fn rename(&mut self, from: &str, to: &str) -> Result<(), ImapError> {
+        if self.selected.as_deref() == Some(from) {
+            self.selected = None;
+        }
+        self.run(
+            "RENAME",
+            CommandBody::Rename {
+                from: mailbox_of(from)?,
+                to: mailbox_of(to)?,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Deletes a mailbox.
     pub async fn delete(&mut self, name: &str) -> Result<(), ImapError> {
         if self.selected.as_deref() == Some(name) {
