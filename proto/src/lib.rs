@@ -6,7 +6,9 @@
 //! every message and field; this crate only compiles it.
 //!
 //! Conversions from these loose protobuf types into the validated types of
-//! `postern-core` live next to the code that receives them, in one place per side.
+//! `postern-core` live next to the code that receives them, in one place per side;
+//! the wire enums (kinds, modes, policies, roles) convert here, in [`enums`], the same
+//! for both sides.
 
 /// Generated types and the tonic client and server for `postern.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -15,3 +17,5 @@ pub mod v1 {
 }
 
 pub use v1::*;
+
+pub mod enums;

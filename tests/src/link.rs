@@ -124,10 +124,12 @@ pub trait Talk {
             instance_id: instance.into(),
             sources: vec![pb::SourceInfo {
                 name: "cal".into(),
-                kind: kind.into(),
+                kind: pb::SourceKind::from_word(kind) as i32,
                 user: user.into(),
-                mode: "two-way".into(),
-                conflict: conflict.into(),
+                mode: pb::SyncMode::TwoWay as i32,
+                conflict: pb::ConflictPolicy::from(
+                    conflict.parse::<postern_core::model::ConflictPolicy>()?,
+                ) as i32,
             }],
         };
         let Ans::Welcome(_) = self.ask(Req::Hello(hello)).await? else {
@@ -137,7 +139,9 @@ pub trait Talk {
             source: "cal".into(),
             collections: vec![pb::FoundCollection {
                 backend_href: href.into(),
-                kind: collection_kind.into(),
+                kind: pb::CollectionKind::from(
+                    collection_kind.parse::<postern_core::model::CollectionKind>()?,
+                ) as i32,
                 display_name: "Cal".into(),
                 color: String::new(),
                 supports_sync: true,

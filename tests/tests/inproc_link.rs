@@ -376,9 +376,9 @@ async fn a_loser_sent_again_is_kept_once() -> Result<()> {
     let loser = pb::ConflictRecord {
         item_id: a.clone(),
         uid: "a".into(),
-        loser_side: "gateway".into(),
+        loser_side: pb::Side::Gateway as i32,
         loser_content: event("a", "lost").to_vec(),
-        policy: "backend-wins".into(),
+        policy: pb::ConflictPolicy::BackendWins as i32,
         backend_href: "/alice/cal/a.ics".into(),
     };
     for _ in 0..2 {

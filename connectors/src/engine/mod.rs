@@ -122,10 +122,10 @@ async fn session(
             .iter()
             .map(|s| pb::SourceInfo {
                 name: s.name.clone(),
-                kind: s.kind.as_str().to_string(),
+                kind: pb::SourceKind::from_word(s.kind.as_str()) as i32,
                 user: s.user.clone(),
-                mode: s.mode.as_str().to_string(),
-                conflict: s.conflict.as_str().to_string(),
+                mode: pb::SyncMode::from(s.mode) as i32,
+                conflict: pb::ConflictPolicy::from(s.conflict) as i32,
             })
             .collect(),
     };
@@ -454,11 +454,11 @@ async fn assign(ctx: &SourceCtx) -> Result<Vec<CollectionState>, RoundError> {
             .iter()
             .map(|f| pb::FoundCollection {
                 backend_href: f.href.clone(),
-                kind: ctx.backend.kind().as_str().to_string(),
+                kind: pb::CollectionKind::from(ctx.backend.kind()) as i32,
                 display_name: f.display_name.clone(),
                 color: f.color.clone(),
                 supports_sync: f.supports_sync,
-                role: f.role.map(|r| r.as_str().to_string()).unwrap_or_default(),
+                role: pb::enums::role_to_wire(f.role) as i32,
                 delimiter: f.delimiter.map(String::from).unwrap_or_default(),
                 ..Default::default()
             })
@@ -483,7 +483,8 @@ async fn assign(ctx: &SourceCtx) -> Result<Vec<CollectionState>, RoundError> {
         let Ok(href) = Href::new(c.backend_href.clone()) else {
             continue;
         };
-        let (Ok(mode), Ok(policy)) = (c.mode.parse(), c.conflict.parse()) else {
+        let (Some(mode), Some(policy)) = (pb::enums::mode(c.mode), pb::enums::policy(c.conflict))
+        else {
             warn!(collection = %c.backend_href, "unknown mode or policy from the gateway; skipped");
             continue;
         };
@@ -559,7 +560,7 @@ async fn lifecycle(
                     info!(collection = %href, "deleted on the back end for a client");
                     done.push(pb::FoundCollection {
                         backend_href: href,
-                        kind: c.kind.clone(),
+                        kind: c.kind,
                         collection_id: c.collection_id.clone(),
                         deleted: true,
                         ..Default::default()
@@ -585,7 +586,7 @@ async fn lifecycle(
                     info!(collection = %href, "created on the back end for a client");
                     done.push(pb::FoundCollection {
                         backend_href: href,
-                        kind: c.kind.clone(),
+                        kind: c.kind,
                         display_name: c.display_name.clone(),
                         collection_id: c.collection_id.clone(),
                         props_applied: c.props_version,
@@ -606,7 +607,7 @@ async fn lifecycle(
                     info!(collection = %c.backend_href, "collection properties set on the back end");
                     done.push(pb::FoundCollection {
                         backend_href: c.backend_href.clone(),
-                        kind: c.kind.clone(),
+                        kind: c.kind,
                         collection_id: c.collection_id.clone(),
                         props_applied: c.props_version,
                         ..Default::default()

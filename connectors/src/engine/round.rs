@@ -138,7 +138,9 @@ pub async fn run(
             // Work from the gateway's current state: an operator may have changed the
             // mode or policy, or forced a resync, since the assignment.
             coll.backend_state = g.backend_state.clone();
-            if let (Ok(mode), Ok(policy)) = (g.mode.parse(), g.conflict.parse()) {
+            if let (Some(mode), Some(policy)) =
+                (pb::enums::mode(g.mode), pb::enums::policy(g.conflict))
+            {
                 coll.mode = mode;
                 coll.policy = policy;
             }
@@ -656,9 +658,9 @@ fn loser_pb(l: &Loser) -> pb::ConflictRecord {
             .map(ToString::to_string)
             .unwrap_or_default(),
         uid: l.uid.clone(),
-        loser_side: l.side.as_str().to_string(),
+        loser_side: pb::Side::from(l.side) as i32,
         loser_content: l.content.clone().unwrap_or_default(),
-        policy: l.policy.as_str().to_string(),
+        policy: pb::ConflictPolicy::from(l.policy) as i32,
         backend_href: l.href.as_ref().map(ToString::to_string).unwrap_or_default(),
     }
 }

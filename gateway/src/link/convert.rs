@@ -156,18 +156,20 @@ impl TryFrom<&pb::ChangePacket> for Packet {
             .conflicts
             .iter()
             .map(|c| {
-                if c.loser_side != "backend" && c.loser_side != "gateway" {
-                    return Err(Invalid {
-                        field: "loser_side",
-                        why: format!("{:?}", c.loser_side),
-                    });
-                }
+                let side = pb::enums::side(c.loser_side).ok_or_else(|| Invalid {
+                    field: "loser_side",
+                    why: format!("unknown side {}", c.loser_side),
+                })?;
+                let policy = pb::enums::policy(c.policy).ok_or_else(|| Invalid {
+                    field: "policy",
+                    why: format!("unknown conflict policy {}", c.policy),
+                })?;
                 Ok(LoserIn {
                     item_id: opt_uuid("conflict item_id", &c.item_id)?,
                     uid: c.uid.clone(),
-                    side: c.loser_side.clone(),
+                    side: side.as_str().to_string(),
                     content: (!c.loser_content.is_empty()).then(|| c.loser_content.clone()),
-                    policy: c.policy.clone(),
+                    policy: policy.as_str().to_string(),
                     backend_href: c.backend_href.clone(),
                 })
             })

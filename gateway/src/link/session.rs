@@ -162,8 +162,8 @@ fn pending_props(c: &Collection) -> Vec<pb::CollectionProperty> {
         out.push(prop(APPLE, "calendar-order", o.to_string()));
     }
     if !p.description.is_empty() {
-        match c.kind.as_str() {
-            "addressbook" => out.push(prop(
+        match c.kind.parse::<CollectionKind>() {
+            Ok(CollectionKind::AddressBook) => out.push(prop(
                 CARDDAV,
                 "addressbook-description",
                 escape(&p.description),
@@ -182,6 +182,12 @@ fn pending_props(c: &Collection) -> Vec<pb::CollectionProperty> {
     out
 }
 
+/// A word kept in the database (`two-way`, `mailbox`) as its wire enum; a word
+/// this build does not know goes out unspecified, and the connector refuses it.
+fn wire_word<T: std::str::FromStr>(word: &str, wire: impl Fn(T) -> i32) -> i32 {
+    word.parse::<T>().map_or(0, wire)
+}
+
 fn assigned(c: &Collection) -> pb::AssignedCollection {
     pb::AssignedCollection {
         properties: pending_props(c),
@@ -189,9 +195,13 @@ fn assigned(c: &Collection) -> pb::AssignedCollection {
         components: c.props.components.clone(),
         collection_id: c.id.to_string(),
         backend_href: c.backend_href.clone(),
-        kind: c.kind.clone(),
-        mode: c.mode.clone(),
-        conflict: c.conflict.clone(),
+        kind: wire_word(&c.kind, |k: CollectionKind| {
+            pb::CollectionKind::from(k) as i32
+        }),
+        mode: wire_word(&c.mode, |m: Mode| pb::SyncMode::from(m) as i32),
+        conflict: wire_word(&c.conflict, |p: ConflictPolicy| {
+            pb::ConflictPolicy::from(p) as i32
+        }),
         paused: c.paused_reason.is_some(),
         backend_state: c.backend_state.clone(),
         cursor: c.cursor.max(0) as u64,
@@ -358,21 +368,30 @@ impl Session {
                 ));
                 continue;
             }
-            let parsed = (s.mode.parse::<Mode>(), s.conflict.parse::<ConflictPolicy>());
+            let parsed = (pb::enums::mode(s.mode), pb::enums::policy(s.conflict));
             let (mode, conflict) = match parsed {
-                (Ok(m), Ok(c)) => (m, c),
-                (Err(e), _) | (_, Err(e)) => {
-                    out.push(failure(0, format!("source {}: {e}", s.name)));
+                (Some(m), Some(c)) => (m, c),
+                _ => {
+                    out.push(failure(
+                        0,
+                        format!(
+                            "source {}: no mode or conflict policy this gateway knows ({}, {})",
+                            s.name, s.mode, s.conflict
+                        ),
+                    ));
                     continue;
                 }
             };
-            if !matches!(s.kind.as_str(), "caldav" | "carddav" | "imap" | "smtp") {
+            let Some(kind) = pb::SourceKind::try_from(s.kind)
+                .ok()
+                .and_then(pb::SourceKind::word)
+            else {
                 out.push(failure(
                     0,
-                    format!("source {}: unknown kind {:?}", s.name, s.kind),
+                    format!("source {}: unknown kind {}", s.name, s.kind),
                 ));
                 continue;
-            }
+            };
             let user_id = match self.store.user_id(tenant, user).await {
                 Ok(id) => id,
                 Err(StoreError::NotFound(_)) => {
@@ -389,7 +408,7 @@ impl Session {
             };
             let spec = SourceSpec {
                 name: s.name.clone(),
-                kind: s.kind.clone(),
+                kind: kind.to_string(),
                 user_id,
                 mode,
                 conflict,
@@ -399,13 +418,13 @@ impl Session {
                 .upsert_source(tenant, self.claims.sub, &spec)
                 .await?;
             // A kind the connector cannot sync is said out loud, not skipped quietly.
-            let problem = if h.capabilities.iter().any(|c| c == &s.kind) {
+            let problem = if h.capabilities.iter().any(|c| c == kind) {
                 String::new()
             } else {
-                warn!(connector = %self.claims.name, source = %s.name, kind = %s.kind, "a source this connector cannot sync");
+                warn!(connector = %self.claims.name, source = %s.name, kind, "a source this connector cannot sync");
                 format!(
-                    "connector {} (version {}) cannot sync {} sources; upgrade it",
-                    self.claims.name, h.version, s.kind
+                    "connector {} (version {}) cannot sync {kind} sources; upgrade it",
+                    self.claims.name, h.version
                 )
             };
             self.store.set_source_problem(tenant, id, &problem).await?;
@@ -471,10 +490,10 @@ impl Session {
                 }
                 continue;
             }
-            let Ok(kind) = c.kind.parse::<CollectionKind>() else {
+            let Some(kind) = pb::enums::kind(c.kind) else {
                 return Ok(vec![failure(
                     rid,
-                    format!("unknown collection kind {:?}", c.kind),
+                    format!("unknown collection kind {}", c.kind),
                 )]);
             };
             if !c.backend_href.starts_with('/') {
@@ -489,7 +508,7 @@ impl Session {
                 display_name: c.display_name.clone(),
                 color: c.color.clone(),
                 // A role this gateway does not know is left out, not refused.
-                role: postern_core::mail::Role::parse(&c.role),
+                role: pb::enums::role(c.role),
                 delimiter: (!c.delimiter.is_empty()).then(|| c.delimiter.chars().take(1).collect()),
             });
         }
@@ -584,8 +603,10 @@ impl Session {
                     fencing_token: token,
                     ttl_ms: ttl.as_millis() as u64,
                     backend_state: state.backend_state,
-                    mode: state.mode,
-                    conflict: state.conflict,
+                    mode: wire_word(&state.mode, |m: Mode| pb::SyncMode::from(m) as i32),
+                    conflict: wire_word(&state.conflict, |p: ConflictPolicy| {
+                        pb::ConflictPolicy::from(p) as i32
+                    }),
                 }),
             )
         };
