@@ -10,7 +10,7 @@ use anyhow::Result;
 use postern_connector::backends::imap::client::ImapClient;
 use postern_core::mail::Flags;
 use postern_e2e::backends::Dovecot;
-use postern_e2e::mail::{held, mailbox, message};
+use postern_e2e::mail::{body_bytes, held, mailbox, message};
 use postern_e2e::{Connector, Deployment, SourceSpec, connector_config, wait_until};
 use url::Url;
 
@@ -147,6 +147,7 @@ async fn mailboxes_renamed_or_deleted_on_the_server_follow_on_the_gateway() -> R
         .await?;
     }
     let bodies: i64 = d.query("SELECT count(*) FROM message_bodies").await?[0].get(0);
+    let sent = body_bytes(&d, "to_gateway").await?;
 
     imap.rename("Reports", "Reports 2026").await?;
     imap.delete("Scratch").await?;
@@ -165,6 +166,11 @@ async fn mailboxes_renamed_or_deleted_on_the_server_follow_on_the_gateway() -> R
     .await?;
     let after: i64 = d.query("SELECT count(*) FROM message_bodies").await?[0].get(0);
     assert_eq!(after, bodies, "no body stored twice");
+    assert_eq!(
+        body_bytes(&d, "to_gateway").await?,
+        sent,
+        "no body sent twice"
+    );
     imap.logout().await?;
     Ok(())
 }

@@ -402,7 +402,7 @@ async fn idle_brings_a_server_change_without_waiting_for_the_interval() -> Resul
 }
 
 /// A message moved on the server by another client ends as one copy on the gateway,
-/// in its new mailbox.
+/// in its new mailbox, and its body does not cross the link again.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_move_on_the_server_leaves_one_copy_on_the_gateway() -> Result<()> {
     let d = Deployment::start("imap-move", &[]).await?;
@@ -427,6 +427,7 @@ async fn a_move_on_the_server_leaves_one_copy_on_the_gateway() -> Result<()> {
         Ok((held(&d, inbox).await?.len() == 1).then_some(()))
     })
     .await?;
+    let before = body_bytes(&d, "to_gateway").await?;
     imap.select("INBOX", None).await?;
     imap.move_to(uid, "Archive").await?;
     wait_until(
@@ -444,6 +445,11 @@ async fn a_move_on_the_server_leaves_one_copy_on_the_gateway() -> Result<()> {
         moved[0].1,
         vec!["\\Seen".to_string()],
         "its flags moved with it"
+    );
+    assert_eq!(
+        body_bytes(&d, "to_gateway").await?,
+        before,
+        "the body did not cross the link again: the gateway had it"
     );
     imap.logout().await?;
     Ok(())

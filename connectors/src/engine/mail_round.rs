@@ -308,6 +308,7 @@ pub(super) async fn attempt(
     };
     for (done, batch) in batches.iter().enumerate() {
         let mut bodies = fetched.take().unwrap_or_default();
+        let held = held_bodies(ctx, &coll.id, &bodies).await?;
         let mut changes = Vec::with_capacity(batch.len());
         for (uid, flags) in *batch {
             // Expunged between the listing and the fetch: the next round says so.
@@ -323,7 +324,12 @@ pub(super) async fn attempt(
                 internal_date_ms: m.internal_date_ms.unwrap_or(0),
                 ..Default::default()
             };
-            if m.body.len() + ENVELOPE > ctx.max_message {
+            if held.contains(&m.key.sha256) {
+                // The gateway holds these bytes already (the message moved or was
+                // copied on the back end): filed by reference, no body sent.
+                change.body_sha256 = m.key.sha256.to_vec();
+                change.uid = m.key.message_id.clone().unwrap_or_default();
+            } else if m.body.len() + ENVELOPE > ctx.max_message {
                 // Too large for one message: sent in parts the gateway assembles.
                 if m.body.len() as u64 > MAX_UPLOAD {
                     warn!(collection = %coll.href, uid, bytes = m.body.len(), "message larger than the gateway takes; left on the back end");
@@ -380,6 +386,34 @@ pub(super) async fn attempt(
 /// Messages fetched at once (an import, re-keying): the connector holds at most two
 /// such batches of bodies, whatever the mailbox's size.
 const IMPORT_BATCH: usize = 20;
+
+/// Which of a batch's bodies the gateway holds already (none, if it cannot say).
+async fn held_bodies(
+    ctx: &SourceCtx,
+    collection: &str,
+    batch: &HashMap<u32, MailMessage>,
+) -> Result<std::collections::HashSet<[u8; 32]>, RoundError> {
+    if batch.is_empty() {
+        return Ok(Default::default());
+    }
+    let hashes: Vec<[u8; 32]> = batch.values().map(|m| m.key.sha256).collect();
+    let ans = ctx
+        .link
+        .ask(Req::BodiesQuery(pb::BodiesQuery {
+            collection_id: collection.to_string(),
+            sha256: hashes.iter().map(|h| h.to_vec()).collect(),
+        }))
+        .await?;
+    Ok(match ans {
+        Ans::BodiesKnown(k) if k.known.len() == hashes.len() => hashes
+            .into_iter()
+            .zip(k.known)
+            .filter_map(|(h, known)| known.then_some(h))
+            .collect(),
+        // An older gateway: every body is sent.
+        _ => Default::default(),
+    })
+}
 
 /// One batch of new messages, by UID.
 async fn fetch_batch(

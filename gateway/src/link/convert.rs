@@ -5,7 +5,7 @@ use postern_proto as pb;
 use uuid::Uuid;
 
 use crate::store::items::{IndexEntry, PendingChange};
-use crate::store::packet::{LoserIn, Packet, PacketChange};
+use crate::store::packet::{BodyRef, LoserIn, Packet, PacketChange};
 
 /// A field that does not hold what it must.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +69,33 @@ impl TryFrom<&pb::Change> for PacketChange {
                     flags: c.flags.clone(),
                     base: None,
                     internal_date_ms: (c.internal_date_ms != 0).then_some(c.internal_date_ms),
-                    upload: Some((upload, (!c.uid.is_empty()).then(|| c.uid.clone()))),
+                    upload: Some((
+                        BodyRef::Upload(upload),
+                        (!c.uid.is_empty()).then(|| c.uid.clone()),
+                    )),
+                })
+            }
+            Ok(pb::change::Op::Upsert) if !c.body_sha256.is_empty() => {
+                if !c.backend_href.starts_with('/') || c.body_sha256.len() != 32 {
+                    return Err(Invalid {
+                        field: "body_sha256",
+                        why: "a 32-byte hash, with an absolute backend_href".into(),
+                    });
+                }
+                Ok(PacketChange::Import {
+                    item_id,
+                    backend_href: c.backend_href.clone(),
+                    backend_version: c.backend_version.clone(),
+                    content: Vec::new(),
+                    content_type: c.content_type.clone(),
+                    settles: settles(c.seq),
+                    flags: c.flags.clone(),
+                    base: None,
+                    internal_date_ms: (c.internal_date_ms != 0).then_some(c.internal_date_ms),
+                    upload: Some((
+                        BodyRef::Known(c.body_sha256.clone()),
+                        (!c.uid.is_empty()).then(|| c.uid.clone()),
+                    )),
                 })
             }
             Ok(pb::change::Op::Upsert) if !c.content.is_empty() => {

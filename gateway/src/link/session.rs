@@ -109,6 +109,7 @@ fn message_name(body: &In) -> &'static str {
         In::RoundReport(_) => "round report",
         In::RoundProgress(_) => "round progress",
         In::BodyPart(_) => "body part",
+        In::BodiesQuery(_) => "bodies query",
     }
 }
 
@@ -122,6 +123,7 @@ fn collection_of(body: &In) -> &str {
         In::RoundReport(r) => &r.collection_id,
         In::RoundProgress(p) => &p.collection_id,
         In::BodyPart(b) => &b.collection_id,
+        In::BodiesQuery(q) => &q.collection_id,
         In::Hello(_) | In::CollectionsFound(_) | In::Heartbeat(_) => "",
     }
 }
@@ -327,6 +329,7 @@ impl Session {
             In::RoundReport(r) => self.round_report(r).await.map(|()| vec![]),
             In::RoundProgress(p) => self.round_progress(p).await.map(|()| vec![]),
             In::BodyPart(b) => self.body_part(rid, b).await,
+            In::BodiesQuery(q) => self.bodies_query(rid, q).await,
         };
         match result {
             Ok(out) => out,

@@ -23,8 +23,9 @@ pub struct Filed<'a> {
     pub flags: &'a [String],
     /// Its internal date, Unix milliseconds.
     pub internal_date_ms: Option<i64>,
-    /// The body came in parts under this upload (then `body` is empty).
-    pub upload: Option<(Uuid, Option<&'a str>)>,
+    /// The body came in parts under an upload, or is held already (then `body` is
+    /// empty); with the Message-ID.
+    pub upload: Option<(&'a super::packet::BodyRef, Option<&'a str>)>,
 }
 
 /// Files imported messages in the packet's transaction: each body once per tenant
@@ -48,9 +49,24 @@ pub(crate) async fn file_messages(
     let mut mids: Vec<Option<String>> = Vec::with_capacity(messages.len());
     for m in messages {
         match m.upload {
-            Some((upload, mid)) => {
-                let (sha, size) = assemble(tx, tenant, upload).await?;
+            Some((super::packet::BodyRef::Upload(upload), mid)) => {
+                let (sha, size) = assemble(tx, tenant, *upload).await?;
                 shas.push(sha);
+                sizes.push(size);
+                mids.push(mid.map(str::to_string));
+            }
+            Some((super::packet::BodyRef::Known(sha), mid)) => {
+                let size: i64 = tx
+                    .query_opt(
+                        "SELECT size FROM message_bodies WHERE tenant_id = $1 AND sha256 = $2",
+                        &[&tenant, sha],
+                    )
+                    .await?
+                    .ok_or_else(|| {
+                        StoreError::Invalid("a message body the gateway does not hold".into())
+                    })?
+                    .get(0);
+                shas.push(sha.clone());
                 sizes.push(size);
                 mids.push(mid.map(str::to_string));
             }
@@ -107,6 +123,23 @@ pub struct GatewayUids {
 }
 
 impl Store {
+    /// Which of `hashes` name a body `tenant` holds.
+    pub async fn bodies_held(
+        &self,
+        tenant: Uuid,
+        hashes: &[Vec<u8>],
+    ) -> Result<std::collections::HashSet<Vec<u8>>> {
+        let c = self.client().await?;
+        Ok(c.query(
+            "SELECT sha256 FROM message_bodies WHERE tenant_id = $1 AND sha256 = ANY($2)",
+            &[&tenant, &hashes],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+    }
+
     /// Keeps `body` for `tenant` (once per content) and returns its SHA-256.
     pub async fn put_body(&self, tenant: Uuid, body: &[u8]) -> Result<[u8; 32]> {
         let sha: [u8; 32] = Sha256::digest(body).into();

@@ -18,6 +18,15 @@ use uuid::Uuid;
 use super::items::{journal, reserve_seqs};
 use super::{Result, Store, StoreError};
 
+/// Where a message's bytes are when its change does not carry them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyRef {
+    /// Sent in parts under this upload (`BodyPart`).
+    Upload(Uuid),
+    /// Held already, under this SHA-256.
+    Known(Vec<u8>),
+}
+
 /// One change of a packet, validated.
 #[derive(Debug, Clone)]
 pub enum PacketChange {
@@ -42,9 +51,10 @@ pub enum PacketChange {
         base: Option<Vec<u8>>,
         /// Mail: the internal date, Unix milliseconds.
         internal_date_ms: Option<i64>,
-        /// Mail: the body came in parts under this upload (`content` is empty), with
-        /// the message's Message-ID.
-        upload: Option<(Uuid, Option<String>)>,
+        /// Mail: the body is not in `content` (which is empty) but came in parts
+        /// under an upload, or is one the gateway holds; with the message's
+        /// Message-ID.
+        upload: Option<(BodyRef, Option<String>)>,
     },
     /// Mail: the item's flags on both sides, and its back-end version (and href, when
     /// the back end just gave it one: an append); no body.
@@ -409,7 +419,7 @@ impl Store {
                             body: content,
                             flags,
                             internal_date_ms: *internal_date_ms,
-                            upload: upload.as_ref().map(|(u, m)| (*u, m.as_deref())),
+                            upload: upload.as_ref().map(|(u, m)| (u, m.as_deref())),
                         });
                     }
                     item_ids.push(id);
@@ -434,7 +444,7 @@ impl Store {
                             body: data,
                             flags,
                             internal_date_ms: *internal_date_ms,
-                            upload: upload.as_ref().map(|(u, m)| (*u, m.as_deref())),
+                            upload: upload.as_ref().map(|(u, m)| (u, m.as_deref())),
                         });
                     }
                     let base =

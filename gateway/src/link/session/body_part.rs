@@ -1,4 +1,6 @@
-//! Mail bodies too large for one link message, received in parts (`BodyPart`).
+//! Mail bodies on the link: bodies too large for one link message, received in parts
+//! (`BodyPart`), and which bodies the gateway holds already (`BodiesQuery`), so that a
+//! message moved or copied on the back end does not cross the link again.
 
 use postern_proto as pb;
 use uuid::Uuid;
@@ -6,7 +8,34 @@ use uuid::Uuid;
 use super::{Out, Session, msg};
 use crate::store::StoreError;
 
+/// The most hashes one `BodiesQuery` may ask about.
+const MAX_BODIES_QUERY: usize = 1000;
+
 impl Session {
+    /// Which of these bodies the tenant's store holds (see `BodiesQuery`).
+    pub(super) async fn bodies_query(
+        &self,
+        rid: u64,
+        q: pb::BodiesQuery,
+    ) -> Result<Vec<pb::GatewayMessage>, StoreError> {
+        if let Err(f) = self.own(rid, &q.collection_id).await {
+            return Ok(vec![f]);
+        }
+        if q.sha256.len() > MAX_BODIES_QUERY {
+            return Ok(vec![super::failure(
+                rid,
+                format!("at most {MAX_BODIES_QUERY} hashes per BodiesQuery"),
+            )]);
+        }
+        let held = self.store.bodies_held(self.tenant(), &q.sha256).await?;
+        Ok(vec![msg(
+            rid,
+            Out::BodiesKnown(pb::BodiesKnown {
+                known: q.sha256.iter().map(|h| held.contains(h)).collect(),
+            }),
+        )])
+    }
+
     /// One part of a body too large for one message (see `BodyPart`).
     pub(super) async fn body_part(
         &self,
