@@ -95,6 +95,53 @@ async fn mailboxes_made_and_removed_on_the_gateway_follow_on_the_server() -> Res
         1
     );
 
+    // A client renames it: renamed on the server with its message, the same mailbox
+    // on the gateway (same id, same messages), listed once.
+    let renamed = "Projekte/Archiv 2026";
+    d.store.rename_mailbox(d.tenant, made, renamed).await?;
+    wait_until(
+        "the rename on the server",
+        Duration::from_secs(30),
+        || async {
+            let names = listed(&url).await?;
+            Ok(
+                (names.iter().any(|n| n == renamed) && !names.iter().any(|n| n == name))
+                    .then_some(()),
+            )
+        },
+    )
+    .await?;
+    let mut c = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    assert_eq!(
+        c.select(renamed, None).await?.exists,
+        1,
+        "its message moved with it"
+    );
+    c.logout().await?;
+    wait_until("bound to its new name", Duration::from_secs(30), || async {
+        let rows = d
+            .query(&format!(
+                "SELECT rename_to IS NULL AND backend_href NOT LIKE 'pending:%' FROM collections WHERE id = '{made}'"
+            ))
+            .await?;
+        Ok(rows[0].get::<_, bool>(0).then_some(()))
+    })
+    .await?;
+    // Two more discoveries: still one mailbox of that name, still holding its message.
+    let at = postern_e2e::mail::round_at(&d, made).await?;
+    wait_until("later rounds", Duration::from_secs(30), || async {
+        Ok((postern_e2e::mail::round_at(&d, made).await? > at + 1.0).then_some(()))
+    })
+    .await?;
+    let names = on_gateway(&d).await?;
+    assert_eq!(
+        names.iter().filter(|n| *n == renamed).count(),
+        1,
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|n| n == name), "{names:?}");
+    assert_eq!(held(&d, made).await?.len(), 1);
+
     // A client deletes "Old" (and its message): gone on the server, and it stays gone.
     d.store.delete_dav_collection(d.tenant, old).await?;
     wait_until(

@@ -329,6 +329,17 @@ pub enum AnyBackend {
 }
 
 impl AnyBackend {
+    /// Renames the collection at `href` to `name` (a mailbox a client renamed on the
+    /// gateway); its new href. One renamed already counts as renamed.
+    pub async fn rename_collection(&self, href: &str, name: &str) -> Result<String, BackendError> {
+        match self {
+            AnyBackend::Dav(_) => Err(BackendError::Unsupported(
+                "a DAV collection keeps its href; its name is a property",
+            )),
+            AnyBackend::Imap(b) => b.rename_mailbox(href, name).await,
+        }
+    }
+
     /// Opens the back end a source names; `Ok(None)` for a kind this connector
     /// cannot sync.
     pub fn open(source: &Source) -> Result<Option<AnyBackend>, BackendError> {

@@ -595,6 +595,28 @@ async fn lifecycle(
                 }
                 Err(e) => warn!(collection = %href, error = %e, "could not create on the back end"),
             }
+        } else if !c.rename_to.is_empty() {
+            // A mailbox a client renamed: renamed on the back end, then bound to its
+            // new href.
+            match ctx
+                .backend
+                .rename_collection(&c.backend_href, &c.rename_to)
+                .await
+            {
+                Ok(href) => {
+                    info!(collection = %c.backend_href, to = %href, "renamed on the back end for a client");
+                    done.push(pb::FoundCollection {
+                        backend_href: href,
+                        kind: c.kind,
+                        display_name: c.rename_to.clone(),
+                        collection_id: c.collection_id.clone(),
+                        ..Default::default()
+                    });
+                }
+                Err(e) => {
+                    warn!(collection = %c.backend_href, error = %e, "could not rename on the back end")
+                }
+            }
         } else if !c.properties.is_empty() {
             // Properties a client set on the gateway (PROPPATCH): give them to the
             // back end.

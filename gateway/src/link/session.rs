@@ -208,6 +208,7 @@ fn assigned(c: &Collection) -> pb::AssignedCollection {
         backend_state: c.backend_state.clone(),
         cursor: c.cursor.max(0) as u64,
         create: c.create_pending,
+        rename_to: c.rename_to.clone().unwrap_or_default(),
         delete: c.delete_pending,
         display_name: c.display_name.clone(),
     }

@@ -93,6 +93,8 @@ pub struct Collection {
     pub create_pending: bool,
     /// Deleted by a client on the gateway; the connector is to delete it on the back end.
     pub delete_pending: bool,
+    /// A mailbox a client renamed: its new name, until the back end has it.
+    pub rename_to: Option<String>,
     /// How far the running round got (or the last one, when `running` is false).
     pub progress: Option<Progress>,
 }
@@ -126,7 +128,7 @@ const COLLECTION_SELECT: &str = "
            (SELECT count(*) FROM items i WHERE i.tenant_id = c.tenant_id AND i.collection_id = c.id
                 AND i.refused_seq IS NOT NULL AND i.refused_seq = i.pending_seq),
            c.color, c.sort_order, c.description, c.calendar_timezone, c.components, c.dead_props,
-           c.props_version, c.props_applied, c.role
+           c.props_version, c.props_applied, c.role, c.rename_to
     FROM collections c
     JOIN sources s ON s.tenant_id = c.tenant_id AND s.id = c.source_id
     JOIN users u ON u.tenant_id = c.tenant_id AND u.id = c.user_id";
@@ -153,6 +155,7 @@ fn collection_from_row(r: &tokio_postgres::Row) -> Collection {
         open_conflicts: r.get(17),
         create_pending: r.get(18),
         delete_pending: r.get(19),
+        rename_to: r.get(35),
         last_round_token: r.get(24),
         set_aside: r.get(25),
         props: ClientProps {
@@ -451,8 +454,10 @@ impl Store {
         Ok(())
     }
 
-    /// Binds a collection a client created to the back-end collection the connector
-    /// made for it.
+    /// Binds a collection a client created (or a mailbox a client renamed) to the
+    /// back-end collection the connector made (or renamed) for it. A mailbox that
+    /// discovery found there meanwhile (the connector stopped between making it and
+    /// saying so) is that same mailbox listed twice: it goes, unless clients changed it.
     pub async fn bind_created(
         &self,
         tenant: Uuid,
@@ -460,13 +465,25 @@ impl Store {
         id: Uuid,
         backend_href: &str,
     ) -> Result<()> {
-        let c = self.client().await?;
-        c.execute(
-            "UPDATE collections SET backend_href = $4, create_pending = false
-             WHERE tenant_id = $1 AND source_id = $2 AND id = $3 AND create_pending",
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        tx.execute(
+            "DELETE FROM collections d
+             WHERE d.tenant_id = $1 AND d.source_id = $2 AND d.backend_href = $4 AND d.id <> $3
+               AND d.kind = 'mailbox' AND NOT d.create_pending AND d.rename_to IS NULL
+               AND NOT EXISTS (SELECT 1 FROM items i WHERE i.tenant_id = d.tenant_id
+                               AND i.collection_id = d.id AND i.pending_seq IS NOT NULL)",
             &[&tenant, &source, &id, &backend_href],
         )
         .await?;
+        tx.execute(
+            "UPDATE collections SET backend_href = $4, create_pending = false, rename_to = NULL
+             WHERE tenant_id = $1 AND source_id = $2 AND id = $3
+               AND (create_pending OR rename_to IS NOT NULL)",
+            &[&tenant, &source, &id, &backend_href],
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 

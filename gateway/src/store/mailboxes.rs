@@ -1,4 +1,5 @@
-//! Mailboxes a client creates or deletes on the gateway (IMAP CREATE and DELETE).
+//! Mailboxes a client creates, renames or deletes on the gateway (IMAP CREATE,
+//! RENAME and DELETE).
 //!
 //! Like a client's calendar: the mailbox exists on the gateway at once, bound to the
 //! user's two-way `imap` source and marked `create_pending`; the connector creates it
@@ -79,7 +80,7 @@ impl Store {
     ) -> Result<(u64, u64)> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        let gone = "tenant_id = $1 AND source_id = $2 AND kind = 'mailbox'
+        let gone = "tenant_id = $1 AND source_id = $2 AND kind = 'mailbox' AND rename_to IS NULL
                     AND NOT create_pending AND NOT delete_pending AND NOT (backend_href = ANY($3))";
         let waiting = "EXISTS (SELECT 1 FROM items i WHERE i.tenant_id = collections.tenant_id
                                AND i.collection_id = collections.id AND i.pending_seq IS NOT NULL)";
@@ -101,5 +102,44 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok((removed, paused))
+    }
+
+    /// Store API: a client renames a mailbox. The new name shows at once; the
+    /// connector renames it on the back end (its messages and their UIDs stay).
+    pub async fn rename_mailbox(&self, tenant: Uuid, mailbox: Uuid, name: &str) -> Result<()> {
+        if name.is_empty() || name.eq_ignore_ascii_case("INBOX") {
+            return Err(StoreError::Invalid(format!("mailbox name {name:?}")));
+        }
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let taken: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM collections o JOIN collections m
+                                  ON m.tenant_id = o.tenant_id AND m.source_id = o.source_id
+                                WHERE m.tenant_id = $1 AND m.id = $2 AND o.kind = 'mailbox'
+                                  AND o.mailbox_name = $3 AND NOT o.delete_pending)",
+                &[&tenant, &mailbox, &name],
+            )
+            .await?
+            .get(0);
+        if taken {
+            return Err(StoreError::Conflict(format!("mailbox {name:?} exists")));
+        }
+        let n = tx
+            .execute(
+                "UPDATE collections SET display_name = $3, mailbox_name = $3, rename_to = $3
+                 WHERE tenant_id = $1 AND id = $2 AND kind = 'mailbox' AND NOT delete_pending
+                   AND NOT create_pending AND COALESCE(role, '') <> 'inbox'",
+                &[&tenant, &mailbox, &name],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!(
+                "mailbox {mailbox} (INBOX cannot be renamed)"
+            )));
+        }
+        super::items::notify(&tx, tenant, mailbox).await?;
+        tx.commit().await?;
+        Ok(())
     }
 }

@@ -28,6 +28,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (10, include_str!("../../migrations/0010_merge_base.sql")),
     (11, include_str!("../../migrations/0011_mail.sql")),
     (12, include_str!("../../migrations/0012_mail_moves.sql")),
+    (13, include_str!("../../migrations/0013_mailbox_rename.sql")),
 ];
 
 /// An arbitrary constant naming the migration lock.

@@ -141,6 +141,28 @@ impl ImapBackend {
     }
 }
 
+impl ImapBackend {
+    /// Renames the mailbox at `href` to `name` (children move with it); its new
+    /// href. Done already (the old name gone, the new one there) counts as done.
+    pub async fn rename_mailbox(&self, href: &str, name: &str) -> Result<String, BackendError> {
+        let old = name_of(&mailbox_href(href)?);
+        let new = name.to_string();
+        self.with(async |c| {
+            let names: Vec<String> = c.list().await?.into_iter().map(|m| m.name).collect();
+            if names.contains(&old) {
+                c.rename(&old, &new).await?;
+            } else if !names.contains(&new) {
+                return Err(super::ImapError::Config(format!(
+                    "cannot rename {old:?} to {new:?}: neither is on the server"
+                )));
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(href_of(name))
+    }
+}
+
 fn mailbox_href(href: &str) -> Result<Href, BackendError> {
     Href::new(href).map_err(|e| BackendError::Config(format!("mailbox {href}: {e}")))
 }
