@@ -221,8 +221,25 @@ pub struct MailMessage {
     pub internal_date_ms: Option<i64>,
     /// Its content key.
     pub key: MessageKey,
-    /// Its bytes.
+    /// Its size on the back end.
+    pub size: u64,
+    /// Its bytes (none when it is larger than the gateway takes).
     pub body: Vec<u8>,
+}
+
+impl MailMessage {
+    /// A message left on the back end, too large to fetch: only its UID and size.
+    pub fn too_large(uid: u32, size: u64) -> MailMessage {
+        MailMessage {
+            uid,
+            flags: Flags::default(),
+            modseq: 0,
+            internal_date_ms: None,
+            key: MessageKey::of(&[]),
+            size,
+            body: Vec::new(),
+        }
+    }
 }
 
 /// What a mailbox says changed since a saved state.

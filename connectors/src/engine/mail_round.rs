@@ -324,6 +324,12 @@ pub(super) async fn attempt(
                 internal_date_ms: m.internal_date_ms.unwrap_or(0),
                 ..Default::default()
             };
+            if m.size > MAX_UPLOAD {
+                // Not fetched: the gateway would not take it.
+                warn!(collection = %coll.href, uid, bytes = m.size, "message larger than the gateway takes; left on the back end");
+                stats.too_large += 1;
+                continue;
+            }
             if held.contains(&m.key.sha256) {
                 // The gateway holds these bytes already (the message moved or was
                 // copied on the back end): filed by reference, no body sent.
@@ -331,11 +337,6 @@ pub(super) async fn attempt(
                 change.uid = m.key.message_id.clone().unwrap_or_default();
             } else if m.body.len() + ENVELOPE > ctx.max_message {
                 // Too large for one message: sent in parts the gateway assembles.
-                if m.body.len() as u64 > MAX_UPLOAD {
-                    warn!(collection = %coll.href, uid, bytes = m.body.len(), "message larger than the gateway takes; left on the back end");
-                    stats.too_large += 1;
-                    continue;
-                }
                 change.upload_id = upload(ctx, &coll.id, token, &m.body).await?;
                 change.uid = m.key.message_id.clone().unwrap_or_default();
             } else {

@@ -8,7 +8,7 @@ use postern_core::mail::{Flags, MessageKey};
 use tokio::sync::Mutex;
 use url::Url;
 
-use super::client::{ConnectOptions, ImapClient, Resume, Stored};
+use super::client::{ConnectOptions, ImapClient, MAX_MESSAGE, Resume, Stored};
 use crate::backends::{
     BackendError, Discovered, Found, MailBackend, MailChanges, MailMessage, Moved,
 };
@@ -246,12 +246,38 @@ impl MailBackend for ImapBackend {
     async fn fetch(&self, mailbox: &Href, uids: &[u32]) -> Result<Vec<MailMessage>, BackendError> {
         let name = name_of(mailbox);
         let mut out = Vec::with_capacity(uids.len());
-        // A few at a time: the largest answer holds a few bodies, not the mailbox.
-        for batch in uids.chunks(FETCH_BATCH) {
+        // Sizes first: each FETCH of bodies brings at most FETCH_BYTES (or one
+        // message), and a message larger than the gateway takes is not fetched at all.
+        let sizes = self
+            .with(async |c| {
+                c.ensure_selected(&name).await?;
+                c.fetch_sizes(uids).await
+            })
+            .await?;
+        let mut batch: Vec<u32> = Vec::new();
+        let mut bytes = 0u64;
+        let mut batches: Vec<Vec<u32>> = Vec::new();
+        for (uid, size) in sizes {
+            let size = u64::from(size);
+            if size > MAX_MESSAGE {
+                out.push(MailMessage::too_large(uid, size));
+                continue;
+            }
+            if !batch.is_empty() && (bytes + size > FETCH_BYTES || batch.len() >= FETCH_BATCH) {
+                batches.push(std::mem::take(&mut batch));
+                bytes = 0;
+            }
+            batch.push(uid);
+            bytes += size;
+        }
+        if !batch.is_empty() {
+            batches.push(batch);
+        }
+        for batch in batches {
             let got = self
                 .with(async |c| {
                     c.ensure_selected(&name).await?;
-                    c.fetch_messages(batch).await
+                    c.fetch_messages(&batch).await
                 })
                 .await?;
             out.extend(got.into_iter().map(|m| MailMessage {
@@ -260,6 +286,7 @@ impl MailBackend for ImapBackend {
                 flags: m.meta.flags,
                 modseq: m.meta.modseq,
                 internal_date_ms: m.internal_date.as_deref().and_then(date_ms),
+                size: m.body.len() as u64,
                 body: m.body,
             }));
         }
@@ -356,8 +383,9 @@ impl MailBackend for ImapBackend {
     }
 }
 
-/// Messages per FETCH of bodies.
+/// Messages per FETCH of bodies, and bytes (a larger message comes alone).
 const FETCH_BATCH: usize = 20;
+const FETCH_BYTES: u64 = 32 << 20;
 
 /// An RFC 3501 date-time in Unix milliseconds.
 fn date_ms(s: &str) -> Option<i64> {

@@ -147,6 +147,10 @@ struct Answer {
 /// Every read waits at most this long (IDLE has its own, longer wait).
 pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The largest message fetched (the most the gateway takes, assembled from parts):
+/// a larger one is left on the server, reported, and never fetched.
+pub const MAX_MESSAGE: u64 = 512 << 20;
+
 /// One authenticated IMAP connection.
 pub struct ImapClient {
     stream: Stream,
@@ -221,8 +225,9 @@ impl ImapClient {
             )));
         };
         let mut client_options = Options::default();
-        // Bodies are fetched a few at a time; the largest answer is bounded here.
-        client_options.max_response_size = 128 << 20;
+        // Bodies are fetched a few at a time, by size (the backend's fetch); the
+        // largest answer is one message the gateway takes (512 MiB) and its envelope.
+        client_options.max_response_size = MAX_MESSAGE as u32 + (1 << 20);
         // After STARTTLS (or a plain start read by hand) there is no greeting left.
         client_options.discard_greeting = greeted;
         let mut imap = ImapClient {
@@ -561,6 +566,51 @@ impl ImapClient {
             .iter()
             .filter_map(|d| match d {
                 Data::Fetch { items, .. } => meta_of(items.as_ref()),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Each message's UID and RFC822.SIZE (how many bytes fetching it would bring).
+    pub async fn fetch_sizes(&mut self, uids: &[u32]) -> Result<Vec<(u32, u32)>, ImapError> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let set = uids
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let answer = self
+            .run(
+                "UID FETCH",
+                CommandBody::Fetch {
+                    sequence_set: set_of(&set)?,
+                    macro_or_item_names: MacroOrMessageDataItemNames::MessageDataItemNames(vec![
+                        MessageDataItemName::Uid,
+                        MessageDataItemName::Rfc822Size,
+                    ]),
+                    uid: true,
+                    modifiers: Vec::new(),
+                },
+            )
+            .await?;
+        Ok(answer
+            .data
+            .iter()
+            .filter_map(|d| match d {
+                Data::Fetch { items, .. } => {
+                    let mut uid = None;
+                    let mut size = None;
+                    for i in items.as_ref() {
+                        match i {
+                            MessageDataItem::Uid(u) => uid = Some(u.get()),
+                            MessageDataItem::Rfc822Size(n) => size = Some(*n),
+                            _ => {}
+                        }
+                    }
+                    Some((uid?, size?))
+                }
                 _ => None,
             })
             .collect())
