@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod body_part;
+mod collections_found;
 
 use pb::connector_message::Body as In;
 use pb::gateway_message::Body as Out;
@@ -19,7 +20,7 @@ use uuid::Uuid;
 
 use super::convert::{index_to_pb, pending_to_pb};
 use crate::auth::Claims;
-use crate::store::collections::{Collection, FoundCollection, SourceSpec};
+use crate::store::collections::{Collection, SourceSpec};
 
 /// The MIME type of a message: what counts as a mail body on the link.
 const MESSAGE: &str = "message/rfc822";
@@ -450,99 +451,6 @@ impl Session {
             ),
         );
         Ok(out)
-    }
-
-    async fn collections_found(
-        &self,
-        rid: u64,
-        f: pb::CollectionsFound,
-    ) -> Result<Vec<pb::GatewayMessage>, StoreError> {
-        let Some(source) = self.sources.read().await.get(&f.source).cloned() else {
-            return Ok(vec![failure(
-                rid,
-                format!("unknown source {:?} (not in hello, or refused)", f.source),
-            )]);
-        };
-        let mut found = Vec::new();
-        for c in &f.collections {
-            // The connector made or deleted a collection a client asked for.
-            if !c.collection_id.is_empty() {
-                let Ok(id) = Uuid::parse_str(&c.collection_id) else {
-                    return Ok(vec![failure(
-                        rid,
-                        format!("bad collection id {:?}", c.collection_id),
-                    )]);
-                };
-                if c.deleted {
-                    self.store
-                        .remove_deleted(self.tenant(), source.id, id)
-                        .await?;
-                } else if c.backend_href.starts_with('/') {
-                    self.store
-                        .bind_created(self.tenant(), source.id, id, &c.backend_href)
-                        .await?;
-                }
-                if c.props_applied > 0 {
-                    self.store
-                        .props_applied(
-                            self.tenant(),
-                            source.id,
-                            id,
-                            i64::try_from(c.props_applied).unwrap_or(i64::MAX),
-                        )
-                        .await?;
-                }
-                continue;
-            }
-            let Some(kind) = pb::enums::kind(c.kind) else {
-                return Ok(vec![failure(
-                    rid,
-                    format!("unknown collection kind {}", c.kind),
-                )]);
-            };
-            if !c.backend_href.starts_with('/') {
-                return Ok(vec![failure(
-                    rid,
-                    format!("backend href {:?} must be absolute", c.backend_href),
-                )]);
-            }
-            found.push(FoundCollection {
-                backend_href: c.backend_href.clone(),
-                kind,
-                display_name: c.display_name.clone(),
-                color: c.color.clone(),
-                // A role this gateway does not know is left out, not refused.
-                role: pb::enums::role(c.role),
-                delimiter: (!c.delimiter.is_empty()).then(|| c.delimiter.chars().take(1).collect()),
-            });
-        }
-        if f.complete {
-            let listed: Vec<String> = found.iter().map(|c| c.backend_href.clone()).collect();
-            let (removed, paused) = self
-                .store
-                .remove_vanished_mailboxes(self.tenant(), source.id, &listed)
-                .await?;
-            if removed + paused > 0 {
-                info!(connector = %self.claims.name, source = %f.source, removed, paused,
-                      "mailboxes the back end no longer lists");
-            }
-        }
-        let collections = self
-            .store
-            .upsert_collections(self.tenant(), source.id, &found)
-            .await?;
-        self.collections
-            .write()
-            .await
-            .extend(collections.iter().map(|c| c.id));
-        debug!(connector = %self.claims.name, source = %f.source, collections = collections.len(), "assigned");
-        Ok(vec![msg(
-            rid,
-            Out::Assignment(pb::Assignment {
-                source: f.source,
-                collections: collections.iter().map(assigned).collect(),
-            }),
-        )])
     }
 
     /// The collection a request names, if it is assigned to this stream.

@@ -11,15 +11,10 @@ use std::time::Duration;
 
 use imap_next::client::{Client, Event, Options};
 use imap_next::imap_types::auth::{AuthMechanism, AuthenticateData};
-use imap_next::imap_types::command::{
-    Command, CommandBody, FetchModifier, SelectParameter, StoreModifier,
-};
+use imap_next::imap_types::command::{Command, CommandBody, SelectParameter, StoreModifier};
 use imap_next::imap_types::core::{Tag, Vec1};
 use imap_next::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_next::imap_types::extensions::enable::CapabilityEnable;
-use imap_next::imap_types::fetch::{
-    MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName,
-};
 use imap_next::imap_types::flag::{StoreResponse, StoreType};
 use imap_next::imap_types::mailbox::Mailbox;
 use imap_next::imap_types::response::{Code, Data, Status, StatusBody, StatusKind};
@@ -28,12 +23,14 @@ use postern_core::mail::{Flags, Role};
 use tokio::net::TcpStream;
 use url::Url;
 
+mod fetch;
+
 pub use super::tls::ConnectOptions;
 use super::tls::{handshake, starttls, tls_connector};
 use super::utf7;
 use super::wire::{
-    capabilities_in_data, capabilities_of, date_text, first_uid, mailbox_of, mailbox_raw, meta_of,
-    parse_date, set_of, status_text, uids_of, wire_flags,
+    capabilities_in_data, capabilities_of, first_uid, mailbox_of, mailbox_raw, meta_of, parse_date,
+    set_of, status_text, uids_of, wire_flags,
 };
 
 /// What went wrong on an IMAP connection.
@@ -533,170 +530,6 @@ impl ImapClient {
             return Ok(());
         }
         self.select(name, None).await.map(|_| ())
-    }
-
-    /// UID, FLAGS and MODSEQ of the messages in `uids` (`"1:*"` for all), only those
-    /// changed since `changed_since` when given.
-    pub async fn fetch_meta(
-        &mut self,
-        uids: &str,
-        changed_since: Option<u64>,
-    ) -> Result<Vec<MessageMeta>, ImapError> {
-        let mut names = vec![MessageDataItemName::Uid, MessageDataItemName::Flags];
-        if self.has("CONDSTORE") || self.has("QRESYNC") {
-            names.push(MessageDataItemName::ModSeq);
-        }
-        let modifiers = changed_since
-            .and_then(NonZeroU64::new)
-            .map(|m| vec![FetchModifier::ChangedSince(m)])
-            .unwrap_or_default();
-        let answer = self
-            .run(
-                "UID FETCH",
-                CommandBody::Fetch {
-                    sequence_set: set_of(uids)?,
-                    macro_or_item_names: MacroOrMessageDataItemNames::MessageDataItemNames(names),
-                    uid: true,
-                    modifiers,
-                },
-            )
-            .await?;
-        Ok(answer
-            .data
-            .iter()
-            .filter_map(|d| match d {
-                Data::Fetch { items, .. } => meta_of(items.as_ref()),
-                _ => None,
-            })
-            .collect())
-    }
-
-    /// Each message's UID and RFC822.SIZE (how many bytes fetching it would bring).
-    pub async fn fetch_sizes(&mut self, uids: &[u32]) -> Result<Vec<(u32, u32)>, ImapError> {
-        if uids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let set = uids
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        let answer = self
-            .run(
-                "UID FETCH",
-                CommandBody::Fetch {
-                    sequence_set: set_of(&set)?,
-                    macro_or_item_names: MacroOrMessageDataItemNames::MessageDataItemNames(vec![
-                        MessageDataItemName::Uid,
-                        MessageDataItemName::Rfc822Size,
-                    ]),
-                    uid: true,
-                    modifiers: Vec::new(),
-                },
-            )
-            .await?;
-        Ok(answer
-            .data
-            .iter()
-            .filter_map(|d| match d {
-                Data::Fetch { items, .. } => {
-                    let mut uid = None;
-                    let mut size = None;
-                    for i in items.as_ref() {
-                        match i {
-                            MessageDataItem::Uid(u) => uid = Some(u.get()),
-                            MessageDataItem::Rfc822Size(n) => size = Some(*n),
-                            _ => {}
-                        }
-                    }
-                    Some((uid?, size?))
-                }
-                _ => None,
-            })
-            .collect())
-    }
-
-    /// Whole messages: UID, FLAGS, MODSEQ, INTERNALDATE, RFC822.SIZE and the bytes
-    /// (`BODY.PEEK[]`, so `\Seen` is not set by reading).
-    pub async fn fetch_messages(&mut self, uids: &[u32]) -> Result<Vec<Message>, ImapError> {
-        if uids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut names = vec![
-            MessageDataItemName::Uid,
-            MessageDataItemName::Flags,
-            MessageDataItemName::InternalDate,
-            MessageDataItemName::Rfc822Size,
-            MessageDataItemName::BodyExt {
-                section: None,
-                partial: None,
-                peek: true,
-            },
-        ];
-        if self.has("CONDSTORE") || self.has("QRESYNC") {
-            names.push(MessageDataItemName::ModSeq);
-        }
-        let set = uids
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        let answer = self
-            .run(
-                "UID FETCH",
-                CommandBody::Fetch {
-                    sequence_set: set_of(&set)?,
-                    macro_or_item_names: MacroOrMessageDataItemNames::MessageDataItemNames(names),
-                    uid: true,
-                    modifiers: Vec::new(),
-                },
-            )
-            .await?;
-        let mut out = Vec::new();
-        // The answer is taken apart, so each body is moved out of it, not copied.
-        for d in answer.data {
-            let Data::Fetch { items, .. } = d else {
-                continue;
-            };
-            let Some(meta) = meta_of(items.as_ref()) else {
-                continue;
-            };
-            let mut m = Message {
-                meta,
-                internal_date: None,
-                size: 0,
-                body: Vec::new(),
-            };
-            let mut has_body = false;
-            for item in items.into_inner() {
-                match item {
-                    MessageDataItem::InternalDate(d) => m.internal_date = Some(date_text(&d)),
-                    MessageDataItem::Rfc822Size(n) => m.size = n,
-                    MessageDataItem::BodyExt {
-                        section: None,
-                        data,
-                        ..
-                    } => {
-                        has_body = true;
-                        m.body = data
-                            .into_option()
-                            .map(|b| b.into_owned())
-                            .unwrap_or_default();
-                    }
-                    _ => {}
-                }
-            }
-            if !has_body {
-                // An answer without the body asked for is never taken as an empty
-                // message.
-                return Err(ImapError::Malformed(format!(
-                    "UID {} came without its body",
-                    m.meta.uid
-                )));
-            }
-            out.push(m);
-        }
-        Ok(out)
     }
 
     /// Sets and clears flags of one message, only if its MODSEQ is still
