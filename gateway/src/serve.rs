@@ -71,6 +71,7 @@ pub async fn run(
         config.database_url.clone(),
         nudge_tx.clone(),
     ));
+    tokio::spawn(collect_bodies(store.clone()));
 
     let limits = Arc::new(config.limits.clone());
     let settings = LinkSettings {
@@ -184,4 +185,28 @@ pub async fn run(
     let (g, ()) = tokio::join!(grpc_server, http_server);
     g?;
     Ok(())
+}
+
+/// Every hour, removes message bodies no message needs any more (a day after the
+/// last one let go of them; see `store::body_gc`). Every replica does it; the work
+/// is idempotent.
+async fn collect_bodies(store: Store) {
+    const EVERY: Duration = Duration::from_secs(3600);
+    const GRACE: Duration = Duration::from_secs(24 * 3600);
+    let mut tick = tokio::time::interval(EVERY);
+    loop {
+        tick.tick().await;
+        match store.collect_bodies(GRACE).await {
+            Ok((0, 0)) => {}
+            Ok((released, removed)) => {
+                info!(
+                    released,
+                    removed, "message bodies no message needs were removed"
+                )
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "collecting unused message bodies failed; next hour again")
+            }
+        }
+    }
 }

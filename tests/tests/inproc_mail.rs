@@ -378,3 +378,57 @@ async fn a_vanished_mailbox_goes_unless_it_holds_unsent_changes() -> Result<()> 
     );
     Ok(())
 }
+
+/// A body no message needs any more is removed once the grace period is over; a body
+/// a live message (or a pending expunge) still holds is kept.
+#[tokio::test]
+async fn bodies_nobody_needs_are_collected_after_the_grace_period() -> Result<()> {
+    let g = InProc::start().await?;
+    let inbox = mailbox(&g, "/INBOX").await?;
+    let (gone, _) = g
+        .store
+        .append_message(g.tenant, inbox, b"Subject: gone\r\n\r\nbye\r\n", &[])
+        .await?;
+    let (waiting, _) = g
+        .store
+        .append_message(g.tenant, inbox, b"Subject: waiting\r\n\r\nsoon\r\n", &[])
+        .await?;
+    g.store
+        .append_message(g.tenant, inbox, b"Subject: kept\r\n\r\nhere\r\n", &[])
+        .await?;
+    g.store.expunge_message(g.tenant, inbox, gone).await?;
+    g.store.expunge_message(g.tenant, inbox, waiting).await?;
+    let c = g.store.client().await?;
+    // `gone`'s expunge reached the back end two days ago; `waiting`'s has not.
+    c.execute(
+        "UPDATE items SET pending_seq = NULL, changed_at = now() - interval '2 days' WHERE id = $1",
+        &[&gone],
+    )
+    .await?;
+    c.execute(
+        "UPDATE message_bodies SET created_at = now() - interval '2 days' WHERE tenant_id = $1",
+        &[&g.tenant],
+    )
+    .await?;
+    let day = std::time::Duration::from_secs(86_400);
+    assert_eq!(g.store.collect_bodies(day).await?, (1, 1));
+    let left: Vec<Vec<u8>> = c
+        .query(
+            "SELECT body FROM message_bodies WHERE tenant_id = $1 ORDER BY body",
+            &[&g.tenant],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        left,
+        vec![
+            b"Subject: kept\r\n\r\nhere\r\n".to_vec(),
+            b"Subject: waiting\r\n\r\nsoon\r\n".to_vec()
+        ]
+    );
+    // Inside the grace period nothing goes, whatever refers to it.
+    assert_eq!(g.store.collect_bodies(day * 3).await?, (0, 0));
+    Ok(())
+}

@@ -29,6 +29,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (11, include_str!("../../migrations/0011_mail.sql")),
     (12, include_str!("../../migrations/0012_mail_moves.sql")),
     (13, include_str!("../../migrations/0013_mailbox_rename.sql")),
+    (14, include_str!("../../migrations/0014_body_gc.sql")),
 ];
 
 /// An arbitrary constant naming the migration lock.

@@ -14,6 +14,7 @@
 //!
 //! Every query names its tenant: there is no way to read or write across tenants.
 
+pub mod body_gc;
 pub mod collections;
 pub mod conflicts;
 pub mod dav;
