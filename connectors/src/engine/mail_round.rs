@@ -301,14 +301,13 @@ pub(super) async fn attempt(
     // holds at most two batches of bodies.
     let total = imports.len();
     let batches: Vec<&[(u32, Flags)]> = imports.chunks(IMPORT_BATCH).collect();
-    let mailbox = coll.href.clone();
+    let (mailbox, id) = (coll.href.clone(), coll.id.clone());
     let mut fetched = match batches.first() {
-        Some(b) => Some(fetch_batch(ctx, &mailbox, b).await?),
+        Some(b) => Some(fetch_batch(ctx, (&mailbox, &id), b).await?),
         None => None,
     };
     for (done, batch) in batches.iter().enumerate() {
-        let mut bodies = fetched.take().unwrap_or_default();
-        let held = held_bodies(ctx, &coll.id, &bodies).await?;
+        let (mut bodies, held) = fetched.take().unwrap_or_default();
         let mut changes = Vec::with_capacity(batch.len());
         for (uid, flags) in *batch {
             // Expunged between the listing and the fetch: the next round says so.
@@ -352,7 +351,7 @@ pub(super) async fn attempt(
             .collect();
         let next = async {
             match batches.get(done + 1) {
-                Some(b) => fetch_batch(ctx, &mailbox, b).await.map(Some),
+                Some(b) => fetch_batch(ctx, (&mailbox, &id), b).await.map(Some),
                 None => Ok(None),
             }
         };
@@ -416,21 +415,29 @@ async fn held_bodies(
     })
 }
 
-/// One batch of new messages, by UID.
+/// One batch of new messages, by UID, and which of their bodies the gateway holds.
 async fn fetch_batch(
     ctx: &SourceCtx,
-    mailbox: &Href,
+    (mailbox, collection): (&Href, &str),
     batch: &[(u32, Flags)],
-) -> Result<HashMap<u32, MailMessage>, RoundError> {
+) -> Result<Fetched, RoundError> {
     let uids: Vec<u32> = batch.iter().map(|(u, _)| *u).collect();
-    Ok(ctx
+    let bodies: HashMap<u32, MailMessage> = ctx
         .backend
         .fetch(mailbox, &uids)
         .await?
         .into_iter()
         .map(|m| (m.uid, m))
-        .collect())
+        .collect();
+    let held = held_bodies(ctx, collection, &bodies).await?;
+    Ok((bodies, held))
 }
+
+/// A fetched batch: its messages by UID, and the hashes of those the gateway holds.
+type Fetched = (
+    HashMap<u32, MailMessage>,
+    std::collections::HashSet<[u8; 32]>,
+);
 
 /// The largest body the gateway assembles from parts.
 const MAX_UPLOAD: u64 = 512 << 20;
