@@ -432,3 +432,60 @@ async fn bodies_nobody_needs_are_collected_after_the_grace_period() -> Result<()
     assert_eq!(g.store.collect_bodies(day * 3).await?, (0, 0));
     Ok(())
 }
+
+/// A client's rename waiting for the back end keeps its new name when a discovery
+/// made before the back end renamed it still lists the old one; once the connector
+/// says it renamed it, the mailbox is bound to its new href under the new name.
+#[tokio::test]
+async fn a_rename_in_flight_keeps_its_new_name_through_discovery() -> Result<()> {
+    use postern_gateway::store::collections::FoundCollection;
+    let g = InProc::start().await?;
+    let id = mailbox(&g, "/Reports").await?;
+    let c = g.store.client().await?;
+    let source: Uuid = c
+        .query_one("SELECT source_id FROM collections WHERE id = $1", &[&id])
+        .await?
+        .get(0);
+    let listed = |name: &str| FoundCollection {
+        backend_href: format!("/{name}"),
+        kind: postern_core::model::CollectionKind::Mailbox,
+        display_name: name.to_string(),
+        color: String::new(),
+        role: None,
+        delimiter: Some("/".into()),
+    };
+    // (The helper makes every mailbox an INBOX, which cannot be renamed.)
+    c.execute("UPDATE collections SET role = NULL WHERE id = $1", &[&id])
+        .await?;
+    g.store.rename_mailbox(g.tenant, id, "Reports 2026").await?;
+    // Discovery ran before the back end renamed it: it still lists the old name.
+    g.store
+        .upsert_collections(g.tenant, source, &[listed("Reports")])
+        .await?;
+    let row = c
+        .query_one(
+            "SELECT display_name, mailbox_name, rename_to FROM collections WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+    assert_eq!(row.get::<_, String>(0), "Reports 2026");
+    assert_eq!(row.get::<_, String>(1), "Reports 2026");
+    assert_eq!(
+        row.get::<_, Option<String>>(2).as_deref(),
+        Some("Reports 2026")
+    );
+    // The connector renamed it and says so.
+    g.store
+        .bind_created(g.tenant, source, id, "/Reports%202026")
+        .await?;
+    let row = c
+        .query_one(
+            "SELECT display_name, backend_href, rename_to FROM collections WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+    assert_eq!(row.get::<_, String>(0), "Reports 2026");
+    assert_eq!(row.get::<_, String>(1), "/Reports%202026");
+    assert_eq!(row.get::<_, Option<String>>(2), None);
+    Ok(())
+}

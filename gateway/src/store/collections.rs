@@ -375,9 +375,12 @@ impl Store {
                         $10, $11, CASE WHEN $4 = 'mailbox' THEN $6 END
                  FROM sources s WHERE s.tenant_id = $1 AND s.id = $3
                  ON CONFLICT (tenant_id, source_id, backend_href) DO UPDATE
-                   SET display_name = EXCLUDED.display_name, color = EXCLUDED.color,
-                       role = EXCLUDED.role, delimiter = EXCLUDED.delimiter,
-                       mailbox_name = EXCLUDED.mailbox_name",
+                   SET color = EXCLUDED.color, role = EXCLUDED.role, delimiter = EXCLUDED.delimiter,
+                       -- A client's rename waiting for the back end keeps its new name.
+                       display_name = CASE WHEN collections.rename_to IS NULL
+                                           THEN EXCLUDED.display_name ELSE collections.display_name END,
+                       mailbox_name = CASE WHEN collections.rename_to IS NULL
+                                           THEN EXCLUDED.mailbox_name ELSE collections.mailbox_name END",
                 &[&tenant, &id, &source, &f.kind.as_str(), &f.backend_href, &f.display_name, &f.color, &base, &unique,
                   &f.role.map(|r| r.as_str()), &f.delimiter],
             )
@@ -477,7 +480,9 @@ impl Store {
         )
         .await?;
         tx.execute(
-            "UPDATE collections SET backend_href = $4, create_pending = false, rename_to = NULL
+            "UPDATE collections SET backend_href = $4, create_pending = false, rename_to = NULL,
+                    display_name = COALESCE(rename_to, display_name),
+                    mailbox_name = COALESCE(rename_to, mailbox_name)
              WHERE tenant_id = $1 AND source_id = $2 AND id = $3
                AND (create_pending OR rename_to IS NOT NULL)",
             &[&tenant, &source, &id, &backend_href],
