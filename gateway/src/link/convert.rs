@@ -48,74 +48,52 @@ impl TryFrom<&pb::Change> for PacketChange {
             })
         };
         match pb::change::Op::try_from(c.op) {
-            Ok(pb::change::Op::Upsert) if !c.upload_id.is_empty() => {
+            // An import: the bytes inline, in parts (an upload), or held already.
+            Ok(pb::change::Op::Upsert)
+                if !c.upload_id.is_empty()
+                    || !c.body_sha256.is_empty()
+                    || !c.content.is_empty() =>
+            {
                 if !c.backend_href.starts_with('/') {
                     return Err(Invalid {
                         field: "backend_href",
                         why: "must be an absolute path".into(),
                     });
                 }
-                let upload = Uuid::parse_str(&c.upload_id).map_err(|e| Invalid {
-                    field: "upload_id",
-                    why: e.to_string(),
-                })?;
+                let message_id = (!c.uid.is_empty()).then(|| c.uid.clone());
+                let upload = if !c.upload_id.is_empty() {
+                    let id = Uuid::parse_str(&c.upload_id).map_err(|e| Invalid {
+                        field: "upload_id",
+                        why: e.to_string(),
+                    })?;
+                    Some((BodyRef::Upload(id), message_id))
+                } else if !c.body_sha256.is_empty() {
+                    if c.body_sha256.len() != 32 {
+                        return Err(Invalid {
+                            field: "body_sha256",
+                            why: "a 32-byte hash".into(),
+                        });
+                    }
+                    Some((BodyRef::Known(c.body_sha256.clone()), message_id))
+                } else {
+                    None
+                };
+                let inline = upload.is_none();
                 Ok(PacketChange::Import {
                     item_id,
                     backend_href: c.backend_href.clone(),
                     backend_version: c.backend_version.clone(),
-                    content: Vec::new(),
+                    content: if inline {
+                        c.content.clone()
+                    } else {
+                        Vec::new()
+                    },
                     content_type: c.content_type.clone(),
                     settles: settles(c.seq),
                     flags: c.flags.clone(),
-                    base: None,
+                    base: (inline && !c.base_content.is_empty()).then(|| c.base_content.clone()),
                     internal_date_ms: (c.internal_date_ms != 0).then_some(c.internal_date_ms),
-                    upload: Some((
-                        BodyRef::Upload(upload),
-                        (!c.uid.is_empty()).then(|| c.uid.clone()),
-                    )),
-                })
-            }
-            Ok(pb::change::Op::Upsert) if !c.body_sha256.is_empty() => {
-                if !c.backend_href.starts_with('/') || c.body_sha256.len() != 32 {
-                    return Err(Invalid {
-                        field: "body_sha256",
-                        why: "a 32-byte hash, with an absolute backend_href".into(),
-                    });
-                }
-                Ok(PacketChange::Import {
-                    item_id,
-                    backend_href: c.backend_href.clone(),
-                    backend_version: c.backend_version.clone(),
-                    content: Vec::new(),
-                    content_type: c.content_type.clone(),
-                    settles: settles(c.seq),
-                    flags: c.flags.clone(),
-                    base: None,
-                    internal_date_ms: (c.internal_date_ms != 0).then_some(c.internal_date_ms),
-                    upload: Some((
-                        BodyRef::Known(c.body_sha256.clone()),
-                        (!c.uid.is_empty()).then(|| c.uid.clone()),
-                    )),
-                })
-            }
-            Ok(pb::change::Op::Upsert) if !c.content.is_empty() => {
-                if !c.backend_href.starts_with('/') {
-                    return Err(Invalid {
-                        field: "backend_href",
-                        why: "must be an absolute path".into(),
-                    });
-                }
-                Ok(PacketChange::Import {
-                    item_id,
-                    backend_href: c.backend_href.clone(),
-                    backend_version: c.backend_version.clone(),
-                    content: c.content.clone(),
-                    content_type: c.content_type.clone(),
-                    settles: settles(c.seq),
-                    flags: c.flags.clone(),
-                    base: (!c.base_content.is_empty()).then(|| c.base_content.clone()),
-                    internal_date_ms: (c.internal_date_ms != 0).then_some(c.internal_date_ms),
-                    upload: None,
+                    upload,
                 })
             }
             Ok(pb::change::Op::Flags) => Ok(PacketChange::Flags {

@@ -55,11 +55,7 @@ impl ImapClient {
         if uids.is_empty() {
             return Ok(Vec::new());
         }
-        let set = uids
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
+        let set = uid_list(uids);
         let answer = self
             .run(
                 "UID FETCH",
@@ -115,11 +111,7 @@ impl ImapClient {
         if self.has("CONDSTORE") || self.has("QRESYNC") {
             names.push(MessageDataItemName::ModSeq);
         }
-        let set = uids
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
+        let set = uid_list(uids);
         let answer = self
             .run(
                 "UID FETCH",
@@ -177,4 +169,12 @@ impl ImapClient {
         }
         Ok(out)
     }
+}
+
+/// UIDs as an IMAP set (`3,7,9`).
+fn uid_list(uids: &[u32]) -> String {
+    uids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
