@@ -2,6 +2,8 @@
 # Starts (or stops) a throwaway PostgreSQL cluster on loopback for tests and the demo.
 #   scripts/postgres.sh start DIR PORT   -> prints the database URL
 #   scripts/postgres.sh stop DIR
+# POSTERN_PG_OPTS adds server options ("-c log_min_duration_statement=10" to find
+# slow statements).
 # initdb refuses to run as root, so the cluster runs as the `postgres` user.
 set -euo pipefail
 cmd=${1:?start|stop}; dir=${2:?directory}; port=${3:-55432}
@@ -18,7 +20,7 @@ case "$cmd" in
         || { cat "$dir/initdb.log" >&2; exit 1; }
     fi
     as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/pg.log" -w -o \
-      "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=300" start >/dev/null \
+      "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=300 ${POSTERN_PG_OPTS:-}" start >/dev/null \
       || { cat "$dir/pg.log" >&2; exit 1; }
     echo "postgres://postgres@127.0.0.1:$port/postgres"
     ;;

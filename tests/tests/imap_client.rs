@@ -241,12 +241,19 @@ async fn starttls_and_implicit_tls_check_the_certificate() -> Result<()> {
     let mut c = ImapClient::connect_with(&url, "alice", "alicepw", &trusted).await?;
     assert!(c.select("INBOX", None).await?.uidvalidity > 0);
     c.logout().await?;
-    // Implicit TLS.
+    // Implicit TLS; a message of several MB goes up and comes back whole (many TLS
+    // records each way).
     let url_tls = Url::parse(&format!("imaps://localhost:{tls_port}"))?;
-    ImapClient::connect_with(&url_tls, "alice", "alicepw", &trusted)
+    let mut c = ImapClient::connect_with(&url_tls, "alice", "alicepw", &trusted).await?;
+    let big = message(5, &"y".repeat(3 << 20));
+    let (_, uid) = c
+        .append("INBOX", &Flags::default(), None, &big)
         .await?
-        .logout()
-        .await?;
+        .expect("APPENDUID");
+    c.select("INBOX", None).await?;
+    let got = c.fetch_messages(&[uid]).await?;
+    assert!(got[0].body == big, "the message came back changed over TLS");
+    c.logout().await?;
     let log = std::fs::read_to_string(d.dir.join("dovecot.log"))?;
     let logins: Vec<&str> = log
         .lines()

@@ -272,6 +272,14 @@ pub trait MailBackend: Send + Sync {
         state: &str,
     ) -> impl Future<Output = Result<MailChanges, BackendError>> + Send;
 
+    /// Each message's size in bytes, by UID, without its body: what fetching it
+    /// would bring, so that the caller can fetch a bounded number of bytes at a time.
+    fn sizes(
+        &self,
+        mailbox: &Href,
+        uids: &[u32],
+    ) -> impl Future<Output = Result<Vec<(u32, u64)>, BackendError>> + Send;
+
     /// Whole messages.
     fn fetch(
         &self,
@@ -497,6 +505,10 @@ impl MailBackend for AnyBackend {
 
     async fn changes(&self, mailbox: &Href, state: &str) -> Result<MailChanges, BackendError> {
         mail!(self, b => b.changes(mailbox, state).await)
+    }
+
+    async fn sizes(&self, mailbox: &Href, uids: &[u32]) -> Result<Vec<(u32, u64)>, BackendError> {
+        mail!(self, b => b.sizes(mailbox, uids).await)
     }
 
     async fn fetch(&self, mailbox: &Href, uids: &[u32]) -> Result<Vec<MailMessage>, BackendError> {

@@ -103,8 +103,8 @@ pub(super) async fn attempt(
         .any(|g| matches!(g, GatewaySeen::Appended { .. }));
     let mut keys: HashMap<u32, MessageKey> = HashMap::new();
     if appends_pending {
-        for batch in new.chunks(IMPORT_BATCH) {
-            for m in ctx.backend.fetch(&coll.href, batch).await? {
+        for batch in by_size(ctx, &coll.href, &new).await?.0 {
+            for m in ctx.backend.fetch(&coll.href, &batch).await? {
                 keys.insert(m.uid, m.key);
             }
         }
@@ -298,9 +298,25 @@ pub(super) async fn attempt(
     }
     // New messages, a batch at a time: fetched, pushed, dropped. The next batch is
     // fetched from the back end while this one goes to the gateway, so the connector
-    // holds at most two batches of bodies.
+    // holds at most two batches of bodies. Batches are cut by size, read first
+    // without the bodies; a message larger than the gateway takes is not fetched.
     let total = imports.len();
-    let batches: Vec<&[(u32, Flags)]> = imports.chunks(IMPORT_BATCH).collect();
+    let flags_by_uid: HashMap<u32, Flags> = imports.into_iter().collect();
+    let uids: Vec<u32> = flags_by_uid.keys().copied().collect();
+    let (uid_batches, too_large) = by_size(ctx, &coll.href, &uids).await?;
+    for (uid, bytes) in too_large {
+        warn!(collection = %coll.href, uid, bytes, "message larger than the gateway takes; left on the back end");
+        stats.too_large += 1;
+    }
+    let batches: Vec<Vec<(u32, Flags)>> = uid_batches
+        .into_iter()
+        .map(|b| {
+            b.into_iter()
+                .filter_map(|u| Some((u, flags_by_uid.get(&u)?.clone())))
+                .collect()
+        })
+        .collect();
+    let mut imported = 0;
     let (mailbox, id) = (coll.href.clone(), coll.id.clone());
     let mut fetched = match batches.first() {
         Some(b) => Some(fetch_batch(ctx, (&mailbox, &id), b).await?),
@@ -309,7 +325,7 @@ pub(super) async fn attempt(
     for (done, batch) in batches.iter().enumerate() {
         let (mut bodies, held) = fetched.take().unwrap_or_default();
         let mut changes = Vec::with_capacity(batch.len());
-        for (uid, flags) in *batch {
+        for (uid, flags) in batch {
             // Expunged between the listing and the fetch: the next round says so.
             let Some(m) = bodies.remove(uid) else {
                 continue;
@@ -355,16 +371,17 @@ pub(super) async fn attempt(
                 None => Ok(None),
             }
         };
-        let (pushed, next) = tokio::join!(
+        let (sent, next) = tokio::join!(
             push_all(ctx, coll, (token, lost), head, packets, None),
             next
         );
-        pushed?;
+        sent?;
         fetched = next?;
-        let pushed = ((done + 1) * IMPORT_BATCH).min(total);
-        progress(ctx, &coll.id, "fetching", pushed, total);
-        if total >= 500 && pushed % 500 < IMPORT_BATCH {
-            info!(collection = %coll.href, imported = pushed, total, "importing messages");
+        let before = imported;
+        imported += batch.len();
+        progress(ctx, &coll.id, "fetching", imported, total);
+        if total >= 500 && imported / 1000 > before / 1000 {
+            info!(collection = %coll.href, imported, total, "importing messages");
         }
     }
 
@@ -383,9 +400,43 @@ pub(super) async fn attempt(
     Ok(stats)
 }
 
-/// Messages fetched at once (an import, re-keying): the connector holds at most two
-/// such batches of bodies, whatever the mailbox's size.
-const IMPORT_BATCH: usize = 20;
+/// Most bytes of bodies fetched at once (an import, re-keying): the connector holds
+/// at most two such batches, whatever the mailbox's size (a larger message comes
+/// alone).
+const IMPORT_BYTES: u64 = 8 << 20;
+/// Most messages fetched at once.
+const IMPORT_COUNT: usize = 1_000;
+
+/// `uids` cut into batches of at most [`IMPORT_BYTES`] and [`IMPORT_COUNT`] by their
+/// sizes on the back end (read without the bodies, in UID order), and apart those
+/// larger than the gateway takes, with their sizes. A UID the back end no longer has
+/// is in neither: the next round says it is gone.
+async fn by_size(
+    ctx: &SourceCtx,
+    mailbox: &Href,
+    uids: &[u32],
+) -> Result<(Vec<Vec<u32>>, Vec<(u32, u64)>), RoundError> {
+    let mut sizes = ctx.backend.sizes(mailbox, uids).await?;
+    sizes.sort_unstable();
+    let mut batches: Vec<Vec<u32>> = Vec::new();
+    let mut too_large = Vec::new();
+    let mut bytes = 0;
+    for (uid, size) in sizes {
+        if size > MAX_UPLOAD {
+            too_large.push((uid, size));
+            continue;
+        }
+        match batches.last_mut() {
+            Some(b) if bytes + size <= IMPORT_BYTES && b.len() < IMPORT_COUNT => b.push(uid),
+            _ => {
+                batches.push(vec![uid]);
+                bytes = 0;
+            }
+        }
+        bytes += size;
+    }
+    Ok((batches, too_large))
+}
 
 /// Which of a batch's bodies the gateway holds already (none, if it cannot say).
 async fn held_bodies(
@@ -658,9 +709,9 @@ async fn rekey(
         })
         .collect();
     let mut listing: Vec<((u32, u64), MessageKey)> = Vec::with_capacity(listed.len());
-    for batch in listed.chunks(IMPORT_BATCH) {
-        let uids: Vec<u32> = batch.iter().map(|(u, _)| *u).collect();
-        for m in ctx.backend.fetch(&coll.href, &uids).await? {
+    let uids: Vec<u32> = listed.iter().map(|(u, _)| *u).collect();
+    for batch in by_size(ctx, &coll.href, &uids).await?.0 {
+        for m in ctx.backend.fetch(&coll.href, &batch).await? {
             listing.push(((m.uid, m.modseq), m.key));
         }
     }

@@ -544,7 +544,9 @@ pub(super) async fn push_all(
         };
         send_packet(ctx, packet).await?;
         progress(ctx, &coll.id, "pushing", pushed, total);
-        if n > 2 {
+        // Long pushes show their progress in the log (a mail import's batches log
+        // their own).
+        if n > 8 {
             info!(collection = %coll.href, pushed, "pushed to the gateway");
         }
     }

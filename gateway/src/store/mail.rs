@@ -28,32 +28,61 @@ pub struct Filed<'a> {
     pub upload: Option<(&'a super::packet::BodyRef, Option<&'a str>)>,
 }
 
-/// Files imported messages in the packet's transaction: each body once per tenant
-/// and content, the item pointing at it (its own `content` cleared: the bytes are
-/// kept once), with size, Message-ID, internal date, the flags as the agreed base,
-/// and a gateway UID if it has none (new UIDs in the packet's order).
-pub(crate) async fn file_messages(
+/// What an item of a mailbox keeps of its body: the hash that names it, its size,
+/// its Message-ID.
+#[derive(Debug, Clone)]
+pub(crate) struct Body {
+    pub sha: Vec<u8>,
+    pub size: i64,
+    pub mid: Option<String>,
+}
+
+impl Body {
+    /// The item's ETag, from the same hash.
+    pub fn etag(&self) -> String {
+        format!("\"{}\"", hex::encode(&self.sha[..16.min(self.sha.len())]))
+    }
+}
+
+/// The columns of new messages' items beside the common ones, one entry per item
+/// (empty for other kinds: their items have none).
+#[derive(Debug, Default)]
+pub(crate) struct MailColumns {
+    pub sha: Vec<Vec<u8>>,
+    pub size: Vec<i64>,
+    pub mid: Vec<Option<String>>,
+    pub date: Vec<Option<i64>>,
+    pub guid: Vec<i64>,
+}
+
+impl MailColumns {
+    pub fn push(&mut self, body: &Body, internal_date_ms: Option<i64>, gateway_uid: i64) {
+        self.sha.push(body.sha.clone());
+        self.size.push(body.size);
+        self.mid.push(body.mid.clone());
+        self.date.push(internal_date_ms);
+        self.guid.push(gateway_uid);
+    }
+}
+
+/// Writes the bodies of `messages` in the packet's transaction, each once per tenant
+/// and content (one sent in parts is assembled; one held already is looked up), and
+/// returns what their items keep of them, in order.
+pub(crate) async fn file_bodies(
     tx: &tokio_postgres::Transaction<'_>,
     tenant: Uuid,
-    mailbox: Uuid,
     messages: &[Filed<'_>],
-) -> Result<()> {
-    if messages.is_empty() {
-        return Ok(());
-    }
-    let n = u32::try_from(messages.len())
-        .map_err(|_| StoreError::Invalid("too many messages in one packet".into()))?;
-    let first = Store::take_gateway_uids(tx, tenant, mailbox, n).await?;
-    let mut shas: Vec<Vec<u8>> = Vec::with_capacity(messages.len());
-    let mut sizes: Vec<i64> = Vec::with_capacity(messages.len());
-    let mut mids: Vec<Option<String>> = Vec::with_capacity(messages.len());
+) -> Result<Vec<Body>> {
+    let mut out: Vec<Body> = Vec::with_capacity(messages.len());
     for m in messages {
-        match m.upload {
+        out.push(match m.upload {
             Some((super::packet::BodyRef::Upload(upload), mid)) => {
                 let (sha, size) = assemble(tx, tenant, *upload).await?;
-                shas.push(sha);
-                sizes.push(size);
-                mids.push(mid.map(str::to_string));
+                Body {
+                    sha,
+                    size,
+                    mid: mid.map(str::to_string),
+                }
             }
             Some((super::packet::BodyRef::Known(sha), mid)) => {
                 let size: i64 = tx
@@ -66,31 +95,59 @@ pub(crate) async fn file_messages(
                         StoreError::Invalid("a message body the gateway does not hold".into())
                     })?
                     .get(0);
-                shas.push(sha.clone());
-                sizes.push(size);
-                mids.push(mid.map(str::to_string));
+                Body {
+                    sha: sha.clone(),
+                    size,
+                    mid: mid.map(str::to_string),
+                }
             }
-            None => {
-                shas.push(Sha256::digest(m.body).to_vec());
-                sizes.push(m.body.len() as i64);
-                mids.push(postern_core::mail::key::message_id(m.body));
-            }
-        }
+            None => Body {
+                sha: Sha256::digest(m.body).to_vec(),
+                size: m.body.len() as i64,
+                mid: postern_core::mail::key::message_id(m.body),
+            },
+        });
     }
     let inline: Vec<usize> = (0..messages.len())
         .filter(|i| messages[*i].upload.is_none())
         .collect();
-    let bodies: Vec<&[u8]> = inline.iter().map(|i| messages[*i].body).collect();
-    let (inline_shas, inline_sizes): (Vec<&Vec<u8>>, Vec<i64>) =
-        inline.iter().map(|i| (&shas[*i], sizes[*i])).unzip();
-    tx.execute(
-        "INSERT INTO message_bodies (tenant_id, sha256, size, body)
-         SELECT $1, u.sha, u.size, u.body FROM UNNEST($2::bytea[], $3::bigint[], $4::bytea[])
-              AS u(sha, size, body)
-         ON CONFLICT DO NOTHING",
-        &[&tenant, &inline_shas, &inline_sizes, &bodies],
-    )
-    .await?;
+    if !inline.is_empty() {
+        let bodies: Vec<&[u8]> = inline.iter().map(|i| messages[*i].body).collect();
+        let (shas, sizes): (Vec<&Vec<u8>>, Vec<i64>) =
+            inline.iter().map(|i| (&out[*i].sha, out[*i].size)).unzip();
+        tx.execute(
+            "INSERT INTO message_bodies (tenant_id, sha256, size, body)
+             SELECT $1, u.sha, u.size, u.body FROM UNNEST($2::bytea[], $3::bigint[], $4::bytea[])
+                  AS u(sha, size, body)
+             ON CONFLICT DO NOTHING",
+            &[&tenant, &shas, &sizes, &bodies],
+        )
+        .await?;
+    }
+    Ok(out)
+}
+
+/// Files messages imported again into items the mailbox has (new items are written
+/// whole by the packet, with [`file_bodies`]): each body once per tenant and content,
+/// the item pointing at it (its own `content` cleared: the bytes are kept once),
+/// with size, Message-ID, internal date, the flags as the agreed base, and a gateway
+/// UID if it has none.
+pub(crate) async fn file_messages(
+    tx: &tokio_postgres::Transaction<'_>,
+    tenant: Uuid,
+    mailbox: Uuid,
+    messages: &[Filed<'_>],
+) -> Result<()> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let n = u32::try_from(messages.len())
+        .map_err(|_| StoreError::Invalid("too many messages in one packet".into()))?;
+    let first = Store::take_gateway_uids(tx, tenant, mailbox, n).await?;
+    let bodies = file_bodies(tx, tenant, messages).await?;
+    let shas: Vec<&Vec<u8>> = bodies.iter().map(|b| &b.sha).collect();
+    let sizes: Vec<i64> = bodies.iter().map(|b| b.size).collect();
+    let mids: Vec<Option<&str>> = bodies.iter().map(|b| b.mid.as_deref()).collect();
     let ids: Vec<Uuid> = messages.iter().map(|m| m.item).collect();
     let dates: Vec<Option<i64>> = messages.iter().map(|m| m.internal_date_ms).collect();
     let flags: Vec<String> = messages.iter().map(|m| m.flags.join(" ")).collect();

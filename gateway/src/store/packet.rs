@@ -343,6 +343,39 @@ impl Store {
                 vec![],
                 vec![],
             );
+            // A new message is written whole at once: its body goes to
+            // `message_bodies` (once per content) first, and the item points at it,
+            // with its gateway UID (new UIDs in the packet's order).
+            let fresh: Vec<Uuid> = new.iter().map(|_| Uuid::new_v4()).collect();
+            let (bodies, first_uid) = if mailbox {
+                let filed: Vec<super::mail::Filed<'_>> = new
+                    .iter()
+                    .zip(&fresh)
+                    .filter_map(|(c, id)| match c {
+                        PacketChange::Import {
+                            content,
+                            flags,
+                            internal_date_ms,
+                            upload,
+                            ..
+                        } => Some(super::mail::Filed {
+                            item: *id,
+                            body: content,
+                            flags,
+                            internal_date_ms: *internal_date_ms,
+                            upload: upload.as_ref().map(|(u, m)| (u, m.as_deref())),
+                        }),
+                        _ => None,
+                    })
+                    .collect();
+                let n = u32::try_from(filed.len())
+                    .map_err(|_| StoreError::Invalid("too many messages in one packet".into()))?;
+                let first = Store::take_gateway_uids(&tx, tenant, coll, n).await?;
+                (super::mail::file_bodies(&tx, tenant, &filed).await?, first)
+            } else {
+                (Vec::new(), 0)
+            };
+            let mut mail = super::mail::MailColumns::default();
             for (i, change) in new.iter().enumerate() {
                 if let PacketChange::Import {
                     backend_version,
@@ -350,18 +383,20 @@ impl Store {
                     content_type,
                     flags: f,
                     base,
+                    internal_date_ms,
                     ..
                 } = change
                 {
-                    let id = Uuid::new_v4();
+                    let id = fresh[i];
                     new_ids.insert(i, id);
                     ids.push(id);
-                    if mailbox {
-                        // A message's bytes go to `message_bodies` once (below); the
-                        // item keeps none, and its ETag comes from the same hash.
-                        uids.push(String::new());
+                    if let Some(b) = bodies.get(i) {
+                        // A message keeps no bytes of its own: they are in
+                        // `message_bodies`, and its ETag comes from the same hash.
+                        uids.push(b.mid.clone().unwrap_or_default());
                         contents.push(None);
-                        etags.push(String::new());
+                        etags.push(b.etag());
+                        mail.push(b, *internal_date_ms, i64::from(first_uid) + i as i64);
                     } else {
                         uids.push(content::uid(content).unwrap_or_default());
                         contents.push(Some(content.as_slice()));
@@ -378,15 +413,24 @@ impl Store {
                     next_seq += 1;
                 }
             }
+            // A message's flags are also its agreed base (the per-flag merge's).
             tx.execute(
                 "INSERT INTO items (tenant_id, collection_id, id, uid, name, content, content_type, etag,
-                                    backend_href, backend_version, last_seq, flags, base_content)
+                                    backend_href, backend_version, last_seq, flags, base_content,
+                                    body_sha256, size, message_id, internal_date, base_flags, gateway_uid)
                  SELECT $1, $2, u.id, u.uid, u.name, u.content, u.ctype, u.etag, u.href, u.version, u.seq,
-                        COALESCE(string_to_array(NULLIF(u.flags, ''), ' '), '{}'), u.base
+                        COALESCE(string_to_array(NULLIF(u.flags, ''), ' '), '{}'), u.base,
+                        u.sha, u.size, u.mid, to_timestamp(u.date / 1000.0),
+                        CASE WHEN u.guid IS NOT NULL
+                             THEN COALESCE(string_to_array(NULLIF(u.flags, ''), ' '), '{}') END,
+                        u.guid
                  FROM UNNEST($3::uuid[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::text[], $9::text[],
-                             $10::text[], $11::bigint[], $12::text[], $13::bytea[])
-                      AS u(id, uid, name, content, ctype, etag, href, version, seq, flags, base)",
-                &[&tenant, &coll, &ids, &uids, &names, &contents, &types, &etags, &hrefs, &versions, &seqs, &flags, &bases],
+                             $10::text[], $11::bigint[], $12::text[], $13::bytea[],
+                             $14::bytea[], $15::bigint[], $16::text[], $17::bigint[], $18::bigint[])
+                      AS u(id, uid, name, content, ctype, etag, href, version, seq, flags, base,
+                           sha, size, mid, date, guid)",
+                &[&tenant, &coll, &ids, &uids, &names, &contents, &types, &etags, &hrefs, &versions, &seqs, &flags, &bases,
+                  &mail.sha, &mail.size, &mail.mid, &mail.date, &mail.guid],
             )
             .await?;
             tx.execute(
@@ -398,31 +442,15 @@ impl Store {
             .await?;
         }
 
-        // Mail: each imported message's body is filed once per content, and the item
-        // gets its gateway UID (see `super::mail::file_messages`).
+        // Mail: a message imported again into an item the mailbox has is filed like a
+        // new one, the item updated (see `super::mail::file_messages`).
         let mut messages: Vec<super::mail::Filed<'_>> = Vec::new();
         let mut new_index = 0;
         for change in &packet.changes {
             match change {
-                PacketChange::Import {
-                    item_id: None,
-                    content,
-                    flags,
-                    internal_date_ms,
-                    upload,
-                    ..
-                } => {
-                    let id = new_ids.get(&new_index).copied();
-                    if mailbox && let Some(id) = id {
-                        messages.push(super::mail::Filed {
-                            item: id,
-                            body: content,
-                            flags,
-                            internal_date_ms: *internal_date_ms,
-                            upload: upload.as_ref().map(|(u, m)| (u, m.as_deref())),
-                        });
-                    }
-                    item_ids.push(id);
+                PacketChange::Import { item_id: None, .. } => {
+                    // Written whole above, body included.
+                    item_ids.push(new_ids.get(&new_index).copied());
                     new_index += 1;
                 }
                 PacketChange::Import {

@@ -243,22 +243,31 @@ impl MailBackend for ImapBackend {
         .await
     }
 
-    async fn fetch(&self, mailbox: &Href, uids: &[u32]) -> Result<Vec<MailMessage>, BackendError> {
+    async fn sizes(&self, mailbox: &Href, uids: &[u32]) -> Result<Vec<(u32, u64)>, BackendError> {
         let name = name_of(mailbox);
+        let mut out = Vec::with_capacity(uids.len());
+        for part in uids.chunks(SIZES_BATCH) {
+            let got = self
+                .with(async |c| {
+                    c.ensure_selected(&name).await?;
+                    c.fetch_sizes(part).await
+                })
+                .await?;
+            out.extend(got.into_iter().map(|(uid, n)| (uid, u64::from(n))));
+        }
+        Ok(out)
+    }
+
+    async fn fetch(&self, mailbox: &Href, uids: &[u32]) -> Result<Vec<MailMessage>, BackendError> {
         let mut out = Vec::with_capacity(uids.len());
         // Sizes first: each FETCH of bodies brings at most FETCH_BYTES (or one
         // message), and a message larger than the gateway takes is not fetched at all.
-        let sizes = self
-            .with(async |c| {
-                c.ensure_selected(&name).await?;
-                c.fetch_sizes(uids).await
-            })
-            .await?;
+        let name = name_of(mailbox);
+        let sizes = self.sizes(mailbox, uids).await?;
         let mut batch: Vec<u32> = Vec::new();
         let mut bytes = 0u64;
         let mut batches: Vec<Vec<u32>> = Vec::new();
         for (uid, size) in sizes {
-            let size = u64::from(size);
             if size > MAX_MESSAGE {
                 out.push(MailMessage::too_large(uid, size));
                 continue;
@@ -384,8 +393,11 @@ impl MailBackend for ImapBackend {
 }
 
 /// Messages per FETCH of bodies, and bytes (a larger message comes alone).
-const FETCH_BATCH: usize = 20;
+const FETCH_BATCH: usize = 1_000;
 const FETCH_BYTES: u64 = 32 << 20;
+/// UIDs per FETCH of sizes (mostly one range each; the bound keeps a sparse set's
+/// command line short).
+const SIZES_BATCH: usize = 10_000;
 
 /// An RFC 3501 date-time in Unix milliseconds.
 fn date_ms(s: &str) -> Option<i64> {

@@ -18,13 +18,13 @@ use imap_next::imap_types::extensions::enable::CapabilityEnable;
 use imap_next::imap_types::flag::{StoreResponse, StoreType};
 use imap_next::imap_types::mailbox::Mailbox;
 use imap_next::imap_types::response::{Code, Data, Status, StatusBody, StatusKind};
-use imap_next::stream::Stream;
 use postern_core::mail::{Flags, Role};
 use tokio::net::TcpStream;
 use url::Url;
 
 mod fetch;
 
+use super::io::Connection;
 pub use super::tls::ConnectOptions;
 use super::tls::{handshake, starttls, tls_connector};
 use super::utf7;
@@ -150,7 +150,7 @@ pub const MAX_MESSAGE: u64 = 512 << 20;
 
 /// One authenticated IMAP connection.
 pub struct ImapClient {
-    stream: Stream,
+    stream: Connection,
     client: Client,
     next_tag: u32,
     timeout: Duration,
@@ -211,11 +211,11 @@ impl ImapClient {
             .map_err(|e| ImapError::Transport(format!("{host}:{port}: {e}")))?;
         let tls = || tls_connector(options.extra_ca.as_deref());
         let (stream, greeted) = if implicit {
-            (Stream::tls(handshake(tls()?, &host, tcp).await?), false)
+            (Connection::new(handshake(tls()?, &host, tcp).await?), false)
         } else if starttls(&mut tcp).await? {
-            (Stream::tls(handshake(tls()?, &host, tcp).await?), true)
+            (Connection::new(handshake(tls()?, &host, tcp).await?), true)
         } else if loopback || options.allow_plain {
-            (Stream::insecure(tcp), true)
+            (Connection::new(tcp), true)
         } else {
             return Err(ImapError::Config(format!(
                 "{url} offers no STARTTLS: refusing to send the password in plain text (use imaps://, or allow_plain = true)"

@@ -1,4 +1,4 @@
-//! IMAP: the mail back end (in progress; see docs/STATUS.md, issue 11).
+//! IMAP: the mail back end.
 //!
 //! - [`backend`]: IMAP as a mail back end (one connection per source).
 //! - [`client`]: one connection over imap-next: LOGIN, ENABLE QRESYNC/CONDSTORE,
@@ -7,11 +7,14 @@
 //!   APPENDUID, one-message UID EXPUNGE, UID MOVE with COPYUID, CREATE and DELETE;
 //!   every read with a timeout, a cut-off answer an error.
 //! - [`utf7`]: mailbox names in modified UTF-7.
+//! - `io`: the bytes between the socket and imap-next's client, read in large
+//!   chunks.
 //! - `tls`: implicit TLS, STARTTLS, trusted certificates.
 //! - `wire`: between imap-types' values and ours.
 
 pub mod backend;
 pub mod client;
+mod io;
 mod tls;
 pub mod utf7;
 mod wire;

@@ -171,10 +171,43 @@ impl ImapClient {
     }
 }
 
-/// UIDs as an IMAP set (`3,7,9`).
+/// UIDs as an IMAP set, runs of consecutive UIDs as ranges (`3,7:9`): a mailbox's
+/// UIDs are mostly consecutive, so the command stays short however many it names.
 fn uid_list(uids: &[u32]) -> String {
-    uids.iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
+    let mut sorted = uids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if end == start {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uid_list;
+
+    #[test]
+    fn runs_of_uids_become_ranges() {
+        assert_eq!(uid_list(&[9, 3, 7, 8, 8]), "3,7:9");
+        assert_eq!(uid_list(&[1]), "1");
+        assert_eq!(uid_list(&(1..=10_000).collect::<Vec<_>>()), "1:10000");
+        assert_eq!(uid_list(&[]), "");
+    }
 }
