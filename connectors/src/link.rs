@@ -222,7 +222,11 @@ impl Link {
                     if let Some(Ans::Failure(f)) = &m.body {
                         return Err(LinkError::Failure(f.message.clone()));
                     }
-                    let more = matches!(&m.body, Some(Ans::JournalBatch(b)) if b.more);
+                    let more = match &m.body {
+                        Some(Ans::JournalBatch(b)) => b.more,
+                        Some(Ans::IndexBatch(b)) => b.more,
+                        _ => false,
+                    };
                     out.push(m);
                     if !more {
                         return Ok(out);

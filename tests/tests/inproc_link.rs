@@ -82,6 +82,7 @@ async fn index(link: &mut InLink, coll: &str) -> Result<Vec<pb::IndexEntry>> {
     match link
         .ask(Req::IndexPull(pb::IndexPull {
             collection_id: coll.into(),
+            ..Default::default()
         }))
         .await?
     {
@@ -516,5 +517,72 @@ async fn lease_denials_and_round_outcomes_are_typed() -> Result<()> {
         "unknown",
         "an outcome this gateway does not know is not taken as a word"
     );
+    Ok(())
+}
+
+/// The index comes in batches of bounded size, every batch counting the whole; a
+/// round that names what changed gets only those entries (by back-end href or by
+/// item id), still with the whole count.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_index_comes_in_batches_and_a_round_can_ask_for_a_few_entries() -> Result<()> {
+    let g = InProc::start().await?;
+    let mut link = g.session(LinkSettings::default());
+    let coll = link.setup("one", "alice").await?;
+    let token = link.acquire(&coll).await?.map_err(anyhow::Error::msg)?;
+    let n = 5_200;
+    let mut ids = Vec::new();
+    let all: Vec<pb::Change> = (0..n)
+        .map(|i| {
+            import(
+                "",
+                &format!("e{i}.ics"),
+                "\"1\"",
+                event(&format!("e{i}"), "x"),
+            )
+        })
+        .collect();
+    for packet in all.chunks(500) {
+        let a = accepted(link.push(&coll, 0, token, packet.to_vec()).await?)?;
+        ids.extend(a.item_ids);
+    }
+
+    let batches = link
+        .ask_all(Req::IndexPull(pb::IndexPull {
+            collection_id: coll.clone(),
+            ..Default::default()
+        }))
+        .await;
+    let mut entries = 0;
+    for (i, b) in batches.iter().enumerate() {
+        let Ans::IndexBatch(b) = b else {
+            bail!("{b:?}")
+        };
+        assert_eq!(b.total, n as u64);
+        assert_eq!(b.more, i + 1 < batches.len(), "only the last batch ends it");
+        entries += b.entries.len();
+    }
+    assert!(batches.len() > 1, "{n} entries in one message");
+    assert_eq!(entries, n);
+
+    let Ans::IndexBatch(some) = link
+        .ask(Req::IndexPull(pb::IndexPull {
+            collection_id: coll.clone(),
+            selected: true,
+            backend_hrefs: vec!["/alice/cal/e7.ics".into(), "/alice/cal/none.ics".into()],
+            item_ids: vec![ids[42].clone(), "not an id".into()],
+        }))
+        .await?
+    else {
+        bail!("no index");
+    };
+    let mut got: Vec<&str> = some
+        .entries
+        .iter()
+        .map(|e| e.backend_href.as_str())
+        .collect();
+    got.sort();
+    assert_eq!(got, vec!["/alice/cal/e42.ics", "/alice/cal/e7.ics"]);
+    assert_eq!(some.total, n as u64);
+    assert!(!some.more);
     Ok(())
 }

@@ -278,6 +278,7 @@ async fn imported_messages_are_filed_once_and_flag_changes_carry_no_body() -> Re
     let Ans::IndexBatch(index) = link
         .ask(Req::IndexPull(pb::IndexPull {
             collection_id: coll.clone(),
+            ..Default::default()
         }))
         .await?
     else {

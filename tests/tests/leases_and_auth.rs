@@ -175,6 +175,7 @@ async fn tenants_are_isolated_and_bad_tokens_are_refused() -> Result<()> {
     let index = b
         .ask(Req::IndexPull(pb::IndexPull {
             collection_id: coll_a.clone(),
+            ..Default::default()
         }))
         .await?;
     assert!(matches!(index, Ans::Failure(_)));

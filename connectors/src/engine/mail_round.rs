@@ -23,6 +23,7 @@ use postern_proto as pb;
 use tracing::{info, warn};
 
 use super::SourceCtx;
+use super::index::Wanted;
 use super::round::{
     CollectionState, ENVELOPE, RoundError, RoundStats, change, chunk, packet_budget, progress,
     push_all, send_packet,
@@ -43,10 +44,33 @@ pub(super) async fn attempt(
     // reports nothing): the round ends without pulling the index, so an idle round
     // costs one resumed SELECT however large the mailbox.
     let idle = changes.seen.is_empty() && !changes.complete && gateway.is_empty();
-    let idx = if idle {
+    // A full listing is weighed against the whole index; a round that knows what
+    // changed (resumed with QRESYNC or CONDSTORE) pulls only the messages it names:
+    // its cost follows the changes, not the mailbox's size.
+    let mut idx = if idle {
         Index::default()
+    } else if changes.complete {
+        index(ctx, &coll.id, Wanted::All).await?
     } else {
-        index(ctx, &coll.id).await?
+        let wanted = Wanted::Only {
+            hrefs: changes
+                .seen
+                .iter()
+                .map(|s| match s {
+                    BackendSeen::Flags { uid, .. } | BackendSeen::Vanished(uid) => {
+                        href(changes.uidvalidity, *uid)
+                    }
+                })
+                .collect(),
+            items: gateway.iter().map(|g| g.item().to_string()).collect(),
+        };
+        let idx = index(ctx, &coll.id, wanted).await?;
+        match idx.uidvalidity {
+            // Entries of another UIDVALIDITY (the saved state is older than a reset):
+            // re-keying needs the whole index.
+            Some(v) if v != changes.uidvalidity => index(ctx, &coll.id, Wanted::All).await?,
+            _ => idx,
+        }
     };
     if changes.complete {
         // A full listing: what the index holds and the listing lacks is gone.
@@ -70,7 +94,7 @@ pub(super) async fn attempt(
     {
         return rekey(ctx, coll, (token, lost), head, &idx, &changes).await;
     }
-    let known = idx.known;
+    let known = std::mem::take(&mut idx.known);
     if changes.seen.is_empty() && gateway.is_empty() {
         if !changes.new_state.is_empty() && changes.new_state != coll.backend_state {
             push_all(
@@ -130,6 +154,7 @@ pub(super) async fn attempt(
         mode: coll.mode,
         role: coll.role,
         index: &known,
+        indexed: idx.total,
         backend: &seen,
         gateway: &gateway,
     };
@@ -619,22 +644,15 @@ async fn pull(
     Ok((out, bodies, head))
 }
 
-/// The index of a mailbox: each message's UID, agreed flags and MODSEQ, and the
-/// UIDVALIDITY they belong to.
-async fn index(ctx: &SourceCtx, id: &str) -> Result<Index, RoundError> {
-    let ans = ctx
-        .link
-        .ask(Req::IndexPull(pb::IndexPull {
-            collection_id: id.to_string(),
-        }))
-        .await?;
-    let Ans::IndexBatch(b) = ans else {
-        return Err(LinkError::Unexpected(format!("{ans:?}")).into());
-    };
-    let mut out = Vec::with_capacity(b.entries.len());
-    let mut keys = Vec::with_capacity(b.entries.len());
+/// The index of a mailbox (every message, or those asked for): each message's UID,
+/// agreed flags and MODSEQ, and the UIDVALIDITY they belong to.
+async fn index(ctx: &SourceCtx, id: &str, wanted: Wanted) -> Result<Index, RoundError> {
+    let entries = super::index::pull(ctx, id, wanted).await?;
+    let total = entries.total;
+    let mut out = Vec::with_capacity(entries.entries.len());
+    let mut keys = Vec::with_capacity(entries.entries.len());
     let mut uidvalidity = None;
-    for e in b.entries {
+    for e in entries.entries {
         let BackendVersion::Imap {
             uidvalidity: v,
             uid,
@@ -671,6 +689,7 @@ async fn index(ctx: &SourceCtx, id: &str) -> Result<Index, RoundError> {
         known: out,
         keys,
         uidvalidity,
+        total,
     })
 }
 
@@ -683,6 +702,8 @@ struct Index {
     keys: Vec<(ItemId, MessageKey)>,
     /// The UIDVALIDITY the UIDs belong to.
     uidvalidity: Option<u32>,
+    /// How many messages the whole index holds.
+    total: usize,
 }
 
 /// The back end renumbered the mailbox (a new UIDVALIDITY). Each known message is

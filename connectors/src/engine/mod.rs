@@ -7,6 +7,7 @@
 //! loop reconnects; everything needed to resume (cursor, back-end state, index) is on
 //! the gateway, so nothing is re-downloaded.
 
+mod index;
 mod mail_round;
 mod packets;
 pub mod round;

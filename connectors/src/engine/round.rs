@@ -290,17 +290,9 @@ impl AsyncIndex for &GatewayIndex<'_> {
     async fn get(&self) -> Result<Vec<Known>, RoundError> {
         self.cache
             .get_or_try_init(|| async {
-                let ans = self
-                    .ctx
-                    .link
-                    .ask(Req::IndexPull(pb::IndexPull {
-                        collection_id: self.id.to_string(),
-                    }))
-                    .await?;
-                let Ans::IndexBatch(b) = ans else {
-                    return Err(LinkError::Unexpected(format!("{ans:?}")).into());
-                };
-                b.entries
+                super::index::pull(self.ctx, self.id, super::index::Wanted::All)
+                    .await?
+                    .entries
                     .into_iter()
                     .map(|e| {
                         Ok(Known {

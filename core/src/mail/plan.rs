@@ -114,7 +114,8 @@ pub struct Origin {
 }
 
 impl GatewaySeen {
-    fn item(&self) -> &ItemId {
+    /// The item the change is to.
+    pub fn item(&self) -> &ItemId {
         match self {
             GatewaySeen::Flags { item, .. }
             | GatewaySeen::Expunged { item, .. }
@@ -233,8 +234,12 @@ pub struct MailRound<'a> {
     pub mode: Mode,
     /// The mailbox's role (for the deletion guard).
     pub role: Option<Role>,
-    /// The index.
+    /// The index: every message, or (a round that knows what changed) only the
+    /// messages this round names.
     pub index: &'a [Known],
+    /// How many messages the whole index holds (the deletion guard weighs what
+    /// vanished against it).
+    pub indexed: usize,
     /// What the back end says.
     pub backend: &'a [BackendSeen],
     /// What the gateway's journal says.
@@ -270,7 +275,12 @@ pub fn plan(round: &MailRound<'_>, guard: &Guard) -> MailPlan {
         .filter(|k| matches!(by_uid.get(&k.uid), Some(BackendSeen::Vanished(_))))
         .count();
     if round.mode != Mode::Merge
-        && let Some(reason) = check_expunges(guard, round.role, round.index.len(), vanished)
+        && let Some(reason) = check_expunges(
+            guard,
+            round.role,
+            round.indexed.max(round.index.len()),
+            vanished,
+        )
     {
         return MailPlan::Paused(reason);
     }

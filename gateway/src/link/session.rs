@@ -24,6 +24,9 @@ use crate::store::collections::{Collection, SourceSpec};
 
 /// The MIME type of a message: what counts as a mail body on the link.
 const MESSAGE: &str = "message/rfc822";
+/// Index entries per `IndexBatch` (a few hundred bytes each: a batch stays far below
+/// the largest link message, however large the collection).
+const INDEX_BATCH: usize = 5_000;
 use crate::store::leases::{LeaseOutcome, SyncState};
 use crate::store::packet::{Packet, PacketOutcome};
 use crate::store::{Store, StoreError};
@@ -583,15 +586,41 @@ impl Session {
             Ok(c) => c,
             Err(f) => return Ok(vec![f]),
         };
-        let (entries, head) = self.store.index(self.tenant(), coll).await?;
-        Ok(vec![msg(
-            rid,
-            Out::IndexBatch(pb::IndexBatch {
-                collection_id: p.collection_id,
-                entries: entries.iter().map(index_to_pb).collect(),
-                as_of: head.max(0) as u64,
-            }),
-        )])
+        let ids: Vec<Uuid> = p
+            .item_ids
+            .iter()
+            .filter_map(|i| Uuid::parse_str(i).ok())
+            .collect();
+        let only = p
+            .selected
+            .then_some((p.backend_hrefs.as_slice(), ids.as_slice()));
+        let index = self.store.index(self.tenant(), coll, only).await?;
+        // Batches of bounded size; every batch names the same head, the last says so.
+        let mut batches: Vec<Vec<pb::IndexEntry>> = index
+            .entries
+            .chunks(INDEX_BATCH)
+            .map(|c| c.iter().map(index_to_pb).collect())
+            .collect();
+        if batches.is_empty() {
+            batches.push(Vec::new());
+        }
+        let n = batches.len();
+        Ok(batches
+            .into_iter()
+            .enumerate()
+            .map(|(i, entries)| {
+                msg(
+                    rid,
+                    Out::IndexBatch(pb::IndexBatch {
+                        collection_id: p.collection_id.clone(),
+                        entries,
+                        as_of: index.head.max(0) as u64,
+                        more: i + 1 < n,
+                        total: index.total,
+                    }),
+                )
+            })
+            .collect())
     }
 
     async fn journal(

@@ -24,6 +24,17 @@ pub struct IndexEntry {
     pub key: Option<(Vec<u8>, i64, Option<String>)>,
 }
 
+/// A collection's index, as a round pulls it.
+#[derive(Debug, Clone)]
+pub struct Index {
+    /// The entries asked for: every item the back end has, or those named.
+    pub entries: Vec<IndexEntry>,
+    /// The journal head the index reflects.
+    pub head: i64,
+    /// How many items the whole index holds.
+    pub total: u64,
+}
+
 /// The latest state of an item with a gateway-side change not yet on the back end.
 #[derive(Debug, Clone)]
 pub struct PendingChange {
@@ -252,8 +263,14 @@ pub(crate) async fn notify(
 }
 
 impl Store {
-    /// The index of a collection and the journal head it reflects.
-    pub async fn index(&self, tenant: Uuid, collection: Uuid) -> Result<(Vec<IndexEntry>, i64)> {
+    /// The index of a collection and the journal head it reflects: every item the
+    /// back end has, or `only` those with one of these back-end hrefs or ids.
+    pub async fn index(
+        &self,
+        tenant: Uuid,
+        collection: Uuid,
+        only: Option<(&[String], &[Uuid])>,
+    ) -> Result<Index> {
         let mut c = self.client().await?;
         let tx = c
             .build_transaction()
@@ -261,17 +278,37 @@ impl Store {
             .start()
             .await?;
         let head = journal_head(&tx, tenant, collection).await?;
-        let rows = tx
-            .query(
-                "SELECT id, backend_href, COALESCE(backend_version, ''), COALESCE(base_flags, '{}'),
-                        body_sha256, size, message_id, COALESCE(flags, '{}') FROM items
-                 WHERE tenant_id = $1 AND collection_id = $2 AND backend_href IS NOT NULL",
-                &[&tenant, &collection],
-            )
-            .await?;
+        const COLUMNS: &str = "SELECT id, backend_href, COALESCE(backend_version, ''), COALESCE(base_flags, '{}'),
+                                      body_sha256, size, message_id, COALESCE(flags, '{}') FROM items
+                               WHERE tenant_id = $1 AND collection_id = $2 AND backend_href IS NOT NULL";
+        let (rows, total) = match only {
+            None => {
+                let rows = tx.query(COLUMNS, &[&tenant, &collection]).await?;
+                let total = rows.len() as u64;
+                (rows, total)
+            }
+            Some((hrefs, ids)) => {
+                let rows = tx
+                    .query(
+                        &format!("{COLUMNS} AND (backend_href = ANY($3) OR id = ANY($4))"),
+                        &[&tenant, &collection, &hrefs, &ids],
+                    )
+                    .await?;
+                let total: i64 = tx
+                    .query_one(
+                        "SELECT count(*) FROM items
+                         WHERE tenant_id = $1 AND collection_id = $2 AND backend_href IS NOT NULL",
+                        &[&tenant, &collection],
+                    )
+                    .await?
+                    .get(0);
+                (rows, total as u64)
+            }
+        };
         tx.commit().await?;
-        Ok((
-            rows.iter()
+        Ok(Index {
+            entries: rows
+                .iter()
                 .map(|r| IndexEntry {
                     item_id: r.get(0),
                     backend_href: r.get(1),
@@ -287,7 +324,8 @@ impl Store {
                 })
                 .collect(),
             head,
-        ))
+            total,
+        })
     }
 
     /// The gateway-side changes waiting for the back end, and the journal head: the

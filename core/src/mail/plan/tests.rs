@@ -34,9 +34,40 @@ fn round<'a>(
         mode,
         role: None,
         index,
+        indexed: index.len(),
         backend,
         gateway,
     }
+}
+
+/// A round that pulled only the messages it names weighs what vanished against the
+/// whole mailbox: six expunges of a thousand messages are no mass deletion, six of
+/// six are.
+#[test]
+fn the_guard_weighs_vanished_messages_against_the_whole_index() {
+    let index: Vec<Known> = (1..=6)
+        .map(|n| Known {
+            item: id(n),
+            uid: n as u32,
+            base: Flags::default(),
+            current: Flags::default(),
+            modseq: 1,
+        })
+        .collect();
+    let backend: Vec<BackendSeen> = (1..=6).map(|n| BackendSeen::Vanished(n as u32)).collect();
+    let mut r = round(Mode::TwoWay, &index, &backend, &[]);
+    assert!(matches!(plan(&r, &Guard::default()), MailPlan::Paused(_)));
+    r.indexed = 1_000;
+    let MailPlan::Steps(steps) = plan(&r, &Guard::default()) else {
+        panic!("six of a thousand messages expunged is no mass deletion");
+    };
+    assert_eq!(
+        steps
+            .iter()
+            .filter(|s| matches!(s, Step::Remove { .. }))
+            .count(),
+        6
+    );
 }
 
 #[test]
@@ -436,6 +467,7 @@ impl World {
             mode,
             role: Some(Role::Trash),
             index: &index,
+            indexed: index.len(),
             backend: &backend,
             gateway: &gateway,
         };
