@@ -48,13 +48,13 @@ fn the_guard_weighs_vanished_messages_against_the_whole_index() {
     let index: Vec<Known> = (1..=6)
         .map(|n| Known {
             item: id(n),
-            uid: n as u32,
+            uid: n,
             base: Flags::default(),
             current: Flags::default(),
             modseq: 1,
         })
         .collect();
-    let backend: Vec<BackendSeen> = (1..=6).map(|n| BackendSeen::Vanished(n as u32)).collect();
+    let backend: Vec<BackendSeen> = (1..=6).map(BackendSeen::Vanished).collect();
     let mut r = round(Mode::TwoWay, &index, &backend, &[]);
     assert!(matches!(plan(&r, &Guard::default()), MailPlan::Paused(_)));
     r.indexed = 1_000;
