@@ -308,11 +308,12 @@ async fn appends_and_expunges_from_the_gateway_reach_the_back_end() -> Result<()
     Ok(())
 }
 
-/// A message larger than the gateway's largest link message arrives whole: sent in
-/// parts, assembled in the database.
+/// A message larger than the gateway's largest link message arrives whole: read from
+/// the server by range and sent in parts, assembled in the database. The connector
+/// never holds it whole: its peak memory stays below the message's size.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_message_larger_than_a_link_message_arrives_in_parts() -> Result<()> {
-    // A 2 MiB link limit, and a 5 MB message.
+    // A 2 MiB link limit, and a 48 MB message.
     let d = Deployment::start(
         "imap-parts",
         &[
@@ -327,7 +328,7 @@ async fn a_message_larger_than_a_link_message_arrives_in_parts() -> Result<()> {
     let url = Url::parse(&dc.url())?;
     let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
     let mut big = message(1);
-    big.extend_from_slice("0123456789abcdef".repeat(5_000_000 / 16).as_bytes());
+    big.extend_from_slice("0123456789abcdef".repeat(48_000_000 / 16).as_bytes());
     imap.append("INBOX", &Flags::parse(["\\Seen"]), None, &big)
         .await?;
     imap.append("INBOX", &Flags::default(), None, &message(2))
@@ -337,13 +338,23 @@ async fn a_message_larger_than_a_link_message_arrives_in_parts() -> Result<()> {
         &d.token,
         &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
     );
-    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    let conn = Connector::start(&d.dir, "hq", &config)?;
     let inbox = d.collection("/INBOX").await?;
-    let got = wait_until("INBOX imported", Duration::from_secs(60), || async {
+    let got = wait_until("INBOX imported", Duration::from_secs(120), || async {
         let h = held(&d, inbox).await?;
         Ok((h.len() == 2).then_some(h))
     })
     .await?;
+    let peak = conn
+        .proc
+        .pid()
+        .and_then(postern_e2e::peak_kib)
+        .expect("the connector's peak memory");
+    assert!(
+        peak * 1024 < big.len() as u64 * 3 / 4,
+        "the connector held {peak} KiB at its peak for a {}-byte message",
+        big.len()
+    );
     let whole = got
         .iter()
         .find(|(_, _, b)| b.len() == big.len())

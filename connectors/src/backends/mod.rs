@@ -242,6 +242,19 @@ impl MailMessage {
     }
 }
 
+/// A part of a message, read by range: a large message is never held whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessagePart {
+    /// Its MODSEQ (0: the server has none).
+    pub modseq: u64,
+    /// Its internal date, Unix milliseconds.
+    pub internal_date_ms: Option<i64>,
+    /// The whole message's size.
+    pub size: u64,
+    /// The bytes of this part.
+    pub data: Vec<u8>,
+}
+
 /// What a mailbox says changed since a saved state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailChanges {
@@ -286,6 +299,16 @@ pub trait MailBackend: Send + Sync {
         mailbox: &Href,
         uids: &[u32],
     ) -> impl Future<Output = Result<Vec<MailMessage>, BackendError>> + Send;
+
+    /// `len` bytes of message `uid` from `offset`, with its metadata and whole size;
+    /// `None` when the mailbox no longer has it.
+    fn fetch_part(
+        &self,
+        mailbox: &Href,
+        uid: u32,
+        offset: u64,
+        len: u64,
+    ) -> impl Future<Output = Result<Option<MessagePart>, BackendError>> + Send;
 
     /// Sets and clears flags of one message if its MODSEQ is still `unchanged_since`
     /// (0: unconditionally): its new MODSEQ (0 when unknown), or `None` when it
@@ -513,6 +536,16 @@ impl MailBackend for AnyBackend {
 
     async fn fetch(&self, mailbox: &Href, uids: &[u32]) -> Result<Vec<MailMessage>, BackendError> {
         mail!(self, b => b.fetch(mailbox, uids).await)
+    }
+
+    async fn fetch_part(
+        &self,
+        mailbox: &Href,
+        uid: u32,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<MessagePart>, BackendError> {
+        mail!(self, b => b.fetch_part(mailbox, uid, offset, len).await)
     }
 
     async fn store(

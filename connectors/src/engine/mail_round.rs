@@ -24,11 +24,11 @@ use tracing::{info, warn};
 
 use super::SourceCtx;
 use super::index::Wanted;
+use super::mail_import::keys_of;
 use super::round::{
-    CollectionState, ENVELOPE, RoundError, RoundStats, change, chunk, packet_budget, progress,
-    push_all, send_packet,
+    CollectionState, RoundError, RoundStats, change, chunk, packet_budget, push_all, send_packet,
 };
-use crate::backends::{MailBackend, MailMessage, Moved};
+use crate::backends::{MailBackend, Moved};
 use crate::link::LinkError;
 
 /// One attempt at a mailbox round.
@@ -127,10 +127,8 @@ pub(super) async fn attempt(
         .any(|g| matches!(g, GatewaySeen::Appended { .. }));
     let mut keys: HashMap<u32, MessageKey> = HashMap::new();
     if appends_pending {
-        for batch in by_size(ctx, &coll.href, &new).await?.0 {
-            for m in ctx.backend.fetch(&coll.href, &batch).await? {
-                keys.insert(m.uid, m.key);
-            }
+        for (uid, _, key) in keys_of(ctx, &coll.href, &new).await? {
+            keys.insert(uid, key);
         }
     }
     let seen: Vec<BackendSeen> = changes
@@ -321,94 +319,7 @@ pub(super) async fn attempt(
             Step::Store { .. } | Step::Append { .. } => {}
         }
     }
-    // New messages, a batch at a time: fetched, pushed, dropped. The next batch is
-    // fetched from the back end while this one goes to the gateway, so the connector
-    // holds at most two batches of bodies. Batches are cut by size, read first
-    // without the bodies; a message larger than the gateway takes is not fetched.
-    let total = imports.len();
-    let flags_by_uid: HashMap<u32, Flags> = imports.into_iter().collect();
-    let uids: Vec<u32> = flags_by_uid.keys().copied().collect();
-    let (uid_batches, too_large) = by_size(ctx, &coll.href, &uids).await?;
-    for (uid, bytes) in too_large {
-        warn!(collection = %coll.href, uid, bytes, "message larger than the gateway takes; left on the back end");
-        stats.too_large += 1;
-    }
-    let batches: Vec<Vec<(u32, Flags)>> = uid_batches
-        .into_iter()
-        .map(|b| {
-            b.into_iter()
-                .filter_map(|u| Some((u, flags_by_uid.get(&u)?.clone())))
-                .collect()
-        })
-        .collect();
-    let mut imported = 0;
-    let (mailbox, id) = (coll.href.clone(), coll.id.clone());
-    let mut fetched = match batches.first() {
-        Some(b) => Some(fetch_batch(ctx, (&mailbox, &id), b).await?),
-        None => None,
-    };
-    for (done, batch) in batches.iter().enumerate() {
-        let (mut bodies, held) = fetched.take().unwrap_or_default();
-        let mut changes = Vec::with_capacity(batch.len());
-        for (uid, flags) in batch {
-            // Expunged between the listing and the fetch: the next round says so.
-            let Some(m) = bodies.remove(uid) else {
-                continue;
-            };
-            let mut change = pb::Change {
-                op: pb::change::Op::Upsert as i32,
-                backend_href: href(v, *uid),
-                backend_version: version(v, *uid, m.modseq),
-                content_type: "message/rfc822".into(),
-                flags: names(flags),
-                internal_date_ms: m.internal_date_ms.unwrap_or(0),
-                ..Default::default()
-            };
-            if m.size > MAX_UPLOAD {
-                // Not fetched: the gateway would not take it.
-                warn!(collection = %coll.href, uid, bytes = m.size, "message larger than the gateway takes; left on the back end");
-                stats.too_large += 1;
-                continue;
-            }
-            if held.contains(&m.key.sha256) {
-                // The gateway holds these bytes already (the message moved or was
-                // copied on the back end): filed by reference, no body sent.
-                change.body_sha256 = m.key.sha256.to_vec();
-                change.uid = m.key.message_id.clone().unwrap_or_default();
-            } else if m.body.len() + ENVELOPE > ctx.max_message {
-                // Too large for one message: sent in parts the gateway assembles.
-                change.upload_id = upload(ctx, &coll.id, token, &m.body).await?;
-                change.uid = m.key.message_id.clone().unwrap_or_default();
-            } else {
-                change.content = m.body;
-            }
-            stats.to_gateway += 1;
-            changes.push(change);
-        }
-        drop(bodies);
-        let packets = chunk(changes, packet_budget(ctx.max_message))
-            .into_iter()
-            .map(|c| (c, Vec::new()))
-            .collect();
-        let next = async {
-            match batches.get(done + 1) {
-                Some(b) => fetch_batch(ctx, (&mailbox, &id), b).await.map(Some),
-                None => Ok(None),
-            }
-        };
-        let (sent, next) = tokio::join!(
-            push_all(ctx, coll, (token, lost), head, packets, None),
-            next
-        );
-        sent?;
-        fetched = next?;
-        let before = imported;
-        imported += batch.len();
-        progress(ctx, &coll.id, "fetching", imported, total);
-        if total >= 500 && imported / 1000 > before / 1000 {
-            info!(collection = %coll.href, imported, total, "importing messages");
-        }
-    }
+    super::mail_import::import(ctx, coll, (token, lost), head, v, imports, &mut stats).await?;
 
     let packets: Vec<(Vec<pb::Change>, Vec<pb::ConflictRecord>)> =
         chunk(out, packet_budget(ctx.max_message))
@@ -425,145 +336,11 @@ pub(super) async fn attempt(
     Ok(stats)
 }
 
-/// Most bytes of bodies fetched at once (an import, re-keying): the connector holds
-/// at most two such batches, whatever the mailbox's size (a larger message comes
-/// alone).
-const IMPORT_BYTES: u64 = 8 << 20;
-/// Most messages fetched at once.
-const IMPORT_COUNT: usize = 1_000;
-
-/// `uids` cut into batches of at most [`IMPORT_BYTES`] and [`IMPORT_COUNT`] by their
-/// sizes on the back end (read without the bodies, in UID order), and apart those
-/// larger than the gateway takes, with their sizes. A UID the back end no longer has
-/// is in neither: the next round says it is gone.
-async fn by_size(
-    ctx: &SourceCtx,
-    mailbox: &Href,
-    uids: &[u32],
-) -> Result<(Vec<Vec<u32>>, Vec<(u32, u64)>), RoundError> {
-    let mut sizes = ctx.backend.sizes(mailbox, uids).await?;
-    sizes.sort_unstable();
-    let mut batches: Vec<Vec<u32>> = Vec::new();
-    let mut too_large = Vec::new();
-    let mut bytes = 0;
-    for (uid, size) in sizes {
-        if size > MAX_UPLOAD {
-            too_large.push((uid, size));
-            continue;
-        }
-        match batches.last_mut() {
-            Some(b) if bytes + size <= IMPORT_BYTES && b.len() < IMPORT_COUNT => b.push(uid),
-            _ => {
-                batches.push(vec![uid]);
-                bytes = 0;
-            }
-        }
-        bytes += size;
-    }
-    Ok((batches, too_large))
-}
-
-/// Which of a batch's bodies the gateway holds already (none, if it cannot say).
-async fn held_bodies(
-    ctx: &SourceCtx,
-    collection: &str,
-    batch: &HashMap<u32, MailMessage>,
-) -> Result<std::collections::HashSet<[u8; 32]>, RoundError> {
-    if batch.is_empty() {
-        return Ok(Default::default());
-    }
-    let hashes: Vec<[u8; 32]> = batch.values().map(|m| m.key.sha256).collect();
-    let ans = ctx
-        .link
-        .ask(Req::BodiesQuery(pb::BodiesQuery {
-            collection_id: collection.to_string(),
-            sha256: hashes.iter().map(|h| h.to_vec()).collect(),
-        }))
-        .await?;
-    Ok(match ans {
-        Ans::BodiesKnown(k) if k.known.len() == hashes.len() => hashes
-            .into_iter()
-            .zip(k.known)
-            .filter_map(|(h, known)| known.then_some(h))
-            .collect(),
-        // An older gateway: every body is sent.
-        _ => Default::default(),
-    })
-}
-
-/// One batch of new messages, by UID, and which of their bodies the gateway holds.
-async fn fetch_batch(
-    ctx: &SourceCtx,
-    (mailbox, collection): (&Href, &str),
-    batch: &[(u32, Flags)],
-) -> Result<Fetched, RoundError> {
-    let uids: Vec<u32> = batch.iter().map(|(u, _)| *u).collect();
-    let bodies: HashMap<u32, MailMessage> = ctx
-        .backend
-        .fetch(mailbox, &uids)
-        .await?
-        .into_iter()
-        .map(|m| (m.uid, m))
-        .collect();
-    let held = held_bodies(ctx, collection, &bodies).await?;
-    Ok((bodies, held))
-}
-
-/// A fetched batch: its messages by UID, and the hashes of those the gateway holds.
-type Fetched = (
-    HashMap<u32, MailMessage>,
-    std::collections::HashSet<[u8; 32]>,
-);
-
-/// The largest body the gateway assembles from parts.
-const MAX_UPLOAD: u64 = 512 << 20;
-
-/// Sends a body too large for one message in parts, each within the packet budget;
-/// returns the upload's id for the change that files it.
-async fn upload(
-    ctx: &SourceCtx,
-    collection: &str,
-    token: u64,
-    body: &[u8],
-) -> Result<String, RoundError> {
-    let id = uuid::Uuid::new_v4().to_string();
-    let part = packet_budget(ctx.max_message);
-    for (i, data) in body.chunks(part).enumerate() {
-        let ans = ctx
-            .link
-            .ask(Req::BodyPart(pb::BodyPart {
-                collection_id: collection.to_string(),
-                upload_id: id.clone(),
-                offset: (i * part) as u64,
-                data: data.to_vec(),
-                total: body.len() as u64,
-                fencing_token: token,
-            }))
-            .await?;
-        match ans {
-            Ans::Verdict(pb::Verdict {
-                outcome: Some(pb::verdict::Outcome::Accepted(_)),
-                ..
-            }) => {}
-            Ans::Verdict(pb::Verdict {
-                outcome: Some(pb::verdict::Outcome::Rejected(r)),
-                ..
-            }) if r.reason == pb::rejected::Reason::StaleFence as i32 => {
-                return Err(RoundError::LeaseLost(r.detail));
-            }
-            other => {
-                return Err(RoundError::Invalid(format!("body part refused: {other:?}")));
-            }
-        }
-    }
-    Ok(id)
-}
-
-fn names(flags: &Flags) -> Vec<String> {
+pub(super) fn names(flags: &Flags) -> Vec<String> {
     flags.iter().map(|f| f.as_str().to_string()).collect()
 }
 
-fn version(uidvalidity: u32, uid: u32, modseq: u64) -> String {
+pub(super) fn version(uidvalidity: u32, uid: u32, modseq: u64) -> String {
     BackendVersion::Imap {
         uidvalidity,
         uid,
@@ -729,13 +506,12 @@ async fn rekey(
             BackendSeen::Vanished(_) => None,
         })
         .collect();
-    let mut listing: Vec<((u32, u64), MessageKey)> = Vec::with_capacity(listed.len());
     let uids: Vec<u32> = listed.iter().map(|(u, _)| *u).collect();
-    for batch in by_size(ctx, &coll.href, &uids).await?.0 {
-        for m in ctx.backend.fetch(&coll.href, &batch).await? {
-            listing.push(((m.uid, m.modseq), m.key));
-        }
-    }
+    let listing: Vec<((u32, u64), MessageKey)> = keys_of(ctx, &coll.href, &uids)
+        .await?
+        .into_iter()
+        .map(|(uid, modseq, key)| ((uid, modseq), key))
+        .collect();
     let v = changes.uidvalidity;
     match postern_core::mail::rematch::rematch(&index.keys, &listing) {
         postern_core::mail::rematch::Rematch::Different { known, matched } => {
@@ -791,6 +567,6 @@ fn origin(mailbox: &str, href: &str) -> Option<Origin> {
 }
 
 /// A message's href on the back end: `/UIDVALIDITY/UID`.
-fn href(uidvalidity: u32, uid: u32) -> String {
+pub(super) fn href(uidvalidity: u32, uid: u32) -> String {
     format!("/{uidvalidity}/{uid}")
 }

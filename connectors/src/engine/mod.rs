@@ -8,6 +8,7 @@
 //! the gateway, so nothing is re-downloaded.
 
 mod index;
+mod mail_import;
 mod mail_round;
 mod packets;
 pub mod round;

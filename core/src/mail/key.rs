@@ -8,6 +8,35 @@
 
 use sha2::{Digest, Sha256};
 
+/// A [`MessageKey`] computed over a message's parts, in order: the same key as
+/// [`MessageKey::of`] the whole, without ever holding the whole.
+#[derive(Debug, Clone)]
+pub struct KeyHasher {
+    sha: Sha256,
+    size: u64,
+    /// The first bytes, where the Message-ID is looked for.
+    head: Vec<u8>,
+}
+
+impl KeyHasher {
+    /// The next part of the message.
+    pub fn update(&mut self, part: &[u8]) {
+        self.sha.update(part);
+        self.size += part.len() as u64;
+        let room = HEADER_SCAN.saturating_sub(self.head.len());
+        self.head.extend_from_slice(&part[..room.min(part.len())]);
+    }
+
+    /// The key of every part given.
+    pub fn finish(self) -> MessageKey {
+        MessageKey {
+            message_id: message_id(&self.head),
+            size: self.size,
+            sha256: self.sha.finalize().into(),
+        }
+    }
+}
+
 /// Most header bytes read looking for a Message-ID; headers longer than this are rare
 /// and a missing Message-ID only makes finding candidates slower.
 const HEADER_SCAN: usize = 256 * 1024;
@@ -30,6 +59,15 @@ impl MessageKey {
             message_id: message_id(bytes),
             size: bytes.len() as u64,
             sha256: Sha256::digest(bytes).into(),
+        }
+    }
+
+    /// A key computed a part at a time, for a message read by range.
+    pub fn hasher() -> KeyHasher {
+        KeyHasher {
+            sha: Sha256::new(),
+            size: 0,
+            head: Vec::new(),
         }
     }
 

@@ -136,6 +136,28 @@ fn key_of(n: u8) -> MessageKey {
 }
 
 proptest! {
+    /// A key computed over a message's parts, cut anywhere, is the key of the whole.
+    #[test]
+    fn a_key_over_parts_is_the_key_of_the_whole(
+        body in proptest::collection::vec(any::<u8>(), 0..4096),
+        cuts in proptest::collection::vec(0usize..4096, 0..8),
+    ) {
+        let mut message = b"Subject: x\r\nMessage-ID: <parts@example.com>\r\n\r\n".to_vec();
+        message.extend_from_slice(&body);
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(message.len())).collect();
+        cuts.sort_unstable();
+        let mut h = MessageKey::hasher();
+        let mut at = 0;
+        for c in cuts.into_iter().chain([message.len()]) {
+            h.update(&message[at..c]);
+            at = c;
+        }
+        prop_assert_eq!(h.finish(), MessageKey::of(&message));
+    }
+}
+
+proptest! {
+
     #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
 
     /// Per flag: the side that changed it decides; unchanged on both, the base stays.

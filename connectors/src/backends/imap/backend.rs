@@ -10,7 +10,7 @@ use url::Url;
 
 use super::client::{ConnectOptions, ImapClient, MAX_MESSAGE, Resume, Stored};
 use crate::backends::{
-    BackendError, Discovered, Found, MailBackend, MailChanges, MailMessage, Moved,
+    BackendError, Discovered, Found, MailBackend, MailChanges, MailMessage, MessagePart, Moved,
 };
 
 /// An IMAP server, as one source sees it.
@@ -300,6 +300,34 @@ impl MailBackend for ImapBackend {
             }));
         }
         Ok(out)
+    }
+
+    async fn fetch_part(
+        &self,
+        mailbox: &Href,
+        uid: u32,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<MessagePart>, BackendError> {
+        let name = name_of(mailbox);
+        let (offset, len) = (
+            u32::try_from(offset)
+                .map_err(|_| BackendError::Config("a message part past 4 GiB".into()))?,
+            u32::try_from(len)
+                .map_err(|_| BackendError::Config("a message part over 4 GiB".into()))?,
+        );
+        let got = self
+            .with(async |c| {
+                c.ensure_selected(&name).await?;
+                c.fetch_range(uid, offset, len).await
+            })
+            .await?;
+        Ok(got.map(|m| MessagePart {
+            modseq: m.meta.modseq,
+            internal_date_ms: m.internal_date.as_deref().and_then(date_ms),
+            size: u64::from(m.size),
+            data: m.body,
+        }))
     }
 
     async fn store(

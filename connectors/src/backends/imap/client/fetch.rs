@@ -2,7 +2,7 @@
 //! messages. A FETCH answer without the body asked for is an error, never an empty
 //! message.
 
-use std::num::NonZeroU64;
+use std::num::{NonZeroU32, NonZeroU64};
 
 use imap_next::imap_types::command::{CommandBody, FetchModifier};
 use imap_next::imap_types::fetch::{
@@ -94,6 +94,32 @@ impl ImapClient {
     /// Whole messages: UID, FLAGS, MODSEQ, INTERNALDATE, RFC822.SIZE and the bytes
     /// (`BODY.PEEK[]`, so `\Seen` is not set by reading).
     pub async fn fetch_messages(&mut self, uids: &[u32]) -> Result<Vec<Message>, ImapError> {
+        self.fetch_bodies(uids, None).await
+    }
+
+    /// `len` bytes of message `uid` from `offset` (`BODY.PEEK[]<offset.len>`), with
+    /// its metadata and whole size: a large message is read a part at a time, never
+    /// held whole. `None`: the mailbox no longer has it.
+    pub async fn fetch_range(
+        &mut self,
+        uid: u32,
+        offset: u32,
+        len: u32,
+    ) -> Result<Option<Message>, ImapError> {
+        let len = NonZeroU32::new(len)
+            .ok_or_else(|| ImapError::Malformed("a range of no bytes".into()))?;
+        Ok(self
+            .fetch_bodies(&[uid], Some((offset, len)))
+            .await?
+            .into_iter()
+            .find(|m| m.meta.uid == uid))
+    }
+
+    async fn fetch_bodies(
+        &mut self,
+        uids: &[u32],
+        partial: Option<(u32, NonZeroU32)>,
+    ) -> Result<Vec<Message>, ImapError> {
         if uids.is_empty() {
             return Ok(Vec::new());
         }
@@ -104,7 +130,7 @@ impl ImapClient {
             MessageDataItemName::Rfc822Size,
             MessageDataItemName::BodyExt {
                 section: None,
-                partial: None,
+                partial,
                 peek: true,
             },
         ];
