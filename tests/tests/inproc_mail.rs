@@ -326,6 +326,44 @@ async fn imported_messages_are_filed_once_and_flag_changes_carry_no_body() -> Re
         .await?
         .get(0);
     assert_eq!(version, "imap:7/3/9");
+
+    // Flag changes go in together (one statement): a packet naming an item the
+    // mailbox does not have is refused whole, the other change in it not applied.
+    let (_, head) = {
+        let Ans::IndexBatch(b) = link
+            .ask(Req::IndexPull(pb::IndexPull {
+                collection_id: coll.clone(),
+                ..Default::default()
+            }))
+            .await?
+        else {
+            anyhow::bail!("no index");
+        };
+        (b.entries, b.as_of)
+    };
+    let flagged = |item: &str| pb::Change {
+        op: pb::change::Op::Flags as i32,
+        item_id: item.to_string(),
+        backend_version: "imap:7/3/10".into(),
+        flags: vec!["\\Flagged".into()],
+        ..Default::default()
+    };
+    let outcome = link
+        .push(
+            &coll,
+            head,
+            token,
+            vec![
+                flagged(&third.item_id),
+                flagged(&Uuid::new_v4().to_string()),
+            ],
+        )
+        .await?;
+    assert!(
+        matches!(&outcome, pb::verdict::Outcome::Rejected(r) if r.detail.contains("unknown item")),
+        "{outcome:?}"
+    );
+    assert_eq!(messages(&g, id).await?[2].1, vec!["\\Seen".to_string()]);
     Ok(())
 }
 

@@ -170,6 +170,84 @@ pub(crate) async fn file_messages(
     Ok(())
 }
 
+/// A packet's flags-only change to one message (see [`write_flags`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FlagWrite<'a> {
+    pub item: Uuid,
+    /// The flags the back end has now (the gateway's, too).
+    pub flags: &'a [String],
+    /// The agreed base, when the gateway keeps other flags (merge mode); else the
+    /// flags are the base.
+    pub base: Option<&'a [String]>,
+    /// The href the back end gave the message, when it is new to the index.
+    pub href: Option<&'a str>,
+    pub version: &'a str,
+    /// The gateway change this settles.
+    pub settles: Option<i64>,
+    /// The journal sequence of this change.
+    pub seq: i64,
+}
+
+/// Writes a packet's flag changes in two statements whatever their number (a
+/// thousand messages marked read is one packet): the items, then the journal. An item
+/// the mailbox does not have (or has deleted) is returned; the caller refuses the
+/// packet and its transaction is not committed.
+pub(crate) async fn write_flags(
+    tx: &tokio_postgres::Transaction<'_>,
+    (tenant, mailbox): (Uuid, Uuid),
+    token: i64,
+    writes: &[FlagWrite<'_>],
+) -> Result<Option<Uuid>> {
+    if writes.is_empty() {
+        return Ok(None);
+    }
+    // Flags are IMAP atoms (no spaces): each list travels as one string.
+    let ids: Vec<Uuid> = writes.iter().map(|w| w.item).collect();
+    let flags: Vec<String> = writes.iter().map(|w| w.flags.join(" ")).collect();
+    let bases: Vec<Option<String>> = writes.iter().map(|w| w.base.map(|b| b.join(" "))).collect();
+    let hrefs: Vec<Option<&str>> = writes.iter().map(|w| w.href).collect();
+    let versions: Vec<&str> = writes.iter().map(|w| w.version).collect();
+    let settles: Vec<Option<i64>> = writes.iter().map(|w| w.settles).collect();
+    let seqs: Vec<i64> = writes.iter().map(|w| w.seq).collect();
+    let updated = tx
+        .query(
+            "UPDATE items i SET flags = COALESCE(string_to_array(NULLIF(u.flags, ''), ' '), '{}'),
+                    base_flags = COALESCE(string_to_array(NULLIF(u.base, ''), ' '),
+                                          CASE WHEN u.base IS NULL
+                                               THEN COALESCE(string_to_array(NULLIF(u.flags, ''), ' '), '{}')
+                                               ELSE '{}' END),
+                    backend_version = u.version,
+                    backend_href = COALESCE(u.href, i.backend_href),
+                    last_seq = u.seq, changed_at = now(),
+                    pending_seq = CASE WHEN i.pending_seq = u.settles THEN NULL ELSE i.pending_seq END
+             FROM UNNEST($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::bigint[])
+                  AS u(id, flags, base, href, version, settles, seq)
+             WHERE i.tenant_id = $1 AND i.collection_id = $2 AND i.id = u.id AND NOT i.deleted
+             RETURNING i.id",
+            &[&tenant, &mailbox, &ids, &flags, &bases, &hrefs, &versions, &settles, &seqs],
+        )
+        .await
+        .map_err(|e| {
+            if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+                StoreError::Invalid("another message already has this back-end href".into())
+            } else {
+                StoreError::from(e)
+            }
+        })?;
+    if updated.len() < writes.len() {
+        let found: std::collections::HashSet<Uuid> = updated.iter().map(|r| r.get(0)).collect();
+        return Ok(ids.into_iter().find(|i| !found.contains(i)));
+    }
+    tx.execute(
+        "INSERT INTO journal (tenant_id, collection_id, seq, item_id, op, origin, fencing_token)
+         SELECT $1, $2, u.seq, u.id, 'upsert', 'backend', $5
+         FROM UNNEST($3::bigint[], $4::uuid[]) AS u(seq, id)",
+        &[&tenant, &mailbox, &seqs, &ids, &token],
+    )
+    .await?;
+    Ok(None)
+}
+
 /// A mailbox's identity for IMAP clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GatewayUids {

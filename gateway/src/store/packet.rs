@@ -445,6 +445,7 @@ impl Store {
         // Mail: a message imported again into an item the mailbox has is filed like a
         // new one, the item updated (see `super::mail::file_messages`).
         let mut messages: Vec<super::mail::Filed<'_>> = Vec::new();
+        let mut flag_writes: Vec<super::mail::FlagWrite<'_>> = Vec::new();
         let mut new_index = 0;
         for change in &packet.changes {
             match change {
@@ -527,31 +528,16 @@ impl Store {
                     backend_version,
                     settles,
                 } => {
-                    let n = tx
-                        .execute(
-                            "UPDATE items SET flags = $4::text[], base_flags = COALESCE($9::text[], $4::text[]), backend_version = $5,
-                                    backend_href = COALESCE($8, backend_href),
-                                    last_seq = $6, changed_at = now(),
-                                    pending_seq = CASE WHEN pending_seq = $7 THEN NULL ELSE pending_seq END
-                             WHERE tenant_id = $1 AND collection_id = $2 AND id = $3 AND NOT deleted",
-                            &[&tenant, &coll, item_id, flags, backend_version, &next_seq, settles, backend_href, base_flags],
-                        )
-                        .await
-                        .map_err(|e| unique_to_invalid(e, "another message already has this back-end href"))?;
-                    if n == 0 {
-                        return Ok(PacketOutcome::Invalid(format!("unknown item {item_id}")));
-                    }
-                    journal(
-                        &tx,
-                        tenant,
-                        coll,
-                        next_seq,
-                        *item_id,
-                        "upsert",
-                        "backend",
-                        Some(token),
-                    )
-                    .await?;
+                    // Written together after the loop: one statement for all.
+                    flag_writes.push(super::mail::FlagWrite {
+                        item: *item_id,
+                        flags,
+                        base: base_flags.as_deref(),
+                        href: backend_href.as_deref(),
+                        version: backend_version,
+                        settles: *settles,
+                        seq: next_seq,
+                    });
                     next_seq += 1;
                     item_ids.push(None);
                 }
@@ -682,6 +668,11 @@ impl Store {
             }
         }
         super::mail::file_messages(&tx, tenant, coll, &messages).await?;
+        if let Some(unknown) =
+            super::mail::write_flags(&tx, (tenant, coll), token, &flag_writes).await?
+        {
+            return Ok(PacketOutcome::Invalid(format!("unknown item {unknown}")));
+        }
 
         for l in &packet.conflicts {
             // Losers are sent before the writes that beat them, so a round that is
