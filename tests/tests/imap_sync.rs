@@ -371,6 +371,37 @@ async fn a_message_larger_than_a_link_message_arrives_in_parts() -> Result<()> {
     assert_eq!(message_id.as_deref(), Some("<note-1@corp.example>"));
     let left: i64 = d.query("SELECT count(*) FROM body_uploads").await?[0].get(0);
     assert_eq!(left, 0, "the parts are gone once assembled");
+
+    // The other way: a client's 3 MB draft goes to the server, the connector reading it
+    // from the gateway a part at a time (no journal batch carries it).
+    let mut draft = message(3);
+    draft.extend_from_slice("draft text ".repeat(300_000).as_bytes());
+    d.store
+        .append_message(d.tenant, inbox, &draft, &["\\Draft".into()])
+        .await?;
+    let on_dovecot = wait_until("the draft on Dovecot", Duration::from_secs(60), || async {
+        let mut c = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+        c.select("INBOX", None).await?;
+        let uids: Vec<u32> = c
+            .fetch_meta("1:*", None)
+            .await?
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        let found: Vec<Vec<u8>> = if uids.len() == 3 {
+            c.fetch_messages(&uids[2..])
+                .await?
+                .into_iter()
+                .map(|m| m.body)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        c.logout().await?;
+        Ok((!found.is_empty()).then_some(found))
+    })
+    .await?;
+    assert!(on_dovecot[0] == draft, "the draft arrived whole");
     imap.logout().await?;
     Ok(())
 }

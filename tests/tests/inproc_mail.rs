@@ -528,3 +528,82 @@ async fn a_rename_in_flight_keeps_its_new_name_through_discovery() -> Result<()>
     assert_eq!(row.get::<_, Option<String>>(2), None);
     Ok(())
 }
+
+/// A client's small append travels in the journal batch; a large one is named by hash
+/// and size and read in parts (`BodyRead`), so no batch is ever one huge message. A
+/// connector reads only bodies a pending change of that collection names.
+#[tokio::test]
+async fn a_large_append_is_read_in_parts_and_only_by_its_own_collection() -> Result<()> {
+    let g = InProc::start().await?;
+    let mut link = g.session(LinkSettings {
+        max_message_bytes: 1 << 20,
+        ..LinkSettings::default()
+    });
+    let coll = link.setup_mailbox("hq", "alice").await?;
+    let inbox = Uuid::parse_str(&coll)?;
+    let small = b"Message-ID: <small@corp.example>\r\n\r\nhi\r\n".to_vec();
+    let mut large = b"Message-ID: <large@corp.example>\r\n\r\n".to_vec();
+    large.extend((0..3_000_000u32).map(|i| b'a' + (i % 26) as u8));
+    g.store.append_message(g.tenant, inbox, &small, &[]).await?;
+    g.store
+        .append_message(g.tenant, inbox, &large, &["\\Draft".into()])
+        .await?;
+
+    let mut changes = Vec::new();
+    for a in link
+        .ask_all(Req::JournalPull(pb::JournalPull {
+            collection_id: coll.clone(),
+            ..Default::default()
+        }))
+        .await
+    {
+        let Ans::JournalBatch(b) = a else {
+            anyhow::bail!("{a:?}")
+        };
+        changes.extend(b.changes);
+    }
+    assert_eq!(changes.len(), 2);
+    assert_eq!(changes[0].content, small, "a small body comes inline");
+    let big = &changes[1];
+    assert!(big.content.is_empty(), "a large body is not in the batch");
+    assert_eq!(big.body_size, large.len() as u64);
+    assert_eq!(big.uid, "<large@corp.example>");
+
+    // Read in parts, each within the link's largest message.
+    let mut read = Vec::new();
+    while read.len() < large.len() {
+        let Ans::BodyChunk(chunk) = link
+            .ask(Req::BodyRead(pb::BodyRead {
+                collection_id: coll.clone(),
+                sha256: big.body_sha256.clone(),
+                offset: read.len() as u64,
+                length: 8 << 20,
+            }))
+            .await?
+        else {
+            anyhow::bail!("no chunk");
+        };
+        assert!(!chunk.data.is_empty() && chunk.data.len() < 1 << 20);
+        assert_eq!(chunk.total, large.len() as u64);
+        read.extend(chunk.data);
+    }
+    assert!(read == large, "the parts make the body");
+
+    // A body is read only through a collection whose pending change names it: another
+    // mailbox cannot have it by naming its hash.
+    let other = mailbox(&g, "/Other").await?;
+    let sha = big.body_sha256.clone();
+    assert!(
+        g.store
+            .pending_body_range(g.tenant, inbox, &sha, (0, 10))
+            .await?
+            .is_some()
+    );
+    assert!(
+        g.store
+            .pending_body_range(g.tenant, other, &sha, (0, 10))
+            .await?
+            .is_none()
+    );
+    Ok(())
+}

@@ -23,6 +23,7 @@ use postern_proto as pb;
 use tracing::{info, warn};
 
 use super::SourceCtx;
+use super::body_read::PendingBody;
 use super::index::Wanted;
 use super::mail_import::keys_of;
 use super::round::{
@@ -240,7 +241,8 @@ pub(super) async fn attempt(
                 let Some(body) = appended.get(&item) else {
                     continue;
                 };
-                match ctx.backend.append(&coll.href, &flags, body).await? {
+                let body = body.bytes(ctx, &coll.id).await?;
+                match ctx.backend.append(&coll.href, &flags, &body).await? {
                     Some((v, uid)) if v == changes.uidvalidity => {
                         stats.to_backend += 1;
                         to_gateway.push(Step::Record {
@@ -372,11 +374,12 @@ async fn pause(
 }
 
 /// The gateway's pending changes of a mailbox, as the planner reads them, and the
-/// bodies of messages clients appended (the only pending changes with one).
+/// bodies of messages clients appended or moved (the only pending changes with one):
+/// small ones inline, larger ones by hash, read only if they are written.
 async fn pull(
     ctx: &SourceCtx,
     id: &str,
-) -> Result<(Vec<GatewaySeen>, HashMap<ItemId, Vec<u8>>, u64), RoundError> {
+) -> Result<(Vec<GatewaySeen>, HashMap<ItemId, PendingBody>, u64), RoundError> {
     let answers = ctx
         .link
         .request(Req::JournalPull(pb::JournalPull {
@@ -402,10 +405,30 @@ async fn pull(
                     seq,
                     moved: c.moved_away,
                 }
-            } else if c.backend_href.is_empty() && !c.content.is_empty() {
-                let key = MessageKey::of(&c.content);
+            } else if c.backend_href.is_empty()
+                && (!c.content.is_empty() || !c.body_sha256.is_empty())
+            {
                 let from = origin(&c.moved_from_collection, &c.moved_from_href);
-                bodies.insert(item.clone(), c.content);
+                let (key, body) = if c.content.is_empty() {
+                    let sha256 = <[u8; 32]>::try_from(c.body_sha256.as_slice()).map_err(|_| {
+                        LinkError::Unexpected("a body hash of another length".into())
+                    })?;
+                    let key = MessageKey {
+                        message_id: (!c.uid.is_empty()).then_some(c.uid),
+                        size: c.body_size,
+                        sha256,
+                    };
+                    (
+                        key,
+                        PendingBody::Held {
+                            sha256,
+                            size: c.body_size,
+                        },
+                    )
+                } else {
+                    (MessageKey::of(&c.content), PendingBody::Inline(c.content))
+                };
+                bodies.insert(item.clone(), body);
                 GatewaySeen::Appended {
                     item,
                     flags,

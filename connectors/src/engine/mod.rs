@@ -7,6 +7,7 @@
 //! loop reconnects; everything needed to resume (cursor, back-end state, index) is on
 //! the gateway, so nothing is re-downloaded.
 
+mod body_read;
 mod index;
 mod mail_import;
 mod mail_round;

@@ -227,6 +227,8 @@ pub fn pending_to_pb(p: &PendingChange) -> pb::Change {
             .map(|m| m.1.clone())
             .unwrap_or_default(),
         moved_away: p.moved_away && p.content.is_none(),
+        body_sha256: p.body.as_ref().map(|b| b.0.clone()).unwrap_or_default(),
+        body_size: p.body.as_ref().map_or(0, |b| b.1.max(0) as u64),
         ..Default::default()
     }
 }

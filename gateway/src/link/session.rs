@@ -114,6 +114,7 @@ fn message_name(body: &In) -> &'static str {
         In::RoundProgress(_) => "round progress",
         In::BodyPart(_) => "body part",
         In::BodiesQuery(_) => "bodies query",
+        In::BodyRead(_) => "body read",
     }
 }
 
@@ -128,6 +129,7 @@ fn collection_of(body: &In) -> &str {
         In::RoundProgress(p) => &p.collection_id,
         In::BodyPart(b) => &b.collection_id,
         In::BodiesQuery(q) => &q.collection_id,
+        In::BodyRead(r) => &r.collection_id,
         In::Hello(_) | In::CollectionsFound(_) | In::Heartbeat(_) => "",
     }
 }
@@ -335,6 +337,7 @@ impl Session {
             In::RoundProgress(p) => self.round_progress(p).await.map(|()| vec![]),
             In::BodyPart(b) => self.body_part(rid, b).await,
             In::BodiesQuery(q) => self.bodies_query(rid, q).await,
+            In::BodyRead(r) => self.body_read(rid, r).await,
         };
         match result {
             Ok(out) => out,

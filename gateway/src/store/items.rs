@@ -63,7 +63,17 @@ pub struct PendingChange {
     pub moved_from: Option<(String, String)>,
     /// Mail: a deletion that is a move to another mailbox.
     pub moved_away: bool,
+    /// Mail: a message the back end does not have, by its body's hash and size. Its
+    /// bytes are in `content` only when small ([`INLINE_BODY`]); a larger one (or a
+    /// moved one, which the back end usually moves itself) is read by the connector
+    /// a part at a time when it needs it.
+    pub body: Option<(Vec<u8>, i64)>,
 }
+
+/// The largest message body a pending change carries inline; a larger one is named
+/// by hash and read in parts (`BodyRead`), so no journal batch is ever one huge
+/// message.
+pub const INLINE_BODY: i64 = 256 << 10;
 
 /// A live item, as tests and the DAV layer read it.
 #[derive(Debug, Clone, Serialize)]
@@ -350,17 +360,18 @@ impl Store {
                 // have yet (appended on the gateway) carries its body.
                 "SELECT id, pending_seq, uid, backend_href, backend_version,
                         CASE WHEN body_sha256 IS NULL THEN content
-                             WHEN backend_href IS NULL THEN
+                             WHEN backend_href IS NULL AND moved_from_collection IS NULL AND size <= $3 THEN
                                  (SELECT b.body FROM message_bodies b
                                   WHERE b.tenant_id = items.tenant_id AND b.sha256 = items.body_sha256)
                              ELSE ''::bytea END,
                         content_type, deleted,
                         (EXTRACT(EPOCH FROM changed_at) * 1000)::bigint, flags, base_content,
-                        moved_away, moved_from_collection, moved_from_href
+                        moved_away, moved_from_collection, moved_from_href,
+                        CASE WHEN backend_href IS NULL THEN body_sha256 END, size
                  FROM items WHERE tenant_id = $1 AND collection_id = $2 AND pending_seq IS NOT NULL
                    AND refused_seq IS DISTINCT FROM pending_seq
                  ORDER BY pending_seq",
-                &[&tenant, &collection],
+                &[&tenant, &collection, &INLINE_BODY],
             )
             .await?;
         tx.commit().await?;
@@ -383,6 +394,10 @@ impl Store {
                         moved_from: r
                             .get::<_, Option<String>>(12)
                             .zip(r.get::<_, Option<String>>(13)),
+                        body: r
+                            .get::<_, Option<Vec<u8>>>(14)
+                            .filter(|_| !deleted)
+                            .map(|sha| (sha, r.get::<_, Option<i64>>(15).unwrap_or(0))),
                     }
                 })
                 .collect(),

@@ -310,6 +310,34 @@ impl Store {
         Ok(rows.first().map(|r| r.get(0)))
     }
 
+    /// A range of a body a pending change of `collection` names (a message the back
+    /// end does not have yet), with the body's whole size: `None` when no pending
+    /// change of that collection names it (a connector reads only what it must
+    /// write).
+    pub async fn pending_body_range(
+        &self,
+        tenant: Uuid,
+        collection: Uuid,
+        sha: &[u8],
+        (offset, len): (u64, u64),
+    ) -> Result<Option<(Vec<u8>, u64)>> {
+        let clamp = |v: u64| i32::try_from(v).unwrap_or(i32::MAX);
+        let (from, count) = (clamp(offset).saturating_add(1), clamp(len));
+        let rows = self
+            .read(
+                "SELECT substring(b.body FROM $4 FOR $5), b.size FROM message_bodies b
+                 WHERE b.tenant_id = $1 AND b.sha256 = $3
+                   AND EXISTS (SELECT 1 FROM items i
+                               WHERE i.tenant_id = $1 AND i.collection_id = $2
+                                 AND i.body_sha256 = $3 AND i.pending_seq IS NOT NULL)",
+                &[&tenant, &collection, &sha, &from, &count],
+            )
+            .await?;
+        Ok(rows
+            .first()
+            .map(|r| (r.get(0), r.get::<_, i64>(1).max(0) as u64)))
+    }
+
     /// The gateway UIDVALIDITY and next UID of a mailbox.
     pub async fn gateway_uids(&self, tenant: Uuid, mailbox: Uuid) -> Result<GatewayUids> {
         let rows = self

@@ -1,6 +1,8 @@
 //! Mail bodies on the link: bodies too large for one link message, received in parts
-//! (`BodyPart`), and which bodies the gateway holds already (`BodiesQuery`), so that a
-//! message moved or copied on the back end does not cross the link again.
+//! (`BodyPart`) and sent in parts (`BodyRead`: a client's large append, read by the
+//! connector when it writes it), and which bodies the gateway holds already
+//! (`BodiesQuery`), so that a message moved or copied on the back end does not cross
+//! the link again.
 
 use postern_proto as pb;
 use uuid::Uuid;
@@ -33,6 +35,49 @@ impl Session {
             Out::BodiesKnown(pb::BodiesKnown {
                 known: q.sha256.iter().map(|h| held.contains(h)).collect(),
             }),
+        )])
+    }
+
+    /// A part of a body a pending change names (see `BodyRead`), at most what fits
+    /// in one link message.
+    pub(super) async fn body_read(
+        &self,
+        rid: u64,
+        r: pb::BodyRead,
+    ) -> Result<Vec<pb::GatewayMessage>, StoreError> {
+        let coll = match self.own(rid, &r.collection_id).await {
+            Ok(c) => c,
+            Err(f) => return Ok(vec![f]),
+        };
+        let most = self
+            .settings
+            .max_message_bytes
+            .saturating_sub(64 << 10)
+            .max(1) as u64;
+        let Some((data, total)) = self
+            .store
+            .pending_body_range(
+                self.tenant(),
+                coll,
+                &r.sha256,
+                (r.offset, r.length.min(most)),
+            )
+            .await?
+        else {
+            return Ok(vec![super::failure(
+                rid,
+                "no pending change of this collection names that body",
+            )]);
+        };
+        self.metrics
+            .mail_body_bytes
+            .get_or_create(&crate::metrics::Direction {
+                direction: "to_backend".into(),
+            })
+            .inc_by(data.len() as u64);
+        Ok(vec![msg(
+            rid,
+            Out::BodyChunk(pb::BodyChunk { data, total }),
         )])
     }
 
