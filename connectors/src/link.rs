@@ -149,7 +149,7 @@ impl Link {
                             }
                             continue;
                         }
-                        let done = !matches!(&m.body, Some(Ans::JournalBatch(b)) if b.more);
+                        let done = !more_follows(&m);
                         let mut waiters = w.lock().await;
                         if let Some(sender) = waiters.get(&m.request_id) {
                             let _ = sender.send(m.clone());
@@ -222,11 +222,7 @@ impl Link {
                     if let Some(Ans::Failure(f)) = &m.body {
                         return Err(LinkError::Failure(f.message.clone()));
                     }
-                    let more = match &m.body {
-                        Some(Ans::JournalBatch(b)) => b.more,
-                        Some(Ans::IndexBatch(b)) => b.more,
-                        _ => false,
-                    };
+                    let more = more_follows(&m);
                     out.push(m);
                     if !more {
                         return Ok(out);
@@ -265,5 +261,15 @@ impl Link {
             })
             .await
             .map_err(|_| LinkError::Down("stream closed".into()))
+    }
+}
+
+/// Whether another message of the same answer follows this one (a journal pull or
+/// an index pull answered in batches).
+fn more_follows(m: &pb::GatewayMessage) -> bool {
+    match &m.body {
+        Some(Ans::JournalBatch(b)) => b.more,
+        Some(Ans::IndexBatch(b)) => b.more,
+        _ => false,
     }
 }

@@ -506,3 +506,110 @@ async fn merge_mode_keeps_gateway_changes_and_copies() -> Result<()> {
     imap.logout().await?;
     Ok(())
 }
+
+/// A full listing larger than the connector's window (a server without QRESYNC lists
+/// every round) is read and planned a window at a time: flags and expunges on both
+/// sides, in both windows, converge, and no body moves again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listing_larger_than_a_window_syncs_window_by_window() -> Result<()> {
+    let d = Deployment::start("imap-windows", &[]).await?;
+    let dc = Dovecot::start_with(
+        &d.dir,
+        "imap_capability = IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE UNSELECT CHILDREN NAMESPACE UIDPLUS MOVE SPECIAL-USE",
+    )
+    .await?;
+    let url = Url::parse(&dc.url())?;
+    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    let n = 5_300u32;
+    for i in 1..=n {
+        imap.append("INBOX", &Flags::default(), None, &message(i))
+            .await?;
+    }
+    let config = connector_config(
+        &d.gateway.grpc_url,
+        &d.token,
+        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
+    );
+    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    let inbox = d.collection("/INBOX").await?;
+    wait_until("INBOX imported", Duration::from_secs(120), || async {
+        Ok((live(&d, inbox).await? == i64::from(n)).then_some(()))
+    })
+    .await?;
+    let stored = bodies(&d).await?;
+    // On the server: a flag and an expunge in each window.
+    imap.select("INBOX", None).await?;
+    for uid in [10, 5_200] {
+        imap.store(uid, &Flags::parse(["\\Flagged"]), &Flags::default(), 0)
+            .await?;
+    }
+    for uid in [20, 5_250] {
+        imap.expunge(uid).await?;
+    }
+    // On the gateway: a flag in each window.
+    for (uid, flag) in [(100, "\\Answered"), (5_100, "\\Seen")] {
+        let (item, _) = on_gateway(&d, inbox, uid).await?.expect("imported");
+        d.store
+            .set_message_flags(d.tenant, inbox, item, &[flag.to_string()])
+            .await?;
+    }
+
+    wait_until(
+        "both windows on the gateway",
+        Duration::from_secs(60),
+        || async {
+            let flagged = [
+                on_gateway(&d, inbox, 10).await?,
+                on_gateway(&d, inbox, 5_200).await?,
+            ]
+            .iter()
+            .all(|m| {
+                m.as_ref()
+                    .is_some_and(|(_, f)| f.contains(&"\\Flagged".to_string()))
+            });
+            let gone = on_gateway(&d, inbox, 20).await?.is_none()
+                && on_gateway(&d, inbox, 5_250).await?.is_none();
+            Ok((flagged && gone && live(&d, inbox).await? == i64::from(n) - 2).then_some(()))
+        },
+    )
+    .await?;
+    wait_until(
+        "both windows on the server",
+        Duration::from_secs(60),
+        || async {
+            Ok(
+                (dovecot_flags(&url, 100).await? == Flags::parse(["\\Answered"])
+                    && dovecot_flags(&url, 5_100).await? == Flags::parse(["\\Seen"]))
+                .then_some(()),
+            )
+        },
+    )
+    .await?;
+    assert_eq!(bodies(&d).await?, stored, "no body moved again");
+    imap.logout().await?;
+    Ok(())
+}
+
+/// Live messages of a mailbox on the gateway.
+async fn live(d: &Deployment, inbox: uuid::Uuid) -> Result<i64> {
+    Ok(d.query(&format!(
+        "SELECT count(*) FROM items WHERE collection_id = '{inbox}' AND NOT deleted"
+    ))
+    .await?[0]
+        .get(0))
+}
+
+/// The gateway item of server UID `uid`, and its flags.
+async fn on_gateway(
+    d: &Deployment,
+    inbox: uuid::Uuid,
+    uid: u32,
+) -> Result<Option<(uuid::Uuid, Vec<String>)>> {
+    let rows = d
+        .query(&format!(
+            "SELECT id, flags FROM items WHERE collection_id = '{inbox}' AND NOT deleted
+               AND backend_href LIKE '%/{uid}'"
+        ))
+        .await?;
+    Ok(rows.first().map(|r| (r.get(0), r.get(1))))
+}

@@ -570,6 +570,7 @@ async fn the_index_comes_in_batches_and_a_round_can_ask_for_a_few_entries() -> R
             selected: true,
             backend_hrefs: vec!["/alice/cal/e7.ics".into(), "/alice/cal/none.ics".into()],
             item_ids: vec![ids[42].clone(), "not an id".into()],
+            hrefs_only: false,
         }))
         .await?
     else {
@@ -584,5 +585,27 @@ async fn the_index_comes_in_batches_and_a_round_can_ask_for_a_few_entries() -> R
     assert_eq!(got, vec!["/alice/cal/e42.ics", "/alice/cal/e7.ics"]);
     assert_eq!(some.total, n as u64);
     assert!(!some.more);
+
+    // Hrefs alone, for a round that windows a full listing.
+    let mut hrefs = 0;
+    for b in link
+        .ask_all(Req::IndexPull(pb::IndexPull {
+            collection_id: coll.clone(),
+            hrefs_only: true,
+            ..Default::default()
+        }))
+        .await
+    {
+        let Ans::IndexBatch(b) = b else {
+            bail!("{b:?}")
+        };
+        assert!(
+            b.entries
+                .iter()
+                .all(|e| e.backend_href.starts_with("/alice/cal/e") && e.item_id.is_empty())
+        );
+        hrefs += b.entries.len();
+    }
+    assert_eq!(hrefs, n);
     Ok(())
 }

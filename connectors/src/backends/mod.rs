@@ -263,11 +263,15 @@ pub struct MailChanges {
     /// The state to save once the round is done (empty: unknown; the next round
     /// lists everything again).
     pub new_state: String,
-    /// Messages changed or new (their flags), and UIDs gone.
+    /// Messages changed or new (their flags), and UIDs gone (empty for a full
+    /// listing: see `listed`).
     pub seen: Vec<BackendSeen>,
-    /// True when `seen` lists every message (a full listing), not only changes: a
-    /// known UID not listed is gone.
+    /// True when the back end could not say what changed (no saved state it can
+    /// resume from): `listed` holds every UID, a known UID not in it is gone, and
+    /// the flags are read a window at a time with [`MailBackend::flags`].
     pub complete: bool,
+    /// A full listing's UIDs, ascending (a few bytes per message).
+    pub listed: Vec<u32>,
 }
 
 /// A mail back end: what a mailbox round needs of it. Flags move without bodies;
@@ -284,6 +288,14 @@ pub trait MailBackend: Send + Sync {
         mailbox: &Href,
         state: &str,
     ) -> impl Future<Output = Result<MailChanges, BackendError>> + Send;
+
+    /// The flags (and MODSEQ) of messages `uids`; a UID the mailbox no longer has is
+    /// left out.
+    fn flags(
+        &self,
+        mailbox: &Href,
+        uids: &[u32],
+    ) -> impl Future<Output = Result<Vec<BackendSeen>, BackendError>> + Send;
 
     /// Each message's size in bytes, by UID, without its body: what fetching it
     /// would bring, so that the caller can fetch a bounded number of bytes at a time.
@@ -528,6 +540,10 @@ impl MailBackend for AnyBackend {
 
     async fn changes(&self, mailbox: &Href, state: &str) -> Result<MailChanges, BackendError> {
         mail!(self, b => b.changes(mailbox, state).await)
+    }
+
+    async fn flags(&self, mailbox: &Href, uids: &[u32]) -> Result<Vec<BackendSeen>, BackendError> {
+        mail!(self, b => b.flags(mailbox, uids).await)
     }
 
     async fn sizes(&self, mailbox: &Href, uids: &[u32]) -> Result<Vec<(u32, u64)>, BackendError> {

@@ -14,6 +14,8 @@ use crate::link::LinkError;
 pub(super) enum Wanted {
     /// Every item the back end has.
     All,
+    /// Every item, by its back-end href alone.
+    Hrefs,
     /// Only these: by back-end href, and by item id.
     Only {
         hrefs: Vec<String>,
@@ -37,11 +39,17 @@ pub(super) async fn pull(ctx: &SourceCtx, id: &str, wanted: Wanted) -> Result<Pu
             collection_id: id.to_string(),
             ..Default::default()
         },
+        Wanted::Hrefs => pb::IndexPull {
+            collection_id: id.to_string(),
+            hrefs_only: true,
+            ..Default::default()
+        },
         Wanted::Only { hrefs, items } => pb::IndexPull {
             collection_id: id.to_string(),
             selected: true,
             backend_hrefs: hrefs,
             item_ids: items,
+            hrefs_only: false,
         },
     };
     let mut out = Pulled {

@@ -40,18 +40,17 @@ pub(super) async fn attempt(
     lost: &AtomicBool,
 ) -> Result<RoundStats, RoundError> {
     let (gateway, appended, head) = pull(ctx, &coll.id).await?;
-    let mut changes = ctx.backend.changes(&coll.href, &coll.backend_state).await?;
+    let changes = ctx.backend.changes(&coll.href, &coll.backend_state).await?;
+    if changes.complete {
+        return complete(ctx, coll, (token, lost), head, gateway, &appended, changes).await;
+    }
     // Nothing changed on either side (the back end resumed from the saved state and
     // reports nothing): the round ends without pulling the index, so an idle round
-    // costs one resumed SELECT however large the mailbox.
-    let idle = changes.seen.is_empty() && !changes.complete && gateway.is_empty();
-    // A full listing is weighed against the whole index; a round that knows what
-    // changed (resumed with QRESYNC or CONDSTORE) pulls only the messages it names:
-    // its cost follows the changes, not the mailbox's size.
-    let mut idx = if idle {
+    // costs one resumed SELECT however large the mailbox. Otherwise the round pulls
+    // only the messages it names: its cost follows the changes, not the mailbox.
+    let idle = changes.seen.is_empty() && gateway.is_empty();
+    let idx = if idle {
         Index::default()
-    } else if changes.complete {
-        index(ctx, &coll.id, Wanted::All).await?
     } else {
         let wanted = Wanted::Only {
             hrefs: changes
@@ -65,46 +64,220 @@ pub(super) async fn attempt(
                 .collect(),
             items: gateway.iter().map(|g| g.item().to_string()).collect(),
         };
-        let idx = index(ctx, &coll.id, wanted).await?;
-        match idx.uidvalidity {
-            // Entries of another UIDVALIDITY (the saved state is older than a reset):
-            // re-keying needs the whole index.
-            Some(v) if v != changes.uidvalidity => index(ctx, &coll.id, Wanted::All).await?,
-            _ => idx,
-        }
+        index(ctx, &coll.id, wanted).await?
     };
-    if changes.complete {
-        // A full listing: what the index holds and the listing lacks is gone.
-        let listed: std::collections::HashSet<u32> = changes
-            .seen
-            .iter()
-            .filter_map(|s| match s {
-                BackendSeen::Flags { uid, .. } => Some(*uid),
-                BackendSeen::Vanished(_) => None,
-            })
-            .collect();
-        changes.seen.extend(
-            idx.known
-                .iter()
-                .filter(|k| !listed.contains(&k.uid))
-                .map(|k| BackendSeen::Vanished(k.uid)),
-        );
+    if idx.uidvalidity.is_some_and(|v| v != changes.uidvalidity) {
+        // Entries of another UIDVALIDITY (the saved state is older than a reset):
+        // the round starts over with a full listing, which re-keys them.
+        coll.backend_state.clear();
+        return Err(RoundError::StaleBase);
     }
-    if let Some(v) = idx.uidvalidity
-        && v != changes.uidvalidity
-    {
+    let part = Part {
+        known: idx.known,
+        seen: changes.seen,
+        gateway,
+        appended: &appended,
+        uidvalidity: changes.uidvalidity,
+        indexed: idx.total,
+        guard: Guard::default(),
+        state: Some(changes.new_state),
+    };
+    execute(ctx, coll, (token, lost), head, part).await
+}
+
+/// Messages whose flags a full listing reads at once: the connector holds one window
+/// of flags and index entries, plus the UIDs of the mailbox (a few bytes each).
+const WINDOW: usize = 5_000;
+
+/// A round from a full listing (no state to resume from: the first round, a server
+/// without QRESYNC, a UIDVALIDITY reset). The mailbox's UIDs and the UIDs the gateway
+/// knows are compared first: what vanished is weighed against the whole (the
+/// mass-deletion guard), and a mailbox the back end renumbered is re-keyed. Then the
+/// messages are planned and written a window of UIDs at a time, the gateway's changes
+/// with the window that holds their message; the back-end state is saved with the
+/// last window. Pending appends are matched against every new message (a crashed
+/// append's first copy), so a round with some plans in one window.
+async fn complete(
+    ctx: &SourceCtx,
+    coll: &mut CollectionState,
+    (token, lost): (u64, &AtomicBool),
+    head: u64,
+    gateway: Vec<GatewaySeen>,
+    appended: &HashMap<ItemId, PendingBody>,
+    changes: crate::backends::MailChanges,
+) -> Result<RoundStats, RoundError> {
+    let v = changes.uidvalidity;
+    let listed = changes.listed;
+    let pulled = super::index::pull(ctx, &coll.id, Wanted::Hrefs).await?;
+    let mut known_uids: Vec<u32> = Vec::with_capacity(pulled.entries.len());
+    let mut renumbered = false;
+    for e in &pulled.entries {
+        match origin_href(&e.backend_href) {
+            Some((ev, uid)) if ev == v => known_uids.push(uid),
+            Some(_) => renumbered = true,
+            None => {}
+        }
+    }
+    let total = pulled.total;
+    drop(pulled);
+    if renumbered {
+        let idx = index(ctx, &coll.id, Wanted::All).await?;
+        let mut seen = Vec::with_capacity(listed.len());
+        for w in listed.chunks(WINDOW) {
+            seen.extend(ctx.backend.flags(&coll.href, w).await?);
+        }
+        let changes = crate::backends::MailChanges {
+            seen,
+            listed: Vec::new(),
+            ..changes
+        };
         return rekey(ctx, coll, (token, lost), head, &idx, &changes).await;
     }
-    let known = std::mem::take(&mut idx.known);
+    known_uids.sort_unstable();
+    let is_listed = |u: &u32| listed.binary_search(u).is_ok();
+    let is_known = |u: &u32| known_uids.binary_search(u).is_ok();
+    let vanished = known_uids.iter().filter(|u| !is_listed(u)).count();
+    if coll.mode != postern_core::model::Mode::Merge
+        && let Some(reason) = postern_core::mail::mailbox::check_expunges(
+            &Guard::default(),
+            coll.role,
+            total,
+            vanished,
+        )
+    {
+        warn!(collection = %coll.href, "mass deletion guard tripped; pausing");
+        pause(ctx, coll, head, token, &reason).await?;
+        return Err(RoundError::Paused(reason));
+    }
+
+    let mut all: Vec<u32> = listed.iter().chain(&known_uids).copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    let appends = gateway
+        .iter()
+        .any(|g| matches!(g, GatewaySeen::Appended { .. }));
+    let window = if appends { all.len().max(1) } else { WINDOW };
+    let windows: Vec<&[u32]> = if all.is_empty() {
+        vec![&[]]
+    } else {
+        all.chunks(window).collect()
+    };
+    let n = windows.len();
+    let mut rest = gateway;
+    let mut stats = RoundStats::default();
+    for (i, w) in windows.into_iter().enumerate() {
+        let last = i + 1 == n;
+        let here: Vec<u32> = w.iter().copied().filter(is_listed).collect();
+        let mut seen = ctx.backend.flags(&coll.href, &here).await?;
+        seen.extend(
+            w.iter()
+                .filter(|u| is_known(u) && !is_listed(u))
+                .map(|u| BackendSeen::Vanished(*u)),
+        );
+        let hrefs: Vec<String> = w
+            .iter()
+            .filter(|u| is_known(u))
+            .map(|u| href(v, *u))
+            .collect();
+        let idx = if hrefs.is_empty() {
+            Index::default()
+        } else {
+            index(
+                ctx,
+                &coll.id,
+                Wanted::Only {
+                    hrefs,
+                    items: Vec::new(),
+                },
+            )
+            .await?
+        };
+        let mine: Vec<GatewaySeen> = if last {
+            std::mem::take(&mut rest)
+        } else {
+            let ids: std::collections::HashSet<&ItemId> =
+                idx.known.iter().map(|k| &k.item).collect();
+            let (mine, others): (Vec<GatewaySeen>, Vec<GatewaySeen>) = std::mem::take(&mut rest)
+                .into_iter()
+                .partition(|g| ids.contains(g.item()));
+            rest = others;
+            mine
+        };
+        let part = Part {
+            known: idx.known,
+            seen,
+            gateway: mine,
+            appended,
+            uidvalidity: v,
+            indexed: total,
+            // Weighed against the whole above.
+            guard: Guard {
+                min_items: usize::MAX,
+                max_percent: 100,
+            },
+            state: last.then(|| changes.new_state.clone()),
+        };
+        let s = execute(ctx, coll, (token, lost), head, part).await?;
+        stats.to_gateway += s.to_gateway;
+        stats.to_backend += s.to_backend;
+        stats.too_large += s.too_large;
+    }
+    Ok(stats)
+}
+
+/// One planned and executed part of a round: the messages it names.
+struct Part<'a> {
+    /// The index entries of those messages.
+    known: Vec<Known>,
+    /// What the back end says of them.
+    seen: Vec<BackendSeen>,
+    /// The gateway's pending changes to them.
+    gateway: Vec<GatewaySeen>,
+    /// The bodies of pending appends.
+    appended: &'a HashMap<ItemId, PendingBody>,
+    uidvalidity: u32,
+    /// How many messages the whole index holds.
+    indexed: usize,
+    guard: Guard,
+    /// The back-end state saved with the last packet (the round's last part only).
+    state: Option<String>,
+}
+
+/// Plans part of a round and carries it out: back-end writes first, then packets.
+async fn execute(
+    ctx: &SourceCtx,
+    coll: &mut CollectionState,
+    (token, lost): (u64, &AtomicBool),
+    head: u64,
+    part: Part<'_>,
+) -> Result<RoundStats, RoundError> {
+    let Part {
+        known,
+        seen: backend_seen,
+        gateway,
+        appended,
+        uidvalidity,
+        indexed,
+        guard,
+        state,
+    } = part;
+    let changes = Seen {
+        seen: backend_seen,
+        uidvalidity,
+        new_state: state,
+    };
     if changes.seen.is_empty() && gateway.is_empty() {
-        if !changes.new_state.is_empty() && changes.new_state != coll.backend_state {
+        if let Some(s) = changes.new_state
+            && !s.is_empty()
+            && s != coll.backend_state
+        {
             push_all(
                 ctx,
                 coll,
                 (token, lost),
                 head,
                 vec![(Vec::new(), Vec::new())],
-                Some(changes.new_state),
+                Some(s),
             )
             .await?;
         }
@@ -153,11 +326,11 @@ pub(super) async fn attempt(
         mode: coll.mode,
         role: coll.role,
         index: &known,
-        indexed: idx.total,
+        indexed,
         backend: &seen,
         gateway: &gateway,
     };
-    let steps = match plan::plan(&round, &Guard::default()) {
+    let steps = match plan::plan(&round, &guard) {
         MailPlan::Steps(s) => s,
         MailPlan::Paused(reason) => {
             warn!(collection = %coll.href, "mass deletion guard tripped; pausing");
@@ -333,9 +506,24 @@ pub(super) async fn attempt(
     } else {
         packets
     };
-    let state = (!changes.new_state.is_empty()).then_some(changes.new_state);
+    let state = changes.new_state.filter(|s| !s.is_empty());
     push_all(ctx, coll, (token, lost), head, packets, state).await?;
     Ok(stats)
+}
+
+/// What the back end says of a part's messages.
+struct Seen {
+    seen: Vec<BackendSeen>,
+    uidvalidity: u32,
+    new_state: Option<String>,
+}
+
+/// A back-end href's UIDVALIDITY and UID (`/UIDVALIDITY/UID`).
+fn origin_href(href: &str) -> Option<(u32, u32)> {
+    let mut parts = href.strip_prefix('/')?.split('/');
+    let v = parts.next()?.parse().ok()?;
+    let uid = parts.next()?.parse().ok()?;
+    parts.next().is_none().then_some((v, uid))
 }
 
 pub(super) fn names(flags: &Flags) -> Vec<String> {

@@ -602,7 +602,20 @@ impl Session {
         let mut batches: Vec<Vec<pb::IndexEntry>> = index
             .entries
             .chunks(INDEX_BATCH)
-            .map(|c| c.iter().map(index_to_pb).collect())
+            .map(|c| {
+                c.iter()
+                    .map(|e| {
+                        if p.hrefs_only {
+                            pb::IndexEntry {
+                                backend_href: e.backend_href.clone(),
+                                ..Default::default()
+                            }
+                        } else {
+                            index_to_pb(e)
+                        }
+                    })
+                    .collect()
+            })
             .collect();
         if batches.is_empty() {
             batches.push(Vec::new());

@@ -195,7 +195,7 @@ impl MailBackend for ImapBackend {
             let resumed = resume
                 .as_ref()
                 .is_some_and(|r| r.uidvalidity == sel.uidvalidity && c.has("QRESYNC"));
-            let (mut seen, complete): (Vec<BackendSeen>, bool) = if resumed {
+            let (seen, complete, listed) = if resumed {
                 // QRESYNC said what changed and what vanished, in one command.
                 let mut seen: Vec<BackendSeen> = sel
                     .vanished
@@ -208,28 +208,20 @@ impl MailBackend for ImapBackend {
                     modseq: m.modseq,
                     key: None,
                 }));
-                (seen, false)
+                seen.sort_by_key(|s| match s {
+                    BackendSeen::Flags { uid, .. } | BackendSeen::Vanished(uid) => *uid,
+                });
+                (seen, false, Vec::new())
             } else {
-                // Everything; what the caller knows that is not listed is gone.
-                let all = if sel.exists == 0 {
+                // Every UID; their flags are read a window at a time by the caller,
+                // and what the caller knows that is not listed is gone.
+                let listed = if sel.exists == 0 {
                     Vec::new()
                 } else {
-                    c.fetch_meta("1:*", None).await?
+                    c.uids().await?
                 };
-                let mut seen: Vec<BackendSeen> = Vec::with_capacity(all.len());
-                seen.extend(all.into_iter().map(|m| BackendSeen::Flags {
-                    uid: m.uid,
-                    flags: m.flags,
-                    modseq: m.modseq,
-                    key: None,
-                }));
-                (seen, true)
+                (Vec::new(), true, listed)
             };
-            // Known UIDs the QRESYNC answer reports only when changed; a listing
-            // reports them all: the planner compares with the agreed flags either way.
-            seen.sort_by_key(|s| match s {
-                BackendSeen::Flags { uid, .. } | BackendSeen::Vanished(uid) => *uid,
-            });
             Ok(MailChanges {
                 uidvalidity: sel.uidvalidity,
                 new_state: sel
@@ -238,9 +230,35 @@ impl MailBackend for ImapBackend {
                     .unwrap_or_default(),
                 seen,
                 complete,
+                listed,
             })
         })
         .await
+    }
+
+    async fn flags(&self, mailbox: &Href, uids: &[u32]) -> Result<Vec<BackendSeen>, BackendError> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let name = name_of(mailbox);
+        let set = super::client::uid_set(uids);
+        let got = self
+            .with(async |c| {
+                c.ensure_selected(&name).await?;
+                c.fetch_meta(&set, None).await
+            })
+            .await?;
+        let wanted: std::collections::HashSet<u32> = uids.iter().copied().collect();
+        Ok(got
+            .into_iter()
+            .filter(|m| wanted.contains(&m.uid))
+            .map(|m| BackendSeen::Flags {
+                uid: m.uid,
+                flags: m.flags,
+                modseq: m.modseq,
+                key: None,
+            })
+            .collect())
     }
 
     async fn sizes(&self, mailbox: &Href, uids: &[u32]) -> Result<Vec<(u32, u64)>, BackendError> {

@@ -5,10 +5,12 @@
 use std::num::{NonZeroU32, NonZeroU64};
 
 use imap_next::imap_types::command::{CommandBody, FetchModifier};
+use imap_next::imap_types::core::Vec1;
 use imap_next::imap_types::fetch::{
     MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName,
 };
 use imap_next::imap_types::response::Data;
+use imap_next::imap_types::search::SearchKey;
 
 use super::super::wire::{date_text, meta_of, set_of};
 use super::{ImapClient, ImapError, Message, MessageMeta};
@@ -48,6 +50,33 @@ impl ImapClient {
                 _ => None,
             })
             .collect())
+    }
+
+    /// Every UID of the selected mailbox (`UID SEARCH ALL`: one line, a few bytes per
+    /// message), ascending.
+    pub async fn uids(&mut self) -> Result<Vec<u32>, ImapError> {
+        let answer = self
+            .run(
+                "UID SEARCH",
+                CommandBody::Search {
+                    charset: None,
+                    criteria: Vec1::from(SearchKey::All),
+                    uid: true,
+                },
+            )
+            .await?;
+        let mut out: Vec<u32> = answer
+            .data
+            .iter()
+            .filter_map(|d| match d {
+                Data::Search(uids, ..) => Some(uids.iter().map(|u| u.get())),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
     }
 
     /// Each message's UID and RFC822.SIZE (how many bytes fetching it would bring).
@@ -199,7 +228,7 @@ impl ImapClient {
 
 /// UIDs as an IMAP set, runs of consecutive UIDs as ranges (`3,7:9`): a mailbox's
 /// UIDs are mostly consecutive, so the command stays short however many it names.
-fn uid_list(uids: &[u32]) -> String {
+pub fn uid_list(uids: &[u32]) -> String {
     let mut sorted = uids.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
