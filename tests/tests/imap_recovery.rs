@@ -413,6 +413,72 @@ async fn mirror_mode_reverts_a_gateway_flag_change() -> Result<()> {
         Flags::parse(["\\Seen"]),
         "the server untouched"
     );
+
+    // A client's new message is reverted too, never lost: kept as a conflict loser,
+    // byte for byte; resolving it for the loser brings it back.
+    let mut draft = b"Subject: draft\r\nMessage-ID: <mirror@corp.example>\r\n\r\n".to_vec();
+    draft.extend_from_slice("caf\u{e9} 8-bit\r\n".as_bytes());
+    let (kept, _) = d.store.append_message(d.tenant, inbox, &draft, &[]).await?;
+    wait_until(
+        "the new message reverted",
+        Duration::from_secs(30),
+        || async {
+            let rows = d
+                .query(&format!(
+                    "SELECT deleted AND pending_seq IS NULL FROM items WHERE id = '{kept}'"
+                ))
+                .await?;
+            Ok(rows[0].get::<_, bool>(0).then_some(()))
+        },
+    )
+    .await?;
+    let rows = d
+        .query(&format!(
+            "SELECT id, loser_content, policy FROM conflicts WHERE item_id = '{kept}'"
+        ))
+        .await?;
+    assert_eq!(rows.len(), 1, "kept once");
+    let (conflict, loser, policy): (uuid::Uuid, Vec<u8>, String) =
+        (rows[0].get(0), rows[0].get(1), rows[0].get(2));
+    assert!(loser == draft, "the message kept byte for byte");
+    assert_eq!(policy, "mirror");
+    let listed = postern_e2e::admin(&d.db, &["conflicts", "--json"])?;
+    assert!(listed.contains(&conflict.to_string()), "{listed}");
+    let mut c = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    assert_eq!(
+        c.select("INBOX", None).await?.exists,
+        1,
+        "never on the server"
+    );
+    c.logout().await?;
+    // Messages of the mailbox with these bytes (the reverted one stays, deleted).
+    let with_bytes = || async {
+        Ok::<i64, anyhow::Error>(
+            d.query(&format!(
+                "SELECT count(*) FROM items i JOIN message_bodies b ON b.sha256 = i.body_sha256
+                  WHERE i.collection_id = '{inbox}' AND b.body = '\\x{}'::bytea",
+                hex::encode(&draft)
+            ))
+            .await?[0]
+                .get(0),
+        )
+    };
+    assert_eq!(with_bytes().await?, 1);
+    postern_e2e::admin(
+        &d.db,
+        &[
+            "conflicts",
+            "resolve",
+            &conflict.to_string(),
+            "--keep",
+            "loser",
+        ],
+    )?;
+    assert_eq!(
+        with_bytes().await?,
+        2,
+        "the loser is a message of the mailbox again"
+    );
     imap.logout().await?;
     Ok(())
 }

@@ -489,8 +489,19 @@ async fn execute(
                 seq: seq.0,
                 ..change(pb::change::Op::Ack, &item)
             }),
-            // Flags go with the item's Record; mirror-mode appends are next.
-            Step::SetFlags { .. } | Step::KeepAndRemove { .. } => {}
+            // Mirror mode: a client's new message is reverted, kept as a conflict
+            // loser on the gateway (which copies it from its own store).
+            Step::KeepAndRemove { item, settles } => {
+                stats.to_gateway += 1;
+                stats.conflicts += 1;
+                out.push(pb::Change {
+                    seq: settles.0,
+                    keep_as_loser: true,
+                    ..change(pb::change::Op::Delete, &item)
+                });
+            }
+            // Flags go with the item's Record.
+            Step::SetFlags { .. } => {}
             Step::Store { .. } | Step::Append { .. } => {}
         }
     }

@@ -661,15 +661,25 @@ pub async fn run(database_url: &str, args: AdminArgs) -> anyhow::Result<()> {
             ..
         } => {
             let (tid, c) = store.conflict(parse_id("conflict", &id)?).await?;
-            if keep == "loser" {
+            let kind: postern_core::model::CollectionKind =
+                store.collection(tid, c.collection_id).await?.kind.parse()?;
+            if keep == "loser" && kind == postern_core::model::CollectionKind::Mailbox {
+                // A message reverted by a mirror-mode mailbox comes back as a new one
+                // (and goes to the back end like any client's new message).
+                let bytes = store
+                    .conflict_loser_bytes(tid, c.id)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("conflict {id} kept no message"))?;
+                store
+                    .append_message(tid, c.collection_id, &bytes, &[])
+                    .await?;
+            } else if keep == "loser" {
                 let current = store.conflict_item(tid, &c).await?;
                 let name = current.as_ref().map(|i| i.name.clone()).ok_or_else(|| {
                     anyhow::anyhow!(
                         "the item of conflict {id} no longer exists; nothing to bring back into"
                     )
                 })?;
-                let kind: postern_core::model::CollectionKind =
-                    store.collection(tid, c.collection_id).await?.kind.parse()?;
                 match &c.loser_content {
                     Some(content) => {
                         store

@@ -122,6 +122,7 @@ impl TryFrom<&pb::Change> for PacketChange {
             Ok(pb::change::Op::Delete) => Ok(PacketChange::Delete {
                 item_id: need_id()?,
                 settles: settles(c.seq),
+                keep_as_loser: c.keep_as_loser,
             }),
             Ok(pb::change::Op::Ack) => Ok(PacketChange::Ack {
                 item_id: need_id()?,

@@ -61,6 +61,17 @@ impl Store {
             .await?;
         Ok(rows.iter().map(conflict_row).collect())
     }
+
+    /// The losing bytes of a conflict, as kept (a message's 8-bit bytes untouched).
+    pub async fn conflict_loser_bytes(&self, tenant: Uuid, id: Uuid) -> Result<Option<Vec<u8>>> {
+        let rows = self
+            .read(
+                "SELECT loser_content FROM conflicts WHERE tenant_id = $1 AND id = $2",
+                &[&tenant, &id],
+            )
+            .await?;
+        Ok(rows.first().and_then(|r| r.get(0)))
+    }
 }
 
 /// The item a conflict is about, as it is now on the gateway.

@@ -87,6 +87,9 @@ pub enum PacketChange {
         item_id: Uuid,
         /// The gateway change this settles.
         settles: Option<i64>,
+        /// Keep the item as it is on the gateway as a conflict loser first (a
+        /// mirror-mode mailbox reverting a client's new message).
+        keep_as_loser: bool,
     },
     /// Settles a gateway change without other effect.
     Ack {
@@ -570,6 +573,7 @@ impl Store {
                 PacketChange::Delete {
                     item_id,
                     settles: None,
+                    ..
                 } => {
                     keep_set_aside(&tx, tenant, coll, *item_id).await?;
                     tx.execute(
@@ -596,6 +600,7 @@ impl Store {
                 PacketChange::Delete {
                     item_id,
                     settles: Some(seq),
+                    keep_as_loser,
                 } => {
                     // Either the gateway deletion is now done on the back end, or the
                     // back end's deletion won over a gateway edit.
@@ -606,6 +611,21 @@ impl Store {
                         )
                         .await?;
                     let was_live = row.is_some_and(|r| !r.get::<_, bool>(0));
+                    if was_live && *keep_as_loser {
+                        // The message as the gateway holds it (its body from the
+                        // store, once per content), kept before it goes.
+                        tx.execute(
+                            "INSERT INTO conflicts (tenant_id, id, collection_id, item_id, uid, loser_side,
+                                                    loser_content, policy, backend_href)
+                             SELECT i.tenant_id, $4, i.collection_id, i.id, i.uid, 'gateway',
+                                    COALESCE(b.body, i.content), 'mirror', ''
+                             FROM items i LEFT JOIN message_bodies b
+                                  ON b.tenant_id = i.tenant_id AND b.sha256 = i.body_sha256
+                             WHERE i.tenant_id = $1 AND i.collection_id = $2 AND i.id = $3",
+                            &[&tenant, &coll, item_id, &Uuid::new_v4()],
+                        )
+                        .await?;
+                    }
                     tx.execute(
                         "UPDATE items SET deleted = true, content = NULL, backend_href = NULL, backend_version = NULL,
                                 base_content = NULL,
