@@ -144,7 +144,6 @@ pub trait Talk {
                 ) as i32,
                 display_name: "Cal".into(),
                 color: String::new(),
-                supports_sync: true,
                 ..Default::default()
             }],
             complete: true,

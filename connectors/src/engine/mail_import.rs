@@ -125,7 +125,7 @@ pub(super) async fn import(
             changes.push(change);
         }
         drop(bodies);
-        let packets = chunk(changes, packet_budget(ctx.max_message))
+        let packets = chunk(changes, packet_budget(ctx.max_message), ctx.max_packet_ops)
             .into_iter()
             .map(|c| (c, Vec::new()))
             .collect();

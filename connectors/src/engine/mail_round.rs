@@ -508,7 +508,7 @@ async fn execute(
     super::mail_import::import(ctx, coll, (token, lost), head, v, imports, &mut stats).await?;
 
     let packets: Vec<(Vec<pb::Change>, Vec<pb::ConflictRecord>)> =
-        chunk(out, packet_budget(ctx.max_message))
+        chunk(out, packet_budget(ctx.max_message), ctx.max_packet_ops)
             .into_iter()
             .map(|c| (c, Vec::new()))
             .collect();

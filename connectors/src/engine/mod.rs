@@ -47,6 +47,8 @@ pub struct SourceCtx {
     pub lease_ttl: Duration,
     /// The largest message the gateway accepts, in bytes.
     pub max_message: usize,
+    /// The most changes the gateway takes in one packet (its Welcome; 0: no word).
+    pub max_packet_ops: usize,
 }
 
 /// The first wait before reconnecting, and the wait after a healthy session.
@@ -167,6 +169,7 @@ async fn session(
             backend: std::sync::Arc::new(backend),
             lease_ttl,
             max_message,
+            max_packet_ops: welcome.max_packet_ops as usize,
         };
         let (tx, rx) = mpsc::unbounded_channel();
         source_inboxes.push(tx.clone());
@@ -460,7 +463,6 @@ async fn assign(ctx: &SourceCtx) -> Result<Vec<CollectionState>, RoundError> {
                 kind: pb::CollectionKind::from(ctx.backend.kind()) as i32,
                 display_name: f.display_name.clone(),
                 color: f.color.clone(),
-                supports_sync: f.supports_sync,
                 role: pb::enums::role_to_wire(f.role) as i32,
                 delimiter: f.delimiter.map(String::from).unwrap_or_default(),
                 ..Default::default()
@@ -504,6 +506,7 @@ async fn assign(ctx: &SourceCtx) -> Result<Vec<CollectionState>, RoundError> {
             role: roles.get(&c.backend_href).copied(),
             backend_state: c.backend_state,
             paused: c.paused,
+            held_until: None,
         });
     }
     Ok(out)

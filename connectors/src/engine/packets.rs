@@ -46,14 +46,24 @@ fn size_of(c: &pb::Change) -> usize {
     c.content.len() + c.base_content.len()
 }
 
-/// Splits changes into packets of bounded count and size.
-pub(super) fn chunk(changes: Vec<pb::Change>, budget: usize) -> Vec<Vec<pb::Change>> {
+/// Splits changes into packets of bounded count (at most [`PACKET_CHANGES`], fewer
+/// when the gateway's Welcome says it takes fewer: `max_changes`, 0 for no word) and
+/// size.
+pub(super) fn chunk(
+    changes: Vec<pb::Change>,
+    budget: usize,
+    max_changes: usize,
+) -> Vec<Vec<pb::Change>> {
+    let most = match max_changes {
+        0 => PACKET_CHANGES,
+        n => n.min(PACKET_CHANGES),
+    };
     let mut out: Vec<Vec<pb::Change>> = Vec::new();
     let mut bytes = 0;
     for c in changes {
         let start_new = match out.last() {
             None => true,
-            Some(last) => last.len() >= PACKET_CHANGES || bytes + size_of(&c) > budget,
+            Some(last) => last.len() >= most || bytes + size_of(&c) > budget,
         };
         if start_new {
             out.push(Vec::new());
@@ -79,7 +89,7 @@ mod tests {
                 ..Default::default()
             })
             .collect();
-        let chunks = chunk(changes, PACKET_BYTES);
+        let chunks = chunk(changes.clone(), PACKET_BYTES, 0);
         assert_eq!(
             chunks.iter().map(Vec::len).collect::<Vec<_>>(),
             vec![500, 500, 200]
@@ -90,7 +100,12 @@ mod tests {
                 ..Default::default()
             })
             .collect();
-        assert_eq!(chunk(big, PACKET_BYTES).len(), 3);
+        assert_eq!(chunk(big, PACKET_BYTES, 0).len(), 3);
+        assert_eq!(
+            chunk(changes, PACKET_BYTES, 100).len(),
+            12,
+            "a gateway that takes fewer changes per packet gets fewer"
+        );
         assert_eq!(packet_budget(16 << 20), PACKET_BYTES);
         assert!(
             packet_budget(2 << 20) < 1 << 20,

@@ -109,6 +109,8 @@ pub struct CollectionState {
     /// A mailbox's SPECIAL-USE role, as discovery found it (the deletion guard lets
     /// Trash and Junk be emptied).
     pub role: Option<postern_core::mail::Role>,
+    /// Another instance holds the lease until then (its deny said so): rounds wait.
+    pub held_until: Option<std::time::Instant>,
 }
 
 const MAX_ATTEMPTS: usize = 3;
@@ -129,12 +131,28 @@ pub async fn run(
     coll: &mut CollectionState,
     trigger: Trigger,
 ) -> Result<RoundStats, RoundError> {
+    // Another instance holds the lease and said for how long: no use asking before.
+    if coll
+        .held_until
+        .is_some_and(|t| t > std::time::Instant::now())
+    {
+        return Err(RoundError::NoLease(
+            pb::DenyReason::Held,
+            "held by another instance".into(),
+        ));
+    }
+    let mut ttl = ctx.lease_ttl;
     let token = match ctx
         .link
         .ask(lease_req(&coll.id, pb::lease_request::Action::Acquire, 0))
         .await?
     {
         Ans::LeaseGrant(g) => {
+            coll.held_until = None;
+            // The grant says how long this lease lives (the Welcome's is the default).
+            if g.ttl_ms > 0 {
+                ttl = Duration::from_millis(g.ttl_ms.max(1000));
+            }
             // Work from the gateway's current state: an operator may have changed the
             // mode or policy, or forced a resync, since the assignment.
             coll.backend_state = g.backend_state.clone();
@@ -150,20 +168,19 @@ pub async fn run(
             if d.why() == pb::DenyReason::Paused {
                 coll.paused = true;
             }
+            if d.why() == pb::DenyReason::Held && d.retry_after_ms > 0 {
+                coll.held_until = Some(
+                    std::time::Instant::now()
+                        + Duration::from_millis(d.retry_after_ms.min(3_600_000)),
+                );
+            }
             return Err(RoundError::NoLease(d.why(), d.reason));
         }
         other => return Err(LinkError::Unexpected(format!("{other:?}")).into()),
     };
     let lost = Arc::new(AtomicBool::new(false));
     let renewer = tokio::spawn(
-        renew(
-            ctx.link.clone(),
-            coll.id.clone(),
-            token,
-            ctx.lease_ttl,
-            lost.clone(),
-        )
-        .in_current_span(),
+        renew(ctx.link.clone(), coll.id.clone(), token, ttl, lost.clone()).in_current_span(),
     );
     let mut result = Err(RoundError::StaleBase);
     let mut light = trigger == Trigger::Nudge;
@@ -490,7 +507,11 @@ async fn attempt(
     if !acks.is_empty() {
         packets.push((acks, Vec::new()));
     }
-    packets.extend(chunk(contents, budget).into_iter().map(|c| (c, Vec::new())));
+    packets.extend(
+        chunk(contents, budget, ctx.max_packet_ops)
+            .into_iter()
+            .map(|c| (c, Vec::new())),
+    );
     if packets.is_empty() {
         packets.push((Vec::new(), Vec::new()));
     }

@@ -630,7 +630,6 @@ impl Session {
                     Out::IndexBatch(pb::IndexBatch {
                         collection_id: p.collection_id.clone(),
                         entries,
-                        as_of: index.head.max(0) as u64,
                         more: i + 1 < n,
                         total: index.total,
                     }),
