@@ -1,12 +1,66 @@
-//! Helpers of the mail scenarios: a test message, and what the gateway and Dovecot
-//! hold.
+//! Helpers of the mail scenarios: their set-up (a gateway, a real Dovecot, alice's own
+//! IMAP session, a connector), a test message, and what the gateway and Dovecot hold.
 
 use anyhow::Result;
 use postern_connector::backends::imap::client::ImapClient;
 use postern_core::mail::Flags;
 use url::Url;
 
-use crate::Deployment;
+use crate::backends::Dovecot;
+use crate::{Connector, Deployment, SourceSpec, connector_config};
+
+/// A mail scenario: a gateway, a real Dovecot, and alice's own IMAP session on it
+/// (the other client, which changes things on the server). Tests take it apart:
+/// `let Scenario { d, dc, url, mut imap } = Scenario::start("name").await?;`.
+pub struct Scenario {
+    pub d: Deployment,
+    pub dc: Dovecot,
+    pub url: Url,
+    pub imap: ImapClient,
+}
+
+impl Scenario {
+    /// A gateway with its defaults and a Dovecot with its defaults.
+    pub async fn start(name: &str) -> Result<Scenario> {
+        let d = Deployment::start(name, &[]).await?;
+        let dc = Dovecot::start(&d.dir).await?;
+        Scenario::with(d, dc).await
+    }
+
+    /// Around a gateway and a Dovecot started otherwise (other limits, other
+    /// capabilities).
+    pub async fn with(d: Deployment, dc: Dovecot) -> Result<Scenario> {
+        let url = Url::parse(&dc.url())?;
+        let imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+        Ok(Scenario { d, dc, url, imap })
+    }
+}
+
+/// A connector (`hq`) syncing alice's mail on `dc` every second, two-way.
+pub fn connector(d: &Deployment, dc: &Dovecot) -> Result<Connector> {
+    connector_with(d, dc, SourceSpec::alice("mail", "imap", &dc.url(), "1s"))
+}
+
+/// A connector (`hq`) with one source.
+pub fn connector_with(d: &Deployment, _dc: &Dovecot, source: SourceSpec) -> Result<Connector> {
+    Connector::start(
+        &d.dir,
+        "hq",
+        &connector_config(&d.gateway.grpc_url, &d.token, &[source]),
+    )
+}
+
+/// Waits until the gateway's mailbox `href` (`/INBOX`) holds `n` messages; its id.
+pub async fn imported(d: &Deployment, href: &str, n: usize) -> Result<uuid::Uuid> {
+    let id = d.collection(href).await?;
+    crate::wait_until(
+        &format!("{href} imported"),
+        std::time::Duration::from_secs(60),
+        || async { Ok((held(d, id).await?.len() == n).then_some(())) },
+    )
+    .await?;
+    Ok(id)
+}
 
 /// A test message: headers with a Message-ID, and a short body.
 pub fn message(n: u32) -> Vec<u8> {

@@ -9,9 +9,8 @@ use std::time::Duration;
 use anyhow::Result;
 use postern_connector::backends::imap::client::ImapClient;
 use postern_core::mail::Flags;
-use postern_e2e::backends::Dovecot;
-use postern_e2e::mail::{body_bytes, held, mailbox, message};
-use postern_e2e::{Connector, Deployment, SourceSpec, connector_config, wait_until};
+use postern_e2e::mail::{Scenario, body_bytes, connector, held, mailbox, message};
+use postern_e2e::{Deployment, wait_until};
 use url::Url;
 
 /// The mailbox names Dovecot lists.
@@ -35,20 +34,17 @@ async fn on_gateway(d: &Deployment) -> Result<Vec<String>> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mailboxes_made_and_removed_on_the_gateway_follow_on_the_server() -> Result<()> {
-    let d = Deployment::start("imap-mailboxes-gateway", &[]).await?;
-    let dc = Dovecot::start(&d.dir).await?;
-    let url = Url::parse(&dc.url())?;
-    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    let Scenario {
+        d,
+        dc,
+        url,
+        mut imap,
+    } = Scenario::start("imap-mailboxes-gateway").await?;
     imap.create("Old").await?;
     imap.append("Old", &Flags::default(), None, &message(1))
         .await?;
     imap.logout().await?;
-    let config = connector_config(
-        &d.gateway.grpc_url,
-        &d.token,
-        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
-    );
-    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    let _conn = connector(&d, &dc)?;
     let old = mailbox(&d, "Old").await?;
     wait_until("Old imported", Duration::from_secs(30), || async {
         Ok((held(&d, old).await?.len() == 1).then_some(()))
@@ -169,21 +165,15 @@ async fn mailboxes_made_and_removed_on_the_gateway_follow_on_the_server() -> Res
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mailboxes_renamed_or_deleted_on_the_server_follow_on_the_gateway() -> Result<()> {
-    let d = Deployment::start("imap-mailboxes-server", &[]).await?;
-    let dc = Dovecot::start(&d.dir).await?;
-    let url = Url::parse(&dc.url())?;
-    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    let Scenario {
+        d, dc, mut imap, ..
+    } = Scenario::start("imap-mailboxes-server").await?;
     for (mb, n) in [("Reports", 1), ("Scratch", 2)] {
         imap.create(mb).await?;
         imap.append(mb, &Flags::default(), None, &message(n))
             .await?;
     }
-    let config = connector_config(
-        &d.gateway.grpc_url,
-        &d.token,
-        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
-    );
-    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    let _conn = connector(&d, &dc)?;
     for mb in ["Reports", "Scratch"] {
         let id = mailbox(&d, mb).await?;
         wait_until(

@@ -8,17 +8,18 @@ use anyhow::Result;
 use postern_connector::backends::imap::client::ImapClient;
 use postern_core::mail::Flags;
 use postern_e2e::backends::Dovecot;
-use postern_e2e::mail::{bodies, dovecot_flags, held, item_of, message};
-use postern_e2e::{Connector, Deployment, SourceSpec, connector_config, wait_until};
+use postern_e2e::mail::{
+    Scenario, bodies, connector, connector_with, dovecot_flags, held, imported, item_of, message,
+};
+use postern_e2e::{Deployment, SourceSpec, wait_until};
 use url::Url;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_mailbox_the_server_renumbered_is_rekeyed_without_duplicates_or_deletions() -> Result<()>
 {
-    let d = Deployment::start("imap-uidvalidity", &[]).await?;
-    let dc = Dovecot::start(&d.dir).await?;
-    let url = Url::parse(&dc.url())?;
-    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    let Scenario {
+        d, dc, mut imap, ..
+    } = Scenario::start("imap-uidvalidity").await?;
     imap.enable_modseq().await?;
     imap.create("Projects").await?;
     for n in 1..=3 {
@@ -29,12 +30,7 @@ async fn a_mailbox_the_server_renumbered_is_rekeyed_without_duplicates_or_deleti
         };
         imap.append("Projects", &flags, None, &message(n)).await?;
     }
-    let config = connector_config(
-        &d.gateway.grpc_url,
-        &d.token,
-        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
-    );
-    let conn = Connector::start(&d.dir, "hq", &config)?;
+    let conn = connector(&d, &dc)?;
     let projects = d.collection("/Projects").await?;
     let before = wait_until("Projects imported", Duration::from_secs(30), || async {
         let h = held(&d, projects).await?;
@@ -74,7 +70,7 @@ async fn a_mailbox_the_server_renumbered_is_rekeyed_without_duplicates_or_deleti
     let new_v = imap.select("Projects", None).await?.uidvalidity;
     assert_ne!(new_v, old_v, "Dovecot renumbered the mailbox");
 
-    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    let _conn = connector(&d, &dc)?;
     wait_until("the index re-keyed", Duration::from_secs(30), || async {
         let rows = d
             .query(&format!(
@@ -133,17 +129,8 @@ async fn a_server_without_condstore_or_qresync_still_syncs() -> Result<()> {
                 .1,
         );
     }
-    let config = connector_config(
-        &d.gateway.grpc_url,
-        &d.token,
-        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
-    );
-    let _conn = Connector::start(&d.dir, "hq", &config)?;
-    let inbox = d.collection("/INBOX").await?;
-    wait_until("INBOX imported", Duration::from_secs(30), || async {
-        Ok((held(&d, inbox).await?.len() == 3).then_some(()))
-    })
-    .await?;
+    let _conn = connector(&d, &dc)?;
+    let inbox = imported(&d, "/INBOX", 3).await?;
     let stored = bodies(&d).await?;
 
     // Flags both ways, found by listing.
@@ -193,10 +180,9 @@ async fn a_server_without_condstore_or_qresync_still_syncs() -> Result<()> {
 /// empty pauses instead of wiping the gateway's copy.
 #[tokio::test(flavor = "multi_thread")]
 async fn emptying_trash_syncs_and_an_inbox_that_reads_empty_pauses() -> Result<()> {
-    let d = Deployment::start("imap-guard", &[]).await?;
-    let dc = Dovecot::start(&d.dir).await?;
-    let url = Url::parse(&dc.url())?;
-    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    let Scenario {
+        d, dc, mut imap, ..
+    } = Scenario::start("imap-guard").await?;
     imap.enable_modseq().await?;
     let (mut trash, mut inbox_uids) = (Vec::new(), Vec::new());
     for n in 1..=10 {
@@ -213,12 +199,7 @@ async fn emptying_trash_syncs_and_an_inbox_that_reads_empty_pauses() -> Result<(
                 .1,
         );
     }
-    let config = connector_config(
-        &d.gateway.grpc_url,
-        &d.token,
-        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
-    );
-    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    let _conn = connector(&d, &dc)?;
     let (t, i) = (d.collection("/Trash").await?, d.collection("/INBOX").await?);
     // Roles and the delimiter come with discovery and are kept (admin status shows
     // the role).
@@ -274,10 +255,9 @@ async fn emptying_trash_syncs_and_an_inbox_that_reads_empty_pauses() -> Result<(
 /// it stopped, and every message is on the gateway once.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_import_cut_by_kill_9_converges_without_duplicates() -> Result<()> {
-    let d = Deployment::start("imap-kill", &[]).await?;
-    let dc = Dovecot::start(&d.dir).await?;
-    let url = Url::parse(&dc.url())?;
-    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    let Scenario {
+        d, dc, mut imap, ..
+    } = Scenario::start("imap-kill").await?;
     imap.create("Big").await?;
     // Large enough that the import takes a while: 150 messages of 200 KB.
     let pad = "x".repeat(200 << 10);
@@ -289,12 +269,7 @@ async fn an_import_cut_by_kill_9_converges_without_duplicates() -> Result<()> {
     for n in 0..150 {
         imap.append("Big", &Flags::default(), None, &big(n)).await?;
     }
-    let config = connector_config(
-        &d.gateway.grpc_url,
-        &d.token,
-        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
-    );
-    let mut conn = Connector::start(&d.dir, "hq", &config)?;
+    let mut conn = connector(&d, &dc)?;
     let bigbox = d.collection("/Big").await?;
     let partial = wait_until("part of the import", Duration::from_secs(60), || async {
         let n = held(&d, bigbox).await?.len();
@@ -306,7 +281,7 @@ async fn an_import_cut_by_kill_9_converges_without_duplicates() -> Result<()> {
         partial < 150,
         "the import was cut: {partial} of 150 before the kill"
     );
-    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    let _conn = connector(&d, &dc)?;
     let all = wait_until("the whole import", Duration::from_secs(60), || async {
         let h = held(&d, bigbox).await?;
         Ok((h.len() >= 150).then_some(h))
@@ -330,12 +305,7 @@ async fn an_append_whose_acknowledgement_was_lost_is_found_not_repeated() -> Res
     let d = Deployment::start("imap-append-crash", &[]).await?;
     let dc = Dovecot::start(&d.dir).await?;
     let url = Url::parse(&dc.url())?;
-    let config = connector_config(
-        &d.gateway.grpc_url,
-        &d.token,
-        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
-    );
-    let conn = Connector::start(&d.dir, "hq", &config)?;
+    let conn = connector(&d, &dc)?;
     let drafts = d.collection("/Drafts").await?;
     drop(conn);
 
@@ -349,7 +319,7 @@ async fn an_append_whose_acknowledgement_was_lost_is_found_not_repeated() -> Res
     imap.append("Drafts", &Flags::parse(["\\Draft"]), None, &draft)
         .await?;
 
-    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    let _conn = connector(&d, &dc)?;
     wait_until("the append settled", Duration::from_secs(30), || async {
         let rows = d
             .query(&format!(
@@ -370,26 +340,20 @@ async fn an_append_whose_acknowledgement_was_lost_is_found_not_repeated() -> Res
 /// reverted and never reaches the server.
 #[tokio::test(flavor = "multi_thread")]
 async fn mirror_mode_reverts_a_gateway_flag_change() -> Result<()> {
-    let d = Deployment::start("imap-mirror", &[]).await?;
-    let dc = Dovecot::start(&d.dir).await?;
-    let url = Url::parse(&dc.url())?;
-    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    let Scenario {
+        d,
+        dc,
+        url,
+        mut imap,
+    } = Scenario::start("imap-mirror").await?;
     let (_, uid) = imap
         .append("INBOX", &Flags::parse(["\\Seen"]), None, &message(1))
         .await?
         .unwrap();
     let mut src = SourceSpec::alice("mail", "imap", &dc.url(), "1s");
     src.mode = "mirror".into();
-    let _conn = Connector::start(
-        &d.dir,
-        "hq",
-        &connector_config(&d.gateway.grpc_url, &d.token, &[src]),
-    )?;
-    let inbox = d.collection("/INBOX").await?;
-    wait_until("INBOX imported", Duration::from_secs(30), || async {
-        Ok((held(&d, inbox).await?.len() == 1).then_some(()))
-    })
-    .await?;
+    let _conn = connector_with(&d, &dc, src)?;
+    let inbox = imported(&d, "/INBOX", 1).await?;
     let item = item_of(&d, inbox, &message(1)).await?;
     d.store
         .set_message_flags(d.tenant, inbox, item, &["\\Flagged".into()])
@@ -487,10 +451,12 @@ async fn mirror_mode_reverts_a_gateway_flag_change() -> Result<()> {
 /// copy, and a client's flag change stays on the gateway.
 #[tokio::test(flavor = "multi_thread")]
 async fn merge_mode_keeps_gateway_changes_and_copies() -> Result<()> {
-    let d = Deployment::start("imap-merge-mode", &[]).await?;
-    let dc = Dovecot::start(&d.dir).await?;
-    let url = Url::parse(&dc.url())?;
-    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    let Scenario {
+        d,
+        dc,
+        url,
+        mut imap,
+    } = Scenario::start("imap-merge-mode").await?;
     let (_, one) = imap
         .append("INBOX", &Flags::default(), None, &message(1))
         .await?
@@ -501,16 +467,8 @@ async fn merge_mode_keeps_gateway_changes_and_copies() -> Result<()> {
         .unwrap();
     let mut src = SourceSpec::alice("mail", "imap", &dc.url(), "1s");
     src.mode = "merge".into();
-    let _conn = Connector::start(
-        &d.dir,
-        "hq",
-        &connector_config(&d.gateway.grpc_url, &d.token, &[src]),
-    )?;
-    let inbox = d.collection("/INBOX").await?;
-    wait_until("INBOX imported", Duration::from_secs(30), || async {
-        Ok((held(&d, inbox).await?.len() == 2).then_some(()))
-    })
-    .await?;
+    let _conn = connector_with(&d, &dc, src)?;
+    let inbox = imported(&d, "/INBOX", 2).await?;
     // A client flags message 1 on the gateway; the server expunges message 2 and
     // marks message 1 read.
     let item = item_of(&d, inbox, &message(1)).await?;
@@ -591,12 +549,7 @@ async fn a_listing_larger_than_a_window_syncs_window_by_window() -> Result<()> {
         imap.append("INBOX", &Flags::default(), None, &message(i))
             .await?;
     }
-    let config = connector_config(
-        &d.gateway.grpc_url,
-        &d.token,
-        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
-    );
-    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    let _conn = connector(&d, &dc)?;
     let inbox = d.collection("/INBOX").await?;
     wait_until("INBOX imported", Duration::from_secs(120), || async {
         Ok((live(&d, inbox).await? == i64::from(n)).then_some(()))

@@ -8,16 +8,18 @@ use anyhow::Result;
 use postern_connector::backends::imap::client::ImapClient;
 use postern_core::mail::Flags;
 use postern_e2e::backends::Dovecot;
-use postern_e2e::mail::{bodies, body_bytes, dovecot_flags, held, item_of, message, round_at};
-use postern_e2e::{Connector, Deployment, SourceSpec, connector_config, wait_until};
+use postern_e2e::mail::{
+    Scenario, bodies, body_bytes, connector, connector_with, dovecot_flags, held, imported,
+    item_of, message, round_at,
+};
+use postern_e2e::{Deployment, SourceSpec, wait_until};
 use url::Url;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mailboxes_import_and_flags_and_expunges_follow_without_bodies() -> Result<()> {
-    let d = Deployment::start("imap-sync", &[]).await?;
-    let dc = Dovecot::start(&d.dir).await?;
-    let url = Url::parse(&dc.url())?;
-    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    let Scenario {
+        d, dc, mut imap, ..
+    } = Scenario::start("imap-sync").await?;
     imap.enable_modseq().await?;
     imap.create("Sent Items").await?;
     let mut uids = Vec::new();
@@ -45,11 +47,7 @@ async fn mailboxes_import_and_flags_and_expunges_follow_without_bodies() -> Resu
 
     let mut src = SourceSpec::alice("mail", "imap", &dc.url(), "1s");
     src.conflict = "merge".into();
-    let _conn = Connector::start(
-        &d.dir,
-        "hq",
-        &connector_config(&d.gateway.grpc_url, &d.token, &[src]),
-    )?;
+    let _conn = connector_with(&d, &dc, src)?;
 
     // Every mailbox appears; every message arrives whole with its flags.
     let inbox = d.collection("/INBOX").await?;
@@ -127,10 +125,12 @@ async fn mailboxes_import_and_flags_and_expunges_follow_without_bodies() -> Resu
 
 #[tokio::test(flavor = "multi_thread")]
 async fn flag_changes_go_both_ways_and_concurrent_ones_merge_per_flag() -> Result<()> {
-    let d = Deployment::start("imap-flags-both-ways", &[]).await?;
-    let dc = Dovecot::start(&d.dir).await?;
-    let url = Url::parse(&dc.url())?;
-    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    let Scenario {
+        d,
+        dc,
+        url,
+        mut imap,
+    } = Scenario::start("imap-flags-both-ways").await?;
     imap.enable_modseq().await?;
     let mut uids = Vec::new();
     for n in 1..=2 {
@@ -141,17 +141,8 @@ async fn flag_changes_go_both_ways_and_concurrent_ones_merge_per_flag() -> Resul
                 .1,
         );
     }
-    let config = connector_config(
-        &d.gateway.grpc_url,
-        &d.token,
-        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
-    );
-    let conn = Connector::start(&d.dir, "hq", &config)?;
-    let inbox = d.collection("/INBOX").await?;
-    wait_until("INBOX imported", Duration::from_secs(30), || async {
-        Ok((held(&d, inbox).await?.len() == 2).then_some(()))
-    })
-    .await?;
+    let conn = connector(&d, &dc)?;
+    let inbox = imported(&d, "/INBOX", 2).await?;
     let stored = bodies(&d).await?;
 
     // A client's change on the gateway reaches Dovecot.
@@ -181,7 +172,7 @@ async fn flag_changes_go_both_ways_and_concurrent_ones_merge_per_flag() -> Resul
     d.store
         .set_message_flags(d.tenant, inbox, two, &["\\Seen".into()])
         .await?;
-    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    let _conn = connector(&d, &dc)?;
     let both = Flags::parse(["\\Seen", "\\Flagged"]);
     let uid2 = uids[1];
     wait_until(
@@ -211,24 +202,17 @@ async fn flag_changes_go_both_ways_and_concurrent_ones_merge_per_flag() -> Resul
 /// flags, under the UID the back end gives it; a client's expunge reaches it too.
 #[tokio::test(flavor = "multi_thread")]
 async fn appends_and_expunges_from_the_gateway_reach_the_back_end() -> Result<()> {
-    let d = Deployment::start("imap-append", &[]).await?;
-    let dc = Dovecot::start(&d.dir).await?;
-    let url = Url::parse(&dc.url())?;
-    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    let Scenario {
+        d,
+        dc,
+        url,
+        mut imap,
+    } = Scenario::start("imap-append").await?;
     imap.append("INBOX", &Flags::default(), None, &message(1))
         .await?;
-    let config = connector_config(
-        &d.gateway.grpc_url,
-        &d.token,
-        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
-    );
-    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    let _conn = connector(&d, &dc)?;
     let drafts = d.collection("/Drafts").await?;
-    let inbox = d.collection("/INBOX").await?;
-    wait_until("INBOX imported", Duration::from_secs(30), || async {
-        Ok((held(&d, inbox).await?.len() == 1).then_some(()))
-    })
-    .await?;
+    let inbox = imported(&d, "/INBOX", 1).await?;
 
     let draft = message(50);
     let (item, gw_uid) = d
@@ -333,12 +317,7 @@ async fn a_message_larger_than_a_link_message_arrives_in_parts() -> Result<()> {
         .await?;
     imap.append("INBOX", &Flags::default(), None, &message(2))
         .await?;
-    let config = connector_config(
-        &d.gateway.grpc_url,
-        &d.token,
-        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
-    );
-    let conn = Connector::start(&d.dir, "hq", &config)?;
+    let conn = connector(&d, &dc)?;
     let inbox = d.collection("/INBOX").await?;
     let got = wait_until("INBOX imported", Duration::from_secs(120), || async {
         let h = held(&d, inbox).await?;
@@ -410,23 +389,13 @@ async fn a_message_larger_than_a_link_message_arrives_in_parts() -> Result<()> {
 /// source's interval is an hour.
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_brings_a_server_change_without_waiting_for_the_interval() -> Result<()> {
-    let d = Deployment::start("imap-idle", &[]).await?;
-    let dc = Dovecot::start(&d.dir).await?;
-    let url = Url::parse(&dc.url())?;
-    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    let Scenario {
+        d, dc, mut imap, ..
+    } = Scenario::start("imap-idle").await?;
     imap.append("INBOX", &Flags::default(), None, &message(1))
         .await?;
-    let config = connector_config(
-        &d.gateway.grpc_url,
-        &d.token,
-        &[SourceSpec::alice("mail", "imap", &dc.url(), "1h")],
-    );
-    let _conn = Connector::start(&d.dir, "hq", &config)?;
-    let inbox = d.collection("/INBOX").await?;
-    wait_until("INBOX imported", Duration::from_secs(30), || async {
-        Ok((held(&d, inbox).await?.len() == 1).then_some(()))
-    })
-    .await?;
+    let _conn = connector_with(&d, &dc, SourceSpec::alice("mail", "imap", &dc.url(), "1h"))?;
+    let inbox = imported(&d, "/INBOX", 1).await?;
     // The connector watches INBOX once its first rounds are done: a new message
     // arrives, then another, each brought by IDLE (the next interval is an hour away).
     for n in 2..=3 {
@@ -447,20 +416,14 @@ async fn idle_brings_a_server_change_without_waiting_for_the_interval() -> Resul
 /// in its new mailbox, and its body does not cross the link again.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_move_on_the_server_leaves_one_copy_on_the_gateway() -> Result<()> {
-    let d = Deployment::start("imap-move", &[]).await?;
-    let dc = Dovecot::start(&d.dir).await?;
-    let url = Url::parse(&dc.url())?;
-    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    let Scenario {
+        d, dc, mut imap, ..
+    } = Scenario::start("imap-move").await?;
     let (_, uid) = imap
         .append("INBOX", &Flags::parse(["\\Seen"]), None, &message(1))
         .await?
         .unwrap();
-    let config = connector_config(
-        &d.gateway.grpc_url,
-        &d.token,
-        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
-    );
-    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    let _conn = connector(&d, &dc)?;
     let (inbox, archive) = (
         d.collection("/INBOX").await?,
         d.collection("/Archive").await?,
@@ -502,21 +465,18 @@ async fn a_move_on_the_server_leaves_one_copy_on_the_gateway() -> Result<()> {
 /// today's), and nothing imported again on either side.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_move_on_the_gateway_is_a_move_on_the_server() -> Result<()> {
-    let d = Deployment::start("imap-gateway-move", &[]).await?;
-    let dc = Dovecot::start(&d.dir).await?;
-    let url = Url::parse(&dc.url())?;
-    let mut imap = ImapClient::connect(&url, "alice", "alicepw", false).await?;
+    let Scenario {
+        d,
+        dc,
+        url,
+        mut imap,
+    } = Scenario::start("imap-gateway-move").await?;
     let date = "15-Mar-2020 10:00:00 +0000";
     imap.append("INBOX", &Flags::parse(["\\Seen"]), Some(date), &message(1))
         .await?;
     imap.append("INBOX", &Flags::default(), None, &message(2))
         .await?;
-    let config = connector_config(
-        &d.gateway.grpc_url,
-        &d.token,
-        &[SourceSpec::alice("mail", "imap", &dc.url(), "1s")],
-    );
-    let _conn = Connector::start(&d.dir, "hq", &config)?;
+    let _conn = connector(&d, &dc)?;
     let (inbox, archive) = (
         d.collection("/INBOX").await?,
         d.collection("/Archive").await?,
