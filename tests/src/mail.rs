@@ -297,3 +297,25 @@ pub async fn mailbox(d: &Deployment, name: &str) -> Result<uuid::Uuid> {
     )
     .await
 }
+
+/// Every message of a mailbox on Dovecot, as alice's own session reads it.
+pub async fn dovecot_messages(
+    url: &Url,
+    mailbox: &str,
+) -> Result<Vec<postern_connector::backends::imap::client::Message>> {
+    let mut c = ImapClient::connect(url, "alice", "alicepw", false).await?;
+    let s = c.select(mailbox, None).await?;
+    let found = if s.exists > 0 {
+        let uids: Vec<u32> = c
+            .fetch_meta("1:*", None)
+            .await?
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        c.fetch_messages(&uids).await?
+    } else {
+        Vec::new()
+    };
+    c.logout().await?;
+    Ok(found)
+}

@@ -243,6 +243,25 @@ pub(crate) async fn journal(
     Ok(())
 }
 
+/// Journals many back-end upserts at once: `seqs[i]` for item `ids[i]`, under the
+/// packet's fencing token.
+pub(crate) async fn journal_upserts(
+    tx: &tokio_postgres::Transaction<'_>,
+    (tenant, collection): (Uuid, Uuid),
+    seqs: &[i64],
+    ids: &[Uuid],
+    token: i64,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO journal (tenant_id, collection_id, seq, item_id, op, origin, fencing_token)
+         SELECT $1, $2, u.seq, u.id, 'upsert', 'backend', $5
+         FROM UNNEST($3::bigint[], $4::uuid[]) AS u(seq, id)",
+        &[&tenant, &collection, &seqs, &ids, &token],
+    )
+    .await?;
+    Ok(())
+}
+
 /// The last journal sequence of a collection, read in `tx`'s snapshot.
 async fn journal_head(
     tx: &tokio_postgres::Transaction<'_>,

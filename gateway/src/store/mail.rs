@@ -238,13 +238,7 @@ pub(crate) async fn write_flags(
         let found: std::collections::HashSet<Uuid> = updated.iter().map(|r| r.get(0)).collect();
         return Ok(ids.into_iter().find(|i| !found.contains(i)));
     }
-    tx.execute(
-        "INSERT INTO journal (tenant_id, collection_id, seq, item_id, op, origin, fencing_token)
-         SELECT $1, $2, u.seq, u.id, 'upsert', 'backend', $5
-         FROM UNNEST($3::bigint[], $4::uuid[]) AS u(seq, id)",
-        &[&tenant, &mailbox, &seqs, &ids, &token],
-    )
-    .await?;
+    super::items::journal_upserts(tx, (tenant, mailbox), &seqs, &ids, token).await?;
     Ok(None)
 }
 

@@ -436,13 +436,7 @@ impl Store {
                   &mail.sha, &mail.size, &mail.mid, &mail.date, &mail.guid],
             )
             .await?;
-            tx.execute(
-                "INSERT INTO journal (tenant_id, collection_id, seq, item_id, op, origin, fencing_token)
-                 SELECT $1, $2, u.seq, u.id, 'upsert', 'backend', $5
-                 FROM UNNEST($3::bigint[], $4::uuid[]) AS u(seq, id)",
-                &[&tenant, &coll, &seqs, &ids, &token],
-            )
-            .await?;
+            super::items::journal_upserts(&tx, (tenant, coll), &seqs, &ids, token).await?;
         }
 
         // Mail: a message imported again into an item the mailbox has is filed like a
