@@ -115,6 +115,10 @@ pub struct CollectionState {
 
 const MAX_ATTEMPTS: usize = 3;
 
+/// The longest a collection waits before asking again for a lease another instance
+/// holds.
+const HELD_WAIT: Duration = Duration::from_secs(2);
+
 /// What started a round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
@@ -168,10 +172,12 @@ pub async fn run(
             if d.why() == pb::DenyReason::Paused {
                 coll.paused = true;
             }
+            // Not before the deny says, nor later than HELD_WAIT: the holder usually
+            // releases at the end of its round, well before its lease would expire.
             if d.why() == pb::DenyReason::Held && d.retry_after_ms > 0 {
                 coll.held_until = Some(
                     std::time::Instant::now()
-                        + Duration::from_millis(d.retry_after_ms.min(3_600_000)),
+                        + Duration::from_millis(d.retry_after_ms).min(HELD_WAIT),
                 );
             }
             return Err(RoundError::NoLease(d.why(), d.reason));
