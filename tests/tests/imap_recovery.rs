@@ -632,3 +632,79 @@ async fn on_gateway(
         .await?;
     Ok(rows.first().map(|r| (r.get(0), r.get(1))))
 }
+
+/// A server with CONDSTORE but no QRESYNC: a round asks what changed since the saved
+/// MODSEQ (CHANGEDSINCE) and finds what vanished by comparing every UID with what the
+/// gateway knows. Flags both ways and an expunge converge; no body moves again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_with_condstore_but_no_qresync_syncs_by_changedsince() -> Result<()> {
+    let d = Deployment::start("imap-condstore", &[]).await?;
+    let dc = Dovecot::start_with(
+        &d.dir,
+        "imap_capability = IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE UNSELECT CHILDREN NAMESPACE UIDPLUS MOVE SPECIAL-USE CONDSTORE",
+    )
+    .await?;
+    let Scenario {
+        d,
+        dc,
+        url,
+        mut imap,
+    } = Scenario::with(d, dc).await?;
+    assert!(
+        imap.has("CONDSTORE") && !imap.has("QRESYNC"),
+        "{:?}",
+        imap.capabilities
+    );
+    let mut uids = Vec::new();
+    for n in 1..=3 {
+        uids.push(
+            imap.append("INBOX", &Flags::default(), None, &message(n))
+                .await?
+                .expect("APPENDUID")
+                .1,
+        );
+    }
+    let _conn = connector(&d, &dc)?;
+    let inbox = imported(&d, "/INBOX", 3).await?;
+    let stored = bodies(&d).await?;
+    let state: String = d
+        .query(&format!(
+            "SELECT backend_state FROM collections WHERE id = '{inbox}'"
+        ))
+        .await?[0]
+        .get(0);
+    assert!(!state.is_empty(), "a MODSEQ to resume from is saved");
+
+    imap.select("INBOX", None).await?;
+    imap.store(uids[0], &Flags::parse(["\\Flagged"]), &Flags::default(), 0)
+        .await?;
+    imap.expunge(uids[2]).await?;
+    let two = item_of(&d, inbox, &message(2)).await?;
+    d.store
+        .set_message_flags(d.tenant, inbox, two, &["\\Seen".into()])
+        .await?;
+    wait_until(
+        "the server's changes on the gateway",
+        Duration::from_secs(30),
+        || async {
+            let h = held(&d, inbox).await?;
+            Ok((h.len() == 2
+                && h.iter()
+                    .any(|(_, f, b)| b == &message(1) && f.contains(&"\\Flagged".to_string())))
+            .then_some(()))
+        },
+    )
+    .await?;
+    let uid2 = uids[1];
+    wait_until(
+        "the gateway's change on the server",
+        Duration::from_secs(30),
+        || async {
+            Ok((dovecot_flags(&url, uid2).await? == Flags::parse(["\\Seen"])).then_some(()))
+        },
+    )
+    .await?;
+    assert_eq!(bodies(&d).await?, stored, "no body moved again");
+    imap.logout().await?;
+    Ok(())
+}

@@ -270,8 +270,10 @@ pub struct MailChanges {
     /// resume from): `listed` holds every UID, a known UID not in it is gone, and
     /// the flags are read a window at a time with [`MailBackend::flags`].
     pub complete: bool,
-    /// A full listing's UIDs, ascending (a few bytes per message).
-    pub listed: Vec<u32>,
+    /// Every UID, ascending (a few bytes per message), when the back end cannot say
+    /// what vanished itself: a full listing, or CONDSTORE without QRESYNC (then
+    /// `seen` holds what changed, and a known UID not listed is gone).
+    pub listed: Option<Vec<u32>>,
 }
 
 /// A mail back end: what a mailbox round needs of it. Flags move without bodies;

@@ -40,9 +40,22 @@ pub(super) async fn attempt(
     lost: &AtomicBool,
 ) -> Result<RoundStats, RoundError> {
     let (gateway, appended, head) = pull(ctx, &coll.id).await?;
-    let changes = ctx.backend.changes(&coll.href, &coll.backend_state).await?;
+    let mut changes = ctx.backend.changes(&coll.href, &coll.backend_state).await?;
     if changes.complete {
         return complete(ctx, coll, (token, lost), head, gateway, &appended, changes).await;
+    }
+    if let Some(listed) = changes.listed.take() {
+        // The back end said what changed but not what vanished (CONDSTORE without
+        // QRESYNC): a UID the gateway knows and the listing lacks is gone.
+        match vanished(ctx, &coll.id, changes.uidvalidity, &listed).await? {
+            Some(gone) => changes
+                .seen
+                .extend(gone.into_iter().map(BackendSeen::Vanished)),
+            None => {
+                coll.backend_state.clear();
+                return Err(RoundError::StaleBase);
+            }
+        }
     }
     // Nothing changed on either side (the back end resumed from the saved state and
     // reports nothing): the round ends without pulling the index, so an idle round
@@ -107,7 +120,7 @@ async fn complete(
     changes: crate::backends::MailChanges,
 ) -> Result<RoundStats, RoundError> {
     let v = changes.uidvalidity;
-    let listed = changes.listed;
+    let listed = changes.listed.clone().unwrap_or_default();
     let pulled = super::index::pull(ctx, &coll.id, Wanted::Hrefs).await?;
     let mut known_uids: Vec<u32> = Vec::with_capacity(pulled.entries.len());
     let mut renumbered = false;
@@ -128,7 +141,7 @@ async fn complete(
         }
         let changes = crate::backends::MailChanges {
             seen,
-            listed: Vec::new(),
+            listed: None,
             ..changes
         };
         return rekey(ctx, coll, (token, lost), head, &idx, &changes).await;
@@ -223,6 +236,29 @@ async fn complete(
         stats.too_large += s.too_large;
     }
     Ok(stats)
+}
+
+/// The UIDs the gateway knows under UIDVALIDITY `v` that `listed` (ascending) lacks;
+/// `None` when the gateway knows messages under another UIDVALIDITY (the round starts
+/// over with a full listing, which re-keys them).
+async fn vanished(
+    ctx: &SourceCtx,
+    id: &str,
+    v: u32,
+    listed: &[u32],
+) -> Result<Option<Vec<u32>>, RoundError> {
+    let pulled = super::index::pull(ctx, id, Wanted::Hrefs).await?;
+    let mut gone = Vec::new();
+    for e in &pulled.entries {
+        match origin_href(&e.backend_href) {
+            Some((ev, uid)) if ev == v && listed.binary_search(&uid).is_err() => gone.push(uid),
+            Some((ev, _)) if ev == v => {}
+            Some(_) => return Ok(None),
+            None => {}
+        }
+    }
+    gone.sort_unstable();
+    Ok(Some(gone))
 }
 
 /// One planned and executed part of a round: the messages it names.

@@ -195,7 +195,33 @@ impl MailBackend for ImapBackend {
             let resumed = resume
                 .as_ref()
                 .is_some_and(|r| r.uidvalidity == sel.uidvalidity && c.has("QRESYNC"));
-            let (seen, complete, listed) = if resumed {
+            // CONDSTORE without QRESYNC: what changed since the saved MODSEQ comes
+            // from CHANGEDSINCE, and every UID from UID SEARCH ALL, so that the caller
+            // finds what vanished.
+            let condstore = match resume.as_ref() {
+                Some(r) if !resumed && r.uidvalidity == sel.uidvalidity => {
+                    c.has("CONDSTORE") && sel.highest_modseq.is_some()
+                }
+                _ => false,
+            };
+            let (seen, complete, listed) = if condstore {
+                let since = resume.as_ref().map_or(0, |r| r.modseq);
+                let (changed, listed) = if sel.exists == 0 {
+                    (Vec::new(), Vec::new())
+                } else {
+                    (c.fetch_meta("1:*", Some(since)).await?, c.uids().await?)
+                };
+                let seen: Vec<BackendSeen> = changed
+                    .into_iter()
+                    .map(|m| BackendSeen::Flags {
+                        uid: m.uid,
+                        flags: m.flags,
+                        modseq: m.modseq,
+                        key: None,
+                    })
+                    .collect();
+                (seen, false, Some(listed))
+            } else if resumed {
                 // QRESYNC said what changed and what vanished, in one command.
                 let mut seen: Vec<BackendSeen> = sel
                     .vanished
@@ -211,7 +237,7 @@ impl MailBackend for ImapBackend {
                 seen.sort_by_key(|s| match s {
                     BackendSeen::Flags { uid, .. } | BackendSeen::Vanished(uid) => *uid,
                 });
-                (seen, false, Vec::new())
+                (seen, false, None)
             } else {
                 // Every UID; their flags are read a window at a time by the caller,
                 // and what the caller knows that is not listed is gone.
@@ -220,7 +246,7 @@ impl MailBackend for ImapBackend {
                 } else {
                     c.uids().await?
                 };
-                (Vec::new(), true, listed)
+                (Vec::new(), true, Some(listed))
             };
             Ok(MailChanges {
                 uidvalidity: sel.uidvalidity,
