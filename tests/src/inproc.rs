@@ -210,4 +210,25 @@ impl InLink {
             .filter_map(|m| m.body)
             .collect()
     }
+
+    /// The pending changes of a collection and the journal head, from every batch of
+    /// a journal pull (as a connector reads them).
+    pub async fn journal(&mut self, coll: &str) -> Result<(Vec<pb::Change>, u64)> {
+        let mut out = Vec::new();
+        let mut head = 0;
+        for a in self
+            .ask_all(Req::JournalPull(pb::JournalPull {
+                collection_id: coll.into(),
+                ..Default::default()
+            }))
+            .await
+        {
+            let Ans::JournalBatch(b) = a else {
+                bail!("{a:?}")
+            };
+            head = b.head;
+            out.extend(b.changes);
+        }
+        Ok((out, head))
+    }
 }

@@ -58,26 +58,6 @@ fn rejected(o: Outcome) -> Result<Reason> {
     }
 }
 
-/// The pending changes and journal head, as a connector pulls them.
-async fn pull(link: &mut InLink, coll: &str) -> Result<(Vec<pb::Change>, u64)> {
-    let mut out = Vec::new();
-    let mut head = 0;
-    for a in link
-        .ask_all(Req::JournalPull(pb::JournalPull {
-            collection_id: coll.into(),
-            ..Default::default()
-        }))
-        .await
-    {
-        let Ans::JournalBatch(b) = a else {
-            bail!("{a:?}")
-        };
-        head = b.head;
-        out.extend(b.changes);
-    }
-    Ok((out, head))
-}
-
 async fn index(link: &mut InLink, coll: &str) -> Result<Vec<pb::IndexEntry>> {
     match link
         .ask(Req::IndexPull(pb::IndexPull {
@@ -189,13 +169,13 @@ async fn imports_reach_the_index_and_client_changes_wait_until_settled() -> Resu
         (a.as_str(), "/alice/cal/a.ics", "\"1\"")
     );
     assert!(
-        pull(&mut link, &coll).await?.0.is_empty(),
+        link.journal(&coll).await?.0.is_empty(),
         "an import is not pending"
     );
 
     let mine = event("a", "edited by a client");
     client_put(&g, &coll, "a.ics", &mine).await?;
-    let (pending, head) = pull(&mut link, &coll).await?;
+    let (pending, head) = link.journal(&coll).await?;
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].item_id, a);
     assert_eq!(pending[0].content, mine, "the client's bytes, as sent");
@@ -211,7 +191,7 @@ async fn imports_reach_the_index_and_client_changes_wait_until_settled() -> Resu
         )
         .await?,
     )?;
-    assert!(pull(&mut link, &coll).await?.0.is_empty());
+    assert!(link.journal(&coll).await?.0.is_empty());
     assert_eq!(index(&mut link, &coll).await?[0].backend_version, "\"2\"");
     Ok(())
 }
@@ -219,7 +199,7 @@ async fn imports_reach_the_index_and_client_changes_wait_until_settled() -> Resu
 #[tokio::test(flavor = "multi_thread")]
 async fn a_packet_that_would_overwrite_an_unseen_client_change_is_refused_whole() -> Result<()> {
     let (g, mut link, coll, token, a) = with_item("backend-wins").await?;
-    let (_, base) = pull(&mut link, &coll).await?;
+    let (_, base) = link.journal(&coll).await?;
     // A client edits while the connector plans against `base`.
     let mine = event("a", "client, after the pull");
     client_put(&g, &coll, "a.ics", &mine).await?;
@@ -239,7 +219,7 @@ async fn a_packet_that_would_overwrite_an_unseen_client_change_is_refused_whole(
     assert_eq!(items[0].content, mine, "the client's change stands");
 
     // Pulled again, the connector sees the change; planned against it, the packet goes in.
-    let (_, base) = pull(&mut link, &coll).await?;
+    let (_, base) = link.journal(&coll).await?;
     accepted(link.push(&coll, base, token, packet).await?)?;
     assert_eq!(
         g.store
@@ -346,7 +326,7 @@ async fn journal_batches_are_bounded_in_count_and_bytes() -> Result<()> {
 async fn a_refused_change_is_set_aside_until_the_item_changes_again() -> Result<()> {
     let (g, mut link, coll, token, a) = with_item("backend-wins").await?;
     client_put(&g, &coll, "a.ics", &event("a", "too big for the back end")).await?;
-    let (pending, head) = pull(&mut link, &coll).await?;
+    let (pending, head) = link.journal(&coll).await?;
     let refused = pb::Change {
         op: pb::change::Op::Refused as i32,
         item_id: a.clone(),
@@ -357,7 +337,7 @@ async fn a_refused_change_is_set_aside_until_the_item_changes_again() -> Result<
     };
     accepted(link.push(&coll, head, token, vec![refused]).await?)?;
     assert!(
-        pull(&mut link, &coll).await?.0.is_empty(),
+        link.journal(&coll).await?.0.is_empty(),
         "not handed out again"
     );
     let listed = g.store.list_set_aside(Some(g.tenant)).await?;
@@ -365,7 +345,7 @@ async fn a_refused_change_is_set_aside_until_the_item_changes_again() -> Result<
     assert_eq!(listed[0].status, 413);
 
     client_put(&g, &coll, "a.ics", &event("a", "smaller")).await?;
-    let (pending, _) = pull(&mut link, &coll).await?;
+    let (pending, _) = link.journal(&coll).await?;
     assert_eq!(pending.len(), 1, "a new change goes out");
     assert!(g.store.list_set_aside(Some(g.tenant)).await?.is_empty());
     Ok(())
@@ -419,7 +399,7 @@ async fn the_merge_base_is_what_both_sides_last_agreed_on() -> Result<()> {
 
     // A client's edit goes out with the imported version as its base.
     client_put(&g, &coll, "a.ics", &event("a", "second")).await?;
-    let (pending, head) = pull(&mut link, &coll).await?;
+    let (pending, head) = link.journal(&coll).await?;
     assert_eq!(pending[0].base_content, imported);
 
     // Written to the back end: that is the new base. A later edit goes out with it.
@@ -433,7 +413,7 @@ async fn the_merge_base_is_what_both_sides_last_agreed_on() -> Result<()> {
         .await?,
     )?;
     client_put(&g, &coll, "a.ics", &event("a", "third")).await?;
-    let (pending, head) = pull(&mut link, &coll).await?;
+    let (pending, head) = link.journal(&coll).await?;
     assert_eq!(pending[0].base_content, event("a", "second"));
 
     // A write acknowledged after the client changed the item again does not move the
@@ -449,7 +429,7 @@ async fn the_merge_base_is_what_both_sides_last_agreed_on() -> Result<()> {
         )
         .await?,
     )?;
-    let (pending, head) = pull(&mut link, &coll).await?;
+    let (pending, head) = link.journal(&coll).await?;
     assert_eq!(pending[0].base_content, event("a", "second"));
 
     // A merge kept on the gateway only: the back end's copy is the base.
@@ -462,13 +442,13 @@ async fn the_merge_base_is_what_both_sides_last_agreed_on() -> Result<()> {
     };
     accepted(link.push(&coll, head, token, vec![keep_merge]).await?)?;
     client_put(&g, &coll, "a.ics", &event("a", "fifth")).await?;
-    let (pending, _) = pull(&mut link, &coll).await?;
+    let (pending, _) = link.journal(&coll).await?;
     assert_eq!(pending[0].base_content, theirs);
 
     // Under another policy no base is kept or sent.
     let (g2, mut link2, coll2, _, _) = with_item("newest-wins").await?;
     client_put(&g2, &coll2, "a.ics", &event("a", "second")).await?;
-    let (pending, _) = pull(&mut link2, &coll2).await?;
+    let (pending, _) = link2.journal(&coll2).await?;
     assert!(pending[0].base_content.is_empty());
     drop(g);
     Ok(())

@@ -292,7 +292,7 @@ async fn imported_messages_are_filed_once_and_flag_changes_carry_no_body() -> Re
     assert_eq!(third.flags, vec!["\\Flagged", "$Work"]);
 
     // A flag change: flags and version move, no body travels or is stored.
-    let head = journal_head(&mut link, &coll).await?;
+    let (_, head) = link.journal(&coll).await?;
     let change = pb::Change {
         op: pb::change::Op::Flags as i32,
         item_id: third.item_id.clone(),
@@ -329,7 +329,7 @@ async fn imported_messages_are_filed_once_and_flag_changes_carry_no_body() -> Re
 
     // Flag changes go in together (one statement): a packet naming an item the
     // mailbox does not have is refused whole, the other change in it not applied.
-    let head = journal_head(&mut link, &coll).await?;
+    let (_, head) = link.journal(&coll).await?;
     let flagged = |item: &str| pb::Change {
         op: pb::change::Op::Flags as i32,
         item_id: item.to_string(),
@@ -538,19 +538,7 @@ async fn a_large_append_is_read_in_parts_and_only_by_its_own_collection() -> Res
         .append_message(g.tenant, inbox, &large, &["\\Draft".into()])
         .await?;
 
-    let mut changes = Vec::new();
-    for a in link
-        .ask_all(Req::JournalPull(pb::JournalPull {
-            collection_id: coll.clone(),
-            ..Default::default()
-        }))
-        .await
-    {
-        let Ans::JournalBatch(b) = a else {
-            anyhow::bail!("{a:?}")
-        };
-        changes.extend(b.changes);
-    }
+    let (changes, _) = link.journal(&coll).await?;
     assert_eq!(changes.len(), 2);
     assert_eq!(changes[0].content, small, "a small body comes inline");
     let big = &changes[1];
@@ -595,22 +583,4 @@ async fn a_large_append_is_read_in_parts_and_only_by_its_own_collection() -> Res
             .is_none()
     );
     Ok(())
-}
-
-/// The journal head a connector's packets name as their base (from a journal pull).
-async fn journal_head(link: &mut postern_e2e::inproc::InLink, coll: &str) -> Result<u64> {
-    let mut head = 0;
-    for a in link
-        .ask_all(Req::JournalPull(pb::JournalPull {
-            collection_id: coll.to_string(),
-            ..Default::default()
-        }))
-        .await
-    {
-        let Ans::JournalBatch(b) = a else {
-            anyhow::bail!("{a:?}")
-        };
-        head = b.head;
-    }
-    Ok(head)
 }

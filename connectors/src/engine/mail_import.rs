@@ -297,27 +297,13 @@ async fn stream(
     flags: &Flags,
 ) -> Result<Option<pb::Change>, RoundError> {
     let id = uuid::Uuid::new_v4().to_string();
-    let part = packet_budget(ctx.max_message) as u64;
     let mut key = MessageKey::hasher();
     let mut meta = None;
     let mut at = 0;
     while at < size {
-        let Some(p) = ctx
-            .backend
-            .fetch_part(&coll.href, uid, at, part.min(size - at))
-            .await?
-        else {
+        let Some(p) = next_part(ctx, &coll.href, (uid, size), at).await? else {
             return Ok(None);
         };
-        if p.size != size || p.data.is_empty() || at + p.data.len() as u64 > size {
-            // A message's bytes never change under its UID: the server answered
-            // for something else. Nothing is filed; the round fails and is retried.
-            return Err(RoundError::Invalid(format!(
-                "UID {uid}: the server gave {} bytes at {at} of a {size}-byte message it now says is {} bytes",
-                p.data.len(),
-                p.size
-            )));
-        }
         key.update(&p.data);
         meta.get_or_insert((p.modseq, p.internal_date_ms));
         let n = p.data.len() as u64;
@@ -339,6 +325,34 @@ async fn stream(
     }))
 }
 
+/// The part of message `uid` (`size` bytes) from `at`, at most a link part long;
+/// `None` when the mailbox no longer has it. A part that does not fit the message
+/// (another size, no bytes, past the end) is an error: a message's bytes never change
+/// under its UID, so the server answered for something else, and the round is retried.
+async fn next_part(
+    ctx: &SourceCtx,
+    mailbox: &Href,
+    (uid, size): (u32, u64),
+    at: u64,
+) -> Result<Option<crate::backends::MessagePart>, RoundError> {
+    let part = packet_budget(ctx.max_message) as u64;
+    let Some(p) = ctx
+        .backend
+        .fetch_part(mailbox, uid, at, part.min(size - at))
+        .await?
+    else {
+        return Ok(None);
+    };
+    if p.size != size || p.data.is_empty() || at + p.data.len() as u64 > size {
+        return Err(RoundError::Invalid(format!(
+            "UID {uid}: the server gave {} bytes at {at} of a {size}-byte message it now says is {} bytes",
+            p.data.len(),
+            p.size
+        )));
+    }
+    Ok(Some(p))
+}
+
 /// The content keys of messages `uids` (with their MODSEQ), bodies read in batches of
 /// bounded size and a large message by range, none held whole; a message larger
 /// than the gateway takes has none (it is never imported).
@@ -354,24 +368,14 @@ pub(super) async fn keys_of(
             out.push((m.uid, m.modseq, m.key));
         }
     }
-    let part = packet_budget(ctx.max_message) as u64;
     'messages: for (uid, size) in sized.streamed {
         let mut key = MessageKey::hasher();
         let mut modseq = 0;
         let mut at = 0;
         while at < size {
-            let Some(p) = ctx
-                .backend
-                .fetch_part(mailbox, uid, at, part.min(size - at))
-                .await?
-            else {
+            let Some(p) = next_part(ctx, mailbox, (uid, size), at).await? else {
                 continue 'messages;
             };
-            if p.data.is_empty() {
-                return Err(RoundError::Invalid(format!(
-                    "UID {uid}: the server gave no bytes at {at} of {size}"
-                )));
-            }
             modseq = p.modseq;
             at += p.data.len() as u64;
             key.update(&p.data);

@@ -117,10 +117,10 @@ async fn complete(
     head: u64,
     gateway: Vec<GatewaySeen>,
     appended: &HashMap<ItemId, PendingBody>,
-    changes: crate::backends::MailChanges,
+    mut changes: crate::backends::MailChanges,
 ) -> Result<RoundStats, RoundError> {
     let v = changes.uidvalidity;
-    let listed = changes.listed.clone().unwrap_or_default();
+    let listed = changes.listed.take().unwrap_or_default();
     let pulled = super::index::pull(ctx, &coll.id, Wanted::Hrefs).await?;
     let mut known_uids: Vec<u32> = Vec::with_capacity(pulled.entries.len());
     let mut renumbered = false;
@@ -814,9 +814,7 @@ async fn rekey(
 /// Where a message a client moved was on the back end: its mailbox, and its href
 /// there (`/UIDVALIDITY/UID`).
 fn origin(mailbox: &str, href: &str) -> Option<Origin> {
-    let mut parts = href.strip_prefix('/')?.split('/');
-    let uidvalidity = parts.next()?.parse().ok()?;
-    let uid = parts.next()?.parse().ok()?;
+    let (uidvalidity, uid) = origin_href(href)?;
     (!mailbox.is_empty()).then(|| Origin {
         mailbox: mailbox.to_string(),
         uidvalidity,

@@ -134,6 +134,20 @@ fn collection_of(body: &In) -> &str {
     }
 }
 
+/// One answer in batches: each made by `make` with whether another follows.
+fn batched<T>(
+    request_id: u64,
+    batches: Vec<Vec<T>>,
+    make: impl Fn(Vec<T>, bool) -> Out,
+) -> Vec<pb::GatewayMessage> {
+    let n = batches.len();
+    batches
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| msg(request_id, make(b, i + 1 < n)))
+        .collect()
+}
+
 fn msg(request_id: u64, body: Out) -> pb::GatewayMessage {
     pb::GatewayMessage {
         request_id,
@@ -620,22 +634,14 @@ impl Session {
         if batches.is_empty() {
             batches.push(Vec::new());
         }
-        let n = batches.len();
-        Ok(batches
-            .into_iter()
-            .enumerate()
-            .map(|(i, entries)| {
-                msg(
-                    rid,
-                    Out::IndexBatch(pb::IndexBatch {
-                        collection_id: p.collection_id.clone(),
-                        entries,
-                        more: i + 1 < n,
-                        total: index.total,
-                    }),
-                )
+        Ok(batched(rid, batches, |entries, more| {
+            Out::IndexBatch(pb::IndexBatch {
+                collection_id: p.collection_id.clone(),
+                entries,
+                more,
+                total: index.total,
             })
-            .collect())
+        }))
     }
 
     async fn journal(
@@ -686,22 +692,14 @@ impl Session {
                 })
                 .inc_by(bodies as u64);
         }
-        let n = batches.len();
-        Ok(batches
-            .into_iter()
-            .enumerate()
-            .map(|(i, changes)| {
-                msg(
-                    rid,
-                    Out::JournalBatch(pb::JournalBatch {
-                        collection_id: p.collection_id.clone(),
-                        changes,
-                        head: head.max(0) as u64,
-                        more: i + 1 < n,
-                    }),
-                )
+        Ok(batched(rid, batches, |changes, more| {
+            Out::JournalBatch(pb::JournalBatch {
+                collection_id: p.collection_id.clone(),
+                changes,
+                head: head.max(0) as u64,
+                more,
             })
-            .collect())
+        }))
     }
 
     async fn packet(

@@ -23,7 +23,7 @@ use tokio::net::TcpStream;
 use url::Url;
 
 mod fetch;
-pub use fetch::uid_list as uid_set;
+pub use fetch::uid_set;
 
 use super::io::Connection;
 pub use super::tls::ConnectOptions;

@@ -31,17 +31,7 @@ impl ImapClient {
             .and_then(NonZeroU64::new)
             .map(|m| vec![FetchModifier::ChangedSince(m)])
             .unwrap_or_default();
-        let answer = self
-            .run(
-                "UID FETCH",
-                CommandBody::Fetch {
-                    sequence_set: set_of(uids)?,
-                    macro_or_item_names: MacroOrMessageDataItemNames::MessageDataItemNames(names),
-                    uid: true,
-                    modifiers,
-                },
-            )
-            .await?;
+        let answer = self.uid_fetch(uids, names, modifiers).await?;
         Ok(answer
             .data
             .iter()
@@ -50,6 +40,25 @@ impl ImapClient {
                 _ => None,
             })
             .collect())
+    }
+
+    /// `UID FETCH set (names) (modifiers)`.
+    async fn uid_fetch(
+        &mut self,
+        set: &str,
+        names: Vec<MessageDataItemName<'static>>,
+        modifiers: Vec<FetchModifier>,
+    ) -> Result<super::Answer, ImapError> {
+        self.run(
+            "UID FETCH",
+            CommandBody::Fetch {
+                sequence_set: set_of(set)?,
+                macro_or_item_names: MacroOrMessageDataItemNames::MessageDataItemNames(names),
+                uid: true,
+                modifiers,
+            },
+        )
+        .await
     }
 
     /// Every UID of the selected mailbox (`UID SEARCH ALL`: one line, a few bytes per
@@ -84,21 +93,8 @@ impl ImapClient {
         if uids.is_empty() {
             return Ok(Vec::new());
         }
-        let set = uid_list(uids);
-        let answer = self
-            .run(
-                "UID FETCH",
-                CommandBody::Fetch {
-                    sequence_set: set_of(&set)?,
-                    macro_or_item_names: MacroOrMessageDataItemNames::MessageDataItemNames(vec![
-                        MessageDataItemName::Uid,
-                        MessageDataItemName::Rfc822Size,
-                    ]),
-                    uid: true,
-                    modifiers: Vec::new(),
-                },
-            )
-            .await?;
+        let names = vec![MessageDataItemName::Uid, MessageDataItemName::Rfc822Size];
+        let answer = self.uid_fetch(&uid_set(uids), names, Vec::new()).await?;
         Ok(answer
             .data
             .iter()
@@ -166,18 +162,7 @@ impl ImapClient {
         if self.has("CONDSTORE") || self.has("QRESYNC") {
             names.push(MessageDataItemName::ModSeq);
         }
-        let set = uid_list(uids);
-        let answer = self
-            .run(
-                "UID FETCH",
-                CommandBody::Fetch {
-                    sequence_set: set_of(&set)?,
-                    macro_or_item_names: MacroOrMessageDataItemNames::MessageDataItemNames(names),
-                    uid: true,
-                    modifiers: Vec::new(),
-                },
-            )
-            .await?;
+        let answer = self.uid_fetch(&uid_set(uids), names, Vec::new()).await?;
         let mut out = Vec::new();
         // The answer is taken apart, so each body is moved out of it, not copied.
         for d in answer.data {
@@ -228,7 +213,7 @@ impl ImapClient {
 
 /// UIDs as an IMAP set, runs of consecutive UIDs as ranges (`3,7:9`): a mailbox's
 /// UIDs are mostly consecutive, so the command stays short however many it names.
-pub fn uid_list(uids: &[u32]) -> String {
+pub fn uid_set(uids: &[u32]) -> String {
     let mut sorted = uids.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
@@ -256,13 +241,13 @@ pub fn uid_list(uids: &[u32]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::uid_list;
+    use super::uid_set;
 
     #[test]
     fn runs_of_uids_become_ranges() {
-        assert_eq!(uid_list(&[9, 3, 7, 8, 8]), "3,7:9");
-        assert_eq!(uid_list(&[1]), "1");
-        assert_eq!(uid_list(&(1..=10_000).collect::<Vec<_>>()), "1:10000");
-        assert_eq!(uid_list(&[]), "");
+        assert_eq!(uid_set(&[9, 3, 7, 8, 8]), "3,7:9");
+        assert_eq!(uid_set(&[1]), "1");
+        assert_eq!(uid_set(&(1..=10_000).collect::<Vec<_>>()), "1:10000");
+        assert_eq!(uid_set(&[]), "");
     }
 }
