@@ -232,6 +232,69 @@ async fn a_packet_that_would_overwrite_an_unseen_client_change_is_refused_whole(
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_new_item_at_a_known_href_is_refused_and_a_taken_name_is_kept_apart() -> Result<()> {
+    let (g, mut link, coll, token, _a) = with_item("backend-wins").await?;
+    let coll_id = Uuid::parse_str(&coll)?;
+    // An index out of date: `a.ics` is sent as new although the gateway has it.
+    let (_, base) = link.journal(&coll).await?;
+    let packet = vec![
+        import("", "b.ics", "\"1\"", event("b", "new")),
+        import("", "a.ics", "\"9\"", event("a", "again")),
+    ];
+    assert_eq!(
+        rejected(link.push(&coll, base, token, packet).await?)?,
+        Reason::StaleBase
+    );
+    assert_eq!(
+        g.store.list_items(g.tenant, coll_id).await?.len(),
+        1,
+        "nothing of the refused packet applied"
+    );
+
+    // A client made `c.ics`, not yet on the back end; the back end has its own
+    // `c.ics`, and two `d.ics` arrive in one packet (two hrefs, one name): every
+    // item is kept, each under its own name.
+    client_put(&g, &coll, "c.ics", &event("c-client", "mine")).await?;
+    let (_, base) = link.journal(&coll).await?;
+    let mut twin = import("", "d.ics", "\"1\"", event("d2", "twin"));
+    twin.backend_href = "/alice/cal/other/d.ics".into();
+    let packet = vec![
+        import("", "c.ics", "\"1\"", event("c-server", "theirs")),
+        import("", "d.ics", "\"1\"", event("d1", "one")),
+        twin,
+    ];
+    let ok = accepted(link.push(&coll, base, token, packet).await?)?;
+    assert_eq!(ok.item_ids.len(), 3);
+    let items = g.store.list_items(g.tenant, coll_id).await?;
+    assert_eq!(items.len(), 5, "a, c twice, d twice: {items:?}");
+    let mut names: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), 5, "each under its own name: {names:?}");
+    let client = items
+        .iter()
+        .find(|i| i.name == "c.ics")
+        .expect("the client's c.ics");
+    assert_eq!(
+        client.content,
+        event("c-client", "mine"),
+        "the client keeps its name"
+    );
+    assert_eq!(
+        items
+            .iter()
+            .filter(|i| i.name.ends_with("-d.ics") || i.name == "d.ics")
+            .count(),
+        2
+    );
+    let idx = index(&mut link, &coll).await?;
+    for id in &ok.item_ids {
+        assert!(idx.iter().any(|e| &e.item_id == id), "{id} in the index");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_packet_changes_nothing() -> Result<()> {
     let (g, mut link, coll, token, a) = with_item("backend-wins").await?;
     let twice = vec![

@@ -298,33 +298,7 @@ impl Store {
                     _ => None,
                 })
                 .collect();
-            let clash = tx
-                .query_opt(
-                    "SELECT backend_href FROM items WHERE tenant_id = $1 AND collection_id = $2 AND backend_href = ANY($3) LIMIT 1",
-                    &[&tenant, &coll, &hrefs],
-                )
-                .await?;
-            if let Some(row) = clash {
-                return Ok(PacketOutcome::StaleBase(format!(
-                    "{} is already known to the gateway; pull the index again",
-                    row.get::<_, String>(0)
-                )));
-            }
             let mut names: Vec<String> = hrefs.iter().map(|h| name_of(h)).collect();
-            let taken: HashSet<String> = tx
-                .query(
-                    "SELECT name FROM items WHERE tenant_id = $1 AND collection_id = $2 AND NOT deleted AND name = ANY($3)",
-                    &[&tenant, &coll, &names],
-                )
-                .await?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            for n in names.iter_mut() {
-                if taken.contains(n) {
-                    *n = format!("{}-{}", Uuid::new_v4().simple(), n);
-                }
-            }
             let (
                 mut ids,
                 mut uids,
@@ -417,8 +391,13 @@ impl Store {
                 }
             }
             // A message's flags are also its agreed base (the per-flag merge's).
-            tx.execute(
-                "INSERT INTO items (tenant_id, collection_id, id, uid, name, content, content_type, etag,
+            // Rows that meet a unique index are skipped, not checked for first: an
+            // href the gateway knows means the connector's index is stale (the packet
+            // is refused); a name a live item has is given a prefix and the row tried
+            // again (rows already in meet the primary key and are skipped). Checking
+            // first cost a scan of the mailbox per packet while the planner, its
+            // statistics taken before an import, thought the mailbox empty.
+            const INSERT: &str = "INSERT INTO items (tenant_id, collection_id, id, uid, name, content, content_type, etag,
                                     backend_href, backend_version, last_seq, flags, base_content,
                                     body_sha256, size, message_id, internal_date, base_flags, gateway_uid)
                  SELECT $1, $2, u.id, u.uid, u.name, u.content, u.ctype, u.etag, u.href, u.version, u.seq,
@@ -431,11 +410,52 @@ impl Store {
                              $10::text[], $11::bigint[], $12::text[], $13::bytea[],
                              $14::bytea[], $15::bigint[], $16::text[], $17::bigint[], $18::bigint[])
                       AS u(id, uid, name, content, ctype, etag, href, version, seq, flags, base,
-                           sha, size, mid, date, guid)",
-                &[&tenant, &coll, &ids, &uids, &names, &contents, &types, &etags, &hrefs, &versions, &seqs, &flags, &bases,
-                  &mail.sha, &mail.size, &mail.mid, &mail.date, &mail.guid],
-            )
-            .await?;
+                           sha, size, mid, date, guid)
+                 ON CONFLICT DO NOTHING
+                 RETURNING id";
+            let mut written: HashSet<Uuid> = HashSet::with_capacity(ids.len());
+            for attempt in 0..2 {
+                let rows = tx
+                    .query(
+                        INSERT,
+                        &[
+                            &tenant, &coll, &ids, &uids, &names, &contents, &types, &etags, &hrefs,
+                            &versions, &seqs, &flags, &bases, &mail.sha, &mail.size, &mail.mid,
+                            &mail.date, &mail.guid,
+                        ],
+                    )
+                    .await?;
+                written.extend(rows.iter().map(|r| r.get::<_, Uuid>(0)));
+                let missed: Vec<usize> = (0..ids.len())
+                    .filter(|i| !written.contains(&ids[*i]))
+                    .collect();
+                if missed.is_empty() {
+                    break;
+                }
+                let missed_hrefs: Vec<&str> = missed.iter().map(|i| hrefs[*i]).collect();
+                let known = tx
+                    .query_opt(
+                        "SELECT backend_href FROM items WHERE tenant_id = $1 AND collection_id = $2
+                                AND backend_href = ANY($3) LIMIT 1",
+                        &[&tenant, &coll, &missed_hrefs],
+                    )
+                    .await?;
+                if let Some(row) = known {
+                    return Ok(PacketOutcome::StaleBase(format!(
+                        "{} is already known to the gateway; pull the index again",
+                        row.get::<_, String>(0)
+                    )));
+                }
+                if attempt == 1 {
+                    return Err(StoreError::Invalid(format!(
+                        "{} new items of the packet could not be named",
+                        missed.len()
+                    )));
+                }
+                for i in missed {
+                    names[i] = format!("{}-{}", Uuid::new_v4().simple(), names[i]);
+                }
+            }
             super::items::journal_upserts(&tx, (tenant, coll), &seqs, &ids, token).await?;
         }
 
