@@ -9,7 +9,7 @@
 //! than the gateway takes is left on the back end and reported.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use pb::connector_message::Body as Req;
 use pb::gateway_message::Body as Ans;
@@ -22,6 +22,7 @@ use super::SourceCtx;
 use super::mail_round::{href, names, version};
 use super::round::{
     CollectionState, ENVELOPE, RoundError, RoundStats, chunk, packet_budget, progress, push_all,
+    send_packet,
 };
 use crate::backends::{MailBackend, MailMessage};
 
@@ -125,20 +126,14 @@ pub(super) async fn import(
             changes.push(change);
         }
         drop(bodies);
-        let packets = chunk(changes, packet_budget(ctx.max_message), ctx.max_packet_ops)
-            .into_iter()
-            .map(|c| (c, Vec::new()))
-            .collect();
+        let packets = chunk(changes, packet_budget(ctx.max_message), ctx.max_packet_ops);
         let next = async {
             match batches.get(done + 1) {
                 Some(b) => fetch_batch(ctx, (&mailbox, &id), b).await.map(Some),
                 None => Ok(None),
             }
         };
-        let (sent, next) = tokio::join!(
-            push_all(ctx, coll, (token, lost), head, packets, None),
-            next
-        );
+        let (sent, next) = tokio::join!(push_ahead(ctx, coll, (token, lost), head, packets), next);
         sent?;
         fetched = next?;
         let before = imported;
@@ -149,6 +144,48 @@ pub(super) async fn import(
         }
     }
 
+    Ok(())
+}
+
+/// Packets of an import on their way to the gateway at once.
+const AHEAD: usize = 2;
+
+/// Pushes a batch's packets with up to [`AHEAD`] on their way at once: the gateway
+/// stores the next one's bodies while it commits this one. They only bring new
+/// messages and no back-end state, so the order in which the gateway commits them
+/// does not matter; the first refusal ends the push (the round starts again, and
+/// the index says which of them went in).
+async fn push_ahead(
+    ctx: &SourceCtx,
+    coll: &CollectionState,
+    (token, lost): (u64, &AtomicBool),
+    head: u64,
+    packets: Vec<Vec<pb::Change>>,
+) -> Result<(), RoundError> {
+    use futures::StreamExt;
+    let total: usize = packets.iter().map(Vec::len).sum();
+    let mut verdicts = futures::stream::iter(packets.into_iter().map(|changes| {
+        let n = changes.len();
+        let packet = pb::ChangePacket {
+            collection_id: coll.id.clone(),
+            base_seq: head,
+            fencing_token: token,
+            changes,
+            ..Default::default()
+        };
+        async move {
+            if lost.load(Ordering::SeqCst) {
+                return Err(RoundError::LeaseLost("not renewed in time".into()));
+            }
+            send_packet(ctx, packet).await.map(|()| n)
+        }
+    }))
+    .buffered(AHEAD);
+    let mut pushed = 0;
+    while let Some(sent) = verdicts.next().await {
+        pushed += sent?;
+        progress(ctx, &coll.id, "pushing", pushed, total);
+    }
     Ok(())
 }
 

@@ -182,6 +182,7 @@ impl Store {
     /// Commits a packet atomically (see the module documentation).
     pub async fn apply_packet(&self, tenant: Uuid, packet: &Packet) -> Result<PacketOutcome> {
         let mut c = self.client().await?;
+        let early = super::mail::store_early(&c, tenant, packet).await?;
         let tx = c.transaction().await?;
         let coll = packet.collection;
 
@@ -284,16 +285,17 @@ impl Store {
         let token = packet.fencing_token as i64;
 
         // New items go in with one statement each for items and journal.
-        let new: Vec<&PacketChange> = packet
+        let new: Vec<(usize, &PacketChange)> = packet
             .changes
             .iter()
-            .filter(|c| matches!(c, PacketChange::Import { item_id: None, .. }))
+            .enumerate()
+            .filter(|(_, c)| matches!(c, PacketChange::Import { item_id: None, .. }))
             .collect();
         let mut new_ids: HashMap<usize, Uuid> = HashMap::new();
         if !new.is_empty() {
             let hrefs: Vec<&str> = new
                 .iter()
-                .filter_map(|c| match c {
+                .filter_map(|(_, c)| match c {
                     PacketChange::Import { backend_href, .. } => Some(backend_href.as_str()),
                     _ => None,
                 })
@@ -328,7 +330,7 @@ impl Store {
                 let filed: Vec<super::mail::Filed<'_>> = new
                     .iter()
                     .zip(&fresh)
-                    .filter_map(|(c, id)| match c {
+                    .filter_map(|((at, c), id)| match c {
                         PacketChange::Import {
                             content,
                             flags,
@@ -341,6 +343,7 @@ impl Store {
                             flags,
                             internal_date_ms: *internal_date_ms,
                             upload: upload.as_ref().map(|(u, m)| (u, m.as_deref())),
+                            stored: early.get(at),
                         }),
                         _ => None,
                     })
@@ -353,7 +356,7 @@ impl Store {
                 (Vec::new(), 0)
             };
             let mut mail = super::mail::MailColumns::default();
-            for (i, change) in new.iter().enumerate() {
+            for (i, (_, change)) in new.iter().enumerate() {
                 if let PacketChange::Import {
                     backend_version,
                     content,
@@ -464,7 +467,7 @@ impl Store {
         let mut messages: Vec<super::mail::Filed<'_>> = Vec::new();
         let mut flag_writes: Vec<super::mail::FlagWrite<'_>> = Vec::new();
         let mut new_index = 0;
-        for change in &packet.changes {
+        for (at, change) in packet.changes.iter().enumerate() {
             match change {
                 PacketChange::Import { item_id: None, .. } => {
                     // Written whole above, body included.
@@ -491,6 +494,7 @@ impl Store {
                             flags,
                             internal_date_ms: *internal_date_ms,
                             upload: upload.as_ref().map(|(u, m)| (u, m.as_deref())),
+                            stored: early.get(&at),
                         });
                     }
                     let base =

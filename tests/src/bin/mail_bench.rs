@@ -202,6 +202,43 @@ fn idle_rounds(log: &Path) -> Result<Vec<u64>> {
 }
 
 /// CPU seconds (user + system) a process has used.
+/// PostgreSQL alone storing the same bodies the way the gateway keeps them (out of
+/// line, uncompressed) in the cheapest way it takes bytes (COPY, 8 MiB at a time),
+/// from this process: what any design keeping message bodies in PostgreSQL pays
+/// before doing anything else. Returns the wall time and PostgreSQL's CPU.
+async fn postgres_alone(d: &Deployment, n: usize) -> Result<(Duration, f64)> {
+    use tokio_postgres::binary_copy::BinaryCopyInWriter;
+    use tokio_postgres::types::Type;
+    let c = d.store.client().await?;
+    c.batch_execute(
+        "CREATE TABLE bench_bodies (id bigint PRIMARY KEY, size bigint NOT NULL, body bytea NOT NULL);
+         ALTER TABLE bench_bodies ALTER COLUMN body SET STORAGE EXTERNAL;",
+    )
+    .await?;
+    let messages: Vec<Vec<u8>> = (0..n).map(message).collect();
+    let cpu = cpu_of("postgres");
+    let started = Instant::now();
+    let mut next = messages.iter().enumerate().peekable();
+    while next.peek().is_some() {
+        let sink = c.copy_in("COPY bench_bodies FROM STDIN BINARY").await?;
+        let writer = BinaryCopyInWriter::new(sink, &[Type::INT8, Type::INT8, Type::BYTEA]);
+        futures::pin_mut!(writer);
+        let mut bytes = 0;
+        while bytes < 8 << 20 {
+            let Some((i, m)) = next.next() else { break };
+            bytes += m.len();
+            writer
+                .as_mut()
+                .write(&[&(i as i64), &(m.len() as i64), &m.as_slice()])
+                .await?;
+        }
+        writer.finish().await?;
+    }
+    let (took, cpu) = (started.elapsed(), cpu_of("postgres") - cpu);
+    c.batch_execute("DROP TABLE bench_bodies").await?;
+    Ok((took, cpu))
+}
+
 fn cpu_secs(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces): utime and stime are the
@@ -364,6 +401,7 @@ async fn main() -> Result<()> {
     let idle_latency_max = latencies.iter().copied().fold(0.0, f64::max);
     let idle_latency = median(&mut latencies);
     drop(conn);
+    let (pg_alone, pg_alone_cpu) = postgres_alone(&d, n).await?;
 
     println!(
         "dovecot warm-up (indexing)          {:>8.2} s",
@@ -386,6 +424,10 @@ async fn main() -> Result<()> {
         (conn_cpu + gw_cpu + pg_cpu + imap_cpu) / cores as f64
     );
     println!(
+        "PostgreSQL alone storing the bodies {:>8.2} s   PostgreSQL CPU {pg_alone_cpu:.2} s (COPY, 8 MiB at a time)",
+        pg_alone.as_secs_f64()
+    );
+    println!(
         "mbsync (isync) into a Maildir       {:>8.2} s   peak memory: {} MB",
         mbsync_time.as_secs_f64(),
         mbsync_kib / 1024
@@ -393,6 +435,10 @@ async fn main() -> Result<()> {
     println!(
         "ratio postern / floor               {:>8.2}   (target <= 1.3)",
         postern.as_secs_f64() / floor_time.as_secs_f64()
+    );
+    println!(
+        "ratio PostgreSQL alone / floor      {:>8.2}   (storing the bytes in PostgreSQL, nothing else)",
+        pg_alone.as_secs_f64() / floor_time.as_secs_f64()
     );
     println!(
         "ratio postern / mbsync              {:>8.2}   (target < 1)",
