@@ -628,8 +628,7 @@ async fn packets_in_flight_both_commit_and_a_refused_one_leaves_only_collectable
     uids.dedup();
     assert_eq!(uids.len(), 100, "each message its own gateway UID");
 
-    // A packet under an old fencing token: refused, no message; its body was stored
-    // early and goes with the next collection after the grace period.
+    // A packet under an old fencing token: refused, and nothing of it stored.
     let refused = link
         .session
         .handle(packet(200..201, token + 7), "127.0.0.1:50001")
@@ -648,6 +647,27 @@ async fn packets_in_flight_both_commit_and_a_refused_one_leaves_only_collectable
     let c = g.store.client().await?;
     let orphan = "SELECT count(*) FROM message_bodies b WHERE tenant_id = $1 AND NOT EXISTS
                   (SELECT 1 FROM items i WHERE i.tenant_id = b.tenant_id AND i.body_sha256 = b.sha256)";
+    assert_eq!(c.query_one(orphan, &[&g.tenant]).await?.get::<_, i64>(0), 0);
+
+    // Under the current token but with an href the gateway knows (a stale index):
+    // refused, no message; the new body was stored early and goes with the next
+    // collection after the grace period.
+    let mut stale = packet(300..301, token);
+    if let Some(Req::ChangePacket(p)) = stale.body.as_mut() {
+        p.changes[0].backend_href = "/1".into();
+    }
+    let refused = link.session.handle(stale, "127.0.0.1:50001").await;
+    assert!(
+        refused.iter().any(|m| matches!(
+            &m.body,
+            Some(Ans::Verdict(pb::Verdict {
+                outcome: Some(pb::verdict::Outcome::Rejected(_)),
+                ..
+            }))
+        )),
+        "{refused:?}"
+    );
+    assert_eq!(messages(&g, id).await?.len(), 100);
     assert_eq!(c.query_one(orphan, &[&g.tenant]).await?.get::<_, i64>(0), 1);
     c.execute(
         "UPDATE message_bodies SET created_at = now() - interval '2 days' WHERE tenant_id = $1",

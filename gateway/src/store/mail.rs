@@ -164,8 +164,9 @@ async fn store_bodies(
 /// mailbox's locks only for the items: a connector's next packet, sent before this
 /// one's verdict, stores its bodies (most of an import's work) while this one
 /// commits. Bodies are content-addressed and immutable, so storing them early is
-/// safe; those of a packet that is then refused are removed as unreferenced, after
-/// the grace period of [`Store::collect_bodies`].
+/// safe; those of a packet that is then refused (its base stale, its lease lost
+/// meanwhile) are removed as unreferenced, after the grace period of
+/// [`Store::collect_bodies`].
 pub(crate) async fn store_early(
     c: &tokio_postgres::Client,
     tenant: Uuid,
@@ -187,14 +188,18 @@ pub(crate) async fn store_early(
     if whole.is_empty() {
         return Ok(Default::default());
     }
-    let mailbox = c
+    // Only for a mailbox, and only under the current fencing token: a writer that
+    // lost its lease stores nothing (the transaction refuses the packet).
+    let current = c
         .query_opt(
-            "SELECT 1 FROM collections WHERE tenant_id = $1 AND id = $2 AND kind = 'mailbox'",
-            &[&tenant, &packet.collection],
+            "SELECT 1 FROM collections c JOIN leases l
+                 ON l.tenant_id = c.tenant_id AND l.collection_id = c.id
+             WHERE c.tenant_id = $1 AND c.id = $2 AND c.kind = 'mailbox' AND l.fencing_token = $3",
+            &[&tenant, &packet.collection, &(packet.fencing_token as i64)],
         )
         .await?
         .is_some();
-    if !mailbox {
+    if !current {
         return Ok(Default::default());
     }
     let bodies: Vec<&[u8]> = whole.iter().map(|(_, b)| *b).collect();
