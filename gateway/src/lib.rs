@@ -10,6 +10,8 @@
 //!   leases with fencing tokens, hands out the journal and commits change packets.
 //! - [`auth`]: connector tokens (JWT, revocable) and app passwords (argon2id), verified
 //!   on the bounded [`passwords`] pool.
+//! - [`logins`]: remote clients' logins (`alice@acme` + app password), throttled, for
+//!   every door: DAV, IMAP, submission.
 //! - [`nudge`]: LISTEN/NOTIFY, so a change on any replica wakes the right connector.
 //! - [`dav`]: the CalDAV/CardDAV endpoint for remote clients.
 //! - [`http`]: health, readiness and [`metrics`], served on connections from
@@ -30,6 +32,7 @@ pub mod http;
 pub mod limits;
 pub mod link;
 pub mod listen;
+pub mod logins;
 pub mod metrics;
 pub mod nudge;
 pub mod passwords;

@@ -150,7 +150,7 @@ pub async fn run(
         );
     let dav = crate::dav::DavState {
         store: store.clone(),
-        auth: Arc::new(crate::dav::auth::Authenticator::new(
+        auth: Arc::new(crate::logins::Authenticator::new(
             &limits,
             metrics.clone(),
         )),

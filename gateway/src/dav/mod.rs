@@ -18,7 +18,6 @@
 //! Writes go through the store API: they are journalled, marked pending, and wake the
 //! connector (on any replica) with NOTIFY; the connector applies them to the back end.
 
-pub mod auth;
 pub mod copymove;
 pub mod delete;
 pub mod folder;
@@ -46,7 +45,7 @@ use postern_davxml::{Name, Writer};
 use tracing::{Instrument, warn};
 
 use crate::store::{Store, StoreError};
-use auth::{Authenticator, DavAuthError, Principal};
+use crate::logins::{Authenticator, LoginError, Principal};
 use path::Target;
 
 /// What every DAV handler shares.
@@ -335,7 +334,7 @@ async fn serve(
         .await
     {
         Ok(p) => p,
-        Err(DavAuthError::Unauthorized) => {
+        Err(LoginError::Unauthorized) => {
             // A small body is read before the challenge, so the connection stays
             // usable for the retry with credentials (clients that ask first, then
             // authenticate, reuse it); a larger one is left unread and the
@@ -355,8 +354,8 @@ async fn serve(
             }
             return DavError::Unauthorized.into_response();
         }
-        Err(DavAuthError::Busy(_)) => return DavError::Busy.into_response(),
-        Err(DavAuthError::Store(e)) => return DavError::Store(e).into_response(),
+        Err(LoginError::Busy(_)) => return DavError::Busy.into_response(),
+        Err(LoginError::Store(e)) => return DavError::Store(e).into_response(),
     };
     // Clients that do not follow the redirect PROPFIND the well-known URL itself.
     if matches!(target, Target::WellKnown)

@@ -6,17 +6,14 @@
 //!   (CHANGEDSINCE) and of whole messages, UID STORE with UNCHANGEDSINCE, APPEND with
 //!   APPENDUID, one-message UID EXPUNGE, UID MOVE with COPYUID, CREATE and DELETE;
 //!   every read with a timeout, a cut-off answer an error.
-//! - [`utf7`]: mailbox names in modified UTF-7.
-//! - `io`: the bytes between the socket and imap-next's client, read in large
-//!   chunks.
+//! - The bytes between the socket and imap-next's client, and mailbox names in
+//!   modified UTF-7, come from `postern_imap` (the gateway's IMAP server shares them).
 //! - `tls`: implicit TLS, STARTTLS, trusted certificates.
 //! - `wire`: between imap-types' values and ours.
 
 pub mod backend;
 pub mod client;
-mod io;
 mod tls;
-pub mod utf7;
 mod wire;
 
 pub use backend::ImapBackend;

@@ -12,7 +12,7 @@ use imap_next::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use postern_core::mail::Flags;
 
 use super::client::{ImapError, MessageMeta};
-use super::utf7;
+use postern_imap::utf7;
 
 pub(super) fn status_text(status: &Status<'_>) -> String {
     match status {

@@ -1,6 +1,6 @@
-//! The bytes of an IMAP connection: between a socket (plain TCP or TLS) and
-//! imap-next's client, which does no I/O of its own (it asks for input and hands out
-//! output).
+//! The bytes of an IMAP connection: between a socket (plain TCP or TLS) and one of
+//! imap-next's state machines (client or server), which do no I/O of their own (they
+//! ask for input and hand out output).
 //!
 //! imap-next ships a driver of its own (`imap_next::stream::Stream`), but it reads
 //! into a buffer that never grows past 64 bytes (and decrypts TLS 128 bytes at a
@@ -16,7 +16,8 @@
 use imap_next::{Interrupt, Io, State};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
-/// Bytes read from the socket at most at once.
+/// Bytes read from the socket at most at once, by default: a client importing mail
+/// reads large FETCH answers.
 const READ_CHUNK: usize = 256 << 10;
 
 /// A socket an IMAP session runs over.
@@ -34,7 +35,7 @@ pub struct Connection {
 /// Why a connection stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError<E> {
-    #[error("the server closed the connection")]
+    #[error("the peer closed the connection")]
     Closed,
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -44,13 +45,26 @@ pub enum ConnectionError<E> {
 
 impl Connection {
     pub fn new(socket: impl Socket + 'static) -> Connection {
+        Connection::with_buffer(socket, READ_CHUNK)
+    }
+
+    /// A connection that reads at most `bytes` at once (a server with many
+    /// connections, each mostly idle, keeps this small).
+    pub fn with_buffer(socket: impl Socket + 'static, bytes: usize) -> Connection {
         let (read, write) = tokio::io::split(Box::new(socket) as Box<dyn Socket>);
         Connection {
             read,
             write,
-            buf: vec![0; READ_CHUNK].into_boxed_slice(),
+            buf: vec![0; bytes.max(1)].into_boxed_slice(),
             out: Vec::new(),
         }
+    }
+
+    /// Writes out what is queued (a server's last answer before it closes).
+    pub async fn flush(&mut self) -> std::io::Result<()> {
+        self.write.write_all(&self.out).await?;
+        self.out.clear();
+        self.write.flush().await
     }
 
     /// Drives `state` until its next event, reading and writing as it asks.

@@ -1,6 +1,9 @@
-//! HTTP Basic authentication for DAV clients: `alice@acme` and an app password.
+//! Logins of remote clients, whatever they speak: `alice@acme` and an app password,
+//! sent as HTTP Basic by DAV clients, as LOGIN or AUTHENTICATE PLAIN by IMAP clients
+//! and as AUTH PLAIN or LOGIN by SMTP submission clients. One [`Authenticator`]
+//! serves them all, so throttling and limits are the same whichever door is used.
 //!
-//! Clients send Basic on every request, and argon2id is slow on purpose, so a
+//! DAV clients send Basic on every request, and argon2id is slow on purpose, so a
 //! successful verification is remembered: the cache key is a SHA-256 of the password
 //! together with the argon2 hash it matched. Every request still reads the user's
 //! *live* hashes (one indexed query), so a revoked or rotated password stops matching
@@ -32,7 +35,7 @@ use crate::metrics::Metrics;
 use crate::passwords::{Busy, Pool};
 use crate::store::{Store, StoreError};
 
-/// Who a request comes from.
+/// Who a request or a session comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     /// Login as used in URLs: `alice@acme`.
@@ -43,9 +46,9 @@ pub struct Principal {
     pub user: Uuid,
 }
 
-/// Why a request was not authenticated.
+/// Why a login was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum DavAuthError {
+pub enum LoginError {
     /// No or malformed credentials, or wrong ones.
     #[error("authentication required")]
     Unauthorized,
@@ -173,16 +176,28 @@ impl Authenticator {
         }
     }
 
-    /// Checks an `Authorization` header.
+    /// Checks an HTTP `Authorization` header (Basic).
     pub async fn check(
         &self,
         store: &Store,
         header: Option<&str>,
         addr: Option<IpAddr>,
-    ) -> Result<Principal, DavAuthError> {
+    ) -> Result<Principal, LoginError> {
         let Some((login, password)) = header.and_then(parse_basic) else {
-            return Err(DavAuthError::Unauthorized);
+            return Err(LoginError::Unauthorized);
         };
+        self.login(store, &login, &password, addr).await
+    }
+
+    /// Checks a login (`alice@acme`) and its app password.
+    pub async fn login(
+        &self,
+        store: &Store,
+        login: &str,
+        password: &str,
+        addr: Option<IpAddr>,
+    ) -> Result<Principal, LoginError> {
+        let (login, password) = (login.to_string(), password.to_string());
         let keys = failure_keys(&login, addr);
         let (creds, name) = match split_login(&login) {
             Some((user, tenant)) => (
@@ -241,7 +256,7 @@ impl Authenticator {
                 if let Ok(mut f) = self.failures.lock() {
                     f.record(&keys, Instant::now());
                 }
-                Err(DavAuthError::Unauthorized)
+                Err(LoginError::Unauthorized)
             }
         }
     }
