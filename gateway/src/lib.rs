@@ -29,6 +29,7 @@ pub mod admin;
 pub mod auth;
 pub mod dav;
 pub mod http;
+pub mod imap;
 pub mod limits;
 pub mod link;
 pub mod listen;

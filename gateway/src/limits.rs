@@ -13,7 +13,8 @@
 //!   requests of one user at once;
 //! - passwords: how many argon2 verifications run at once and how long a login waits
 //!   for one, and how many failed logins are remembered;
-//! - the connector link: decoded message size and streams per connector token.
+//! - the connector link: decoded message size and streams per connector token;
+//! - IMAP: connections, how long a silent session stays, the largest APPEND.
 
 use std::time::Duration;
 
@@ -108,6 +109,26 @@ pub struct Limits {
     /// connector processes sharing a token for high availability need two).
     #[arg(long, env = "POSTERN_MAX_STREAMS_PER_CONNECTOR", default_value_t = 4)]
     pub max_streams_per_connector: usize,
+    /// Most open connections on the IMAP ports (both together per port).
+    #[arg(long, env = "POSTERN_IMAP_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub imap_max_connections: usize,
+    /// Most open IMAP connections from one client address.
+    #[arg(
+        long,
+        env = "POSTERN_IMAP_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 256
+    )]
+    pub imap_max_connections_per_address: usize,
+    /// An IMAP session that sends nothing for this long is logged out (RFC 9051
+    /// asks for at least 30 minutes, so that IDLE clients stay). Before login, one
+    /// minute.
+    #[arg(long, env = "POSTERN_IMAP_IDLE_TIMEOUT", default_value = "31m", value_parser = humantime::parse_duration)]
+    pub imap_idle_timeout: Duration,
+    /// Largest message an IMAP client may APPEND (advertised as APPENDLIMIT), and
+    /// so the most one IMAP command may make the gateway hold. Before login a
+    /// command may hold 64 KiB.
+    #[arg(long, env = "POSTERN_IMAP_MAX_MESSAGE_BYTES", default_value_t = 50 << 20)]
+    pub imap_max_message_bytes: usize,
 }
 
 impl Default for Limits {
@@ -136,6 +157,10 @@ impl Default for Limits {
             failed_login_entries: 100_000,
             grpc_max_message_bytes: 16 << 20,
             max_streams_per_connector: 4,
+            imap_max_connections: 10_000,
+            imap_max_connections_per_address: 256,
+            imap_idle_timeout: Duration::from_secs(31 * 60),
+            imap_max_message_bytes: 50 << 20,
         }
     }
 }
@@ -171,6 +196,7 @@ impl Limits {
         if self.max_streams_per_connector == 0
             || self.max_connections == 0
             || self.grpc_max_connections == 0
+            || self.imap_max_connections == 0
         {
             return Err("connection and stream limits must be at least 1".into());
         }

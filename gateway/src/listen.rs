@@ -51,6 +51,8 @@ pub enum Port {
     Http,
     /// The connector link.
     Grpc,
+    /// IMAP for remote mail clients.
+    Imap,
 }
 
 impl Port {
@@ -58,6 +60,7 @@ impl Port {
         match self {
             Port::Http => "http",
             Port::Grpc => "grpc",
+            Port::Imap => "imap",
         }
     }
 }
@@ -121,6 +124,13 @@ pub struct Conn {
     last_activity: Instant,
     idle: Pin<Box<Sleep>>,
     _admission: Admission,
+}
+
+impl Conn {
+    /// Whether the connection is TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.io, Io::Tls(_))
+    }
 }
 
 impl std::fmt::Debug for Conn {

@@ -51,6 +51,13 @@ enum Command {
         /// Address for HTTP (health, readiness, CalDAV/CardDAV).
         #[arg(long, env = "POSTERN_HTTP_LISTEN", default_value = "0.0.0.0:8080")]
         http_listen: SocketAddr,
+        /// Address for IMAP (plain-text logins only from loopback; STARTTLS is not
+        /// offered yet: use --imaps-listen across a network). "off" serves none.
+        #[arg(long, env = "POSTERN_IMAP_LISTEN", default_value = "0.0.0.0:1143")]
+        imap_listen: String,
+        /// Address for IMAP over implicit TLS (needs --tls-cert and --tls-key).
+        #[arg(long, env = "POSTERN_IMAPS_LISTEN")]
+        imaps_listen: Option<SocketAddr>,
         /// File with the connector-token signing key (32+ bytes). Without it, a key is
         /// generated on first start and kept in the database for every replica.
         #[arg(long, env = "POSTERN_SIGNING_KEY_FILE")]
@@ -120,6 +127,8 @@ async fn main() -> ExitCode {
         Command::Serve {
             grpc_listen,
             http_listen,
+            imap_listen,
+            imaps_listen,
             signing_key_file,
             lease_ttl,
             database_pool,
@@ -154,8 +163,12 @@ async fn main() -> ExitCode {
                         client_ca: tls_client_ca,
                     }),
                 },
-                grpc_listen,
-                http_listen,
+                Addresses {
+                    grpc: grpc_listen,
+                    http: http_listen,
+                    imap: imap_listen,
+                    imaps: imaps_listen,
+                },
             )
             .await
         }
@@ -171,23 +184,54 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve_until_signal(
-    config: serve::ServeConfig,
+/// Where `serve` listens.
+struct Addresses {
     grpc: SocketAddr,
     http: SocketAddr,
-) -> anyhow::Result<()> {
+    /// An address, or "off".
+    imap: String,
+    imaps: Option<SocketAddr>,
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
+}
+
+async fn serve_until_signal(config: serve::ServeConfig, at: Addresses) -> anyhow::Result<()> {
+    let Addresses {
+        grpc,
+        http,
+        imap,
+        imaps,
+    } = at;
     // Every connection is a file descriptor: take all the system allows, so that the
     // connection limits, not the descriptor limit, are what callers meet.
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(n) => tracing::info!(open_files = n, "file descriptor limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the file descriptor limit"),
     }
-    let grpc = tokio::net::TcpListener::bind(grpc)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {grpc}: {e}"))?;
-    let http = tokio::net::TcpListener::bind(http)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {http}: {e}"))?;
+    let imap = match imap.as_str() {
+        "off" | "" => None,
+        addr => Some(
+            bind(
+                addr.parse()
+                    .map_err(|e| anyhow::anyhow!("--imap-listen {addr:?}: {e}"))?,
+            )
+            .await?,
+        ),
+    };
+    let imaps = match imaps {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
+    let listeners = serve::Listeners {
+        grpc: bind(grpc).await?,
+        http: bind(http).await?,
+        imap,
+        imaps,
+    };
     let shutdown = async {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -196,7 +240,7 @@ async fn serve_until_signal(
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
         }
     };
-    serve::run(config, grpc, http, shutdown).await
+    serve::run(config, listeners, shutdown).await
 }
 
 /// A minimal HTTP/1.1 GET on loopback: success when the status is 200.

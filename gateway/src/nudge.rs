@@ -2,6 +2,10 @@
 //! transaction; each replica LISTENs on one dedicated (unpooled) connection and
 //! broadcasts what it hears to its connector streams, so a write on replica B reaches
 //! the connector attached to replica A at once.
+//!
+//! Changes a connector brought from the back end are announced too, marked as such
+//! (`tenant:collection:backend`): they wake the IMAP sessions idling on that mailbox,
+//! on every replica, and never a connector (which made them).
 
 use std::time::Duration;
 
@@ -14,11 +18,17 @@ use uuid::Uuid;
 use crate::link::Nudge;
 use crate::store::CHANGES_CHANNEL;
 
-/// Listens forever (reconnecting with backoff) and sends every change heard to `tx`.
-pub async fn listen(database_url: String, tx: broadcast::Sender<Nudge>) {
+/// Listens forever (reconnecting with backoff) and sends every gateway-side change
+/// heard to `tx` (the connector streams), and every change of either side to
+/// `changes` (the IMAP sessions).
+pub async fn listen(
+    database_url: String,
+    tx: broadcast::Sender<Nudge>,
+    changes: broadcast::Sender<Nudge>,
+) {
     let mut backoff = Duration::from_millis(200);
     loop {
-        match listen_once(&database_url, &tx).await {
+        match listen_once(&database_url, &tx, &changes).await {
             Ok(()) => backoff = Duration::from_millis(200),
             Err(e) => {
                 warn!(error = %e, retry_in = ?backoff, "change listener lost its connection");
@@ -32,6 +42,7 @@ pub async fn listen(database_url: String, tx: broadcast::Sender<Nudge>) {
 async fn listen_once(
     url: &str,
     tx: &broadcast::Sender<Nudge>,
+    changes: &broadcast::Sender<Nudge>,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
     let (msg_tx, mut msg_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -54,11 +65,20 @@ async fn listen_once(
         .await?;
     while let Some(m) = msg_rx.recv().await {
         if let AsyncMessage::Notification(n) = m
-            && let Some((t, c)) = n.payload().split_once(':')
-            && let (Ok(t), Ok(c)) = (Uuid::parse_str(t), Uuid::parse_str(c))
+            && let Some((t, rest)) = n.payload().split_once(':')
         {
-            debug!(collection = %c, "change heard");
-            let _ = tx.send((t, c));
+            let (c, from_backend) = match rest.strip_suffix(":backend") {
+                Some(c) => (c, true),
+                None => (rest, false),
+            };
+            let (Ok(t), Ok(c)) = (Uuid::parse_str(t), Uuid::parse_str(c)) else {
+                continue;
+            };
+            debug!(collection = %c, from_backend, "change heard");
+            if !from_backend {
+                let _ = tx.send((t, c));
+            }
+            let _ = changes.send((t, c));
         }
     }
     drop(client);

@@ -53,13 +53,31 @@ pub struct TlsFiles {
     pub client_ca: Option<PathBuf>,
 }
 
+/// The bound listeners `serve` takes connections from.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The connector gRPC port.
+    pub grpc: TcpListener,
+    /// HTTP: health, readiness, metrics, DAV.
+    pub http: TcpListener,
+    /// IMAP (plain; STARTTLS is not offered yet).
+    pub imap: Option<TcpListener>,
+    /// IMAP over implicit TLS (only with a certificate).
+    pub imaps: Option<TcpListener>,
+}
+
 /// Runs the gateway until `shutdown` resolves.
 pub async fn run(
     config: ServeConfig,
-    grpc: TcpListener,
-    http: TcpListener,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let Listeners {
+        grpc,
+        http,
+        imap,
+        imaps,
+    } = listeners;
     config.limits.check().map_err(|e| anyhow::anyhow!("{e}"))?;
     let store = Store::connect(&config.database_url, config.pool_size)?;
     let ran = store.migrate().await?;
@@ -67,9 +85,11 @@ pub async fn run(
     let keys = TokenKeys::load(&store, config.signing_key_file.as_deref()).await?;
 
     let (nudge_tx, _) = broadcast::channel(1024);
+    let (changes_tx, _) = broadcast::channel(1024);
     tokio::spawn(crate::nudge::listen(
         config.database_url.clone(),
         nudge_tx.clone(),
+        changes_tx.clone(),
     ));
     tokio::spawn(collect_bodies(store.clone()));
 
@@ -150,16 +170,44 @@ pub async fn run(
         );
     let dav = crate::dav::DavState {
         store: store.clone(),
-        auth: Arc::new(crate::logins::Authenticator::new(
-            &limits,
-            metrics.clone(),
-        )),
+        auth: Arc::new(crate::logins::Authenticator::new(&limits, metrics.clone())),
         limits: limits.clone(),
         metrics: metrics.clone(),
         slots: Arc::new(crate::dav::slots::UserSlots::new(
             limits.max_requests_per_user,
         )),
     };
+    // IMAP: the same logins (and so the same throttling) as DAV.
+    let imap_state = crate::imap::ImapState {
+        store: store.clone(),
+        auth: dav.auth.clone(),
+        limits: limits.clone(),
+        metrics: metrics.clone(),
+        changes: changes_tx.clone(),
+    };
+    let imap_limits = PortLimits {
+        max_connections: limits.imap_max_connections,
+        max_per_address: limits.imap_max_connections_per_address,
+        handshake_timeout: limits.tls_handshake_timeout,
+        // The session logs out a silent client itself (31 minutes by default, one
+        // before login); the connection's own bound is a little longer.
+        idle_timeout: limits.imap_idle_timeout + Duration::from_secs(60),
+    };
+    let imaps_tls = match (&config.tls, &imaps) {
+        (Some(t), Some(_)) => Some(crate::tls::imap_acceptor(&t.cert, &t.key)?),
+        (None, Some(_)) => anyhow::bail!("--imaps-listen needs --tls-cert and --tls-key"),
+        _ => None,
+    };
+    for (listener, tls) in [(imap, None), (imaps, imaps_tls)] {
+        let Some(listener) = listener else { continue };
+        info!(imap = %listener.local_addr()?, tls = tls.is_some(), "serving IMAP");
+        let conns = listen::accept(listener, tls, Port::Imap, imap_limits, metrics.clone());
+        tokio::spawn(crate::imap::serve(
+            conns,
+            imap_state.clone(),
+            stop_tx.subscribe(),
+        ));
+    }
     let app = crate::http::router(store.clone(), dav, metrics.clone());
     let http_server = crate::http::serve(http_conns, app, &limits, async move {
         let _ = stop_http.recv().await;

@@ -41,6 +41,16 @@ pub fn http_acceptor(cert: &Path, key_file: &Path) -> anyhow::Result<TlsAcceptor
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// The acceptor of the IMAP port with implicit TLS (no ALPN: RFC 8314 clients do
+/// not ask for one).
+pub fn imap_acceptor(cert: &Path, key_file: &Path) -> anyhow::Result<TlsAcceptor> {
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain(cert)?, key(key_file)?)?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
 /// The acceptor of the connector port: HTTP/2 only; with `client_ca`, a connector
 /// must present a certificate that CA signed.
 pub fn grpc_acceptor(

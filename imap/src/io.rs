@@ -37,6 +37,8 @@ pub struct Connection {
 pub enum ConnectionError<E> {
     #[error("the peer closed the connection")]
     Closed,
+    #[error("the peer sent more than one command may hold")]
+    TooLarge,
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("{0:?}")]
@@ -70,8 +72,20 @@ impl Connection {
     /// Drives `state` until its next event, reading and writing as it asks.
     pub async fn next<F: State>(
         &mut self,
-        mut state: F,
+        state: F,
     ) -> Result<F::Event, ConnectionError<F::Error>> {
+        self.next_within(state, usize::MAX).await
+    }
+
+    /// Like [`Connection::next`], but fails with [`ConnectionError::TooLarge`] once
+    /// more than `limit` bytes have been read without an event: a server bounds what
+    /// one command may make it hold, whatever the literals it announces.
+    pub async fn next_within<F: State>(
+        &mut self,
+        mut state: F,
+        limit: usize,
+    ) -> Result<F::Event, ConnectionError<F::Error>> {
+        let mut read = 0usize;
         loop {
             match state.next() {
                 Ok(event) => return Ok(event),
@@ -84,6 +98,10 @@ impl Connection {
                 if n == 0 {
                     return Err(ConnectionError::Closed);
                 }
+                read += n;
+                if read > limit {
+                    return Err(ConnectionError::TooLarge);
+                }
                 state.enqueue_input(&self.buf[..n]);
             } else {
                 tokio::select! {
@@ -91,6 +109,10 @@ impl Connection {
                         let n = n?;
                         if n == 0 {
                             return Err(ConnectionError::Closed);
+                        }
+                        read += n;
+                        if read > limit {
+                            return Err(ConnectionError::TooLarge);
                         }
                         state.enqueue_input(&self.buf[..n]);
                     }

@@ -284,6 +284,8 @@ pub struct Gateway {
     pub grpc_url: String,
     /// HTTP port.
     pub http_port: u16,
+    /// IMAP port (plain; loopback logins allowed).
+    pub imap_port: u16,
 }
 
 impl Gateway {
@@ -316,6 +318,7 @@ impl Gateway {
         grpc: u16,
         http: u16,
     ) -> Result<Self> {
+        let imap = free_port();
         let mut cmd = Command::new(bin("postern-gateway"));
         cmd.env("POSTERN_DATABASE_URL", db)
             .env("POSTERN_LOG", "info,postern_gateway=debug")
@@ -324,6 +327,8 @@ impl Gateway {
             .arg(format!("127.0.0.1:{grpc}"))
             .arg("--http-listen")
             .arg(format!("127.0.0.1:{http}"))
+            .arg("--imap-listen")
+            .arg(format!("127.0.0.1:{imap}"))
             .args(extra);
         let n = std::fs::read_dir(&dir.0).map(|d| d.count()).unwrap_or(0);
         let proc = Proc::spawn(cmd, dir.path(&format!("gateway-{grpc}-{n}.log")))?;
@@ -331,6 +336,7 @@ impl Gateway {
             proc,
             grpc_url: format!("http://127.0.0.1:{grpc}"),
             http_port: http,
+            imap_port: imap,
         };
         // With --tls-cert the HTTP port speaks HTTPS; readiness is probed without
         // checking the (test) certificate.
@@ -550,6 +556,7 @@ impl Deployment {
 pub mod backends;
 pub mod dav;
 pub mod endpoint;
+pub mod imaplib;
 pub mod inproc;
 pub mod link;
 pub mod mail;

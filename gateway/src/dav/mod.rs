@@ -44,8 +44,8 @@ use axum::routing::any;
 use postern_davxml::{Name, Writer};
 use tracing::{Instrument, warn};
 
-use crate::store::{Store, StoreError};
 use crate::logins::{Authenticator, LoginError, Principal};
+use crate::store::{Store, StoreError};
 use path::Target;
 
 /// What every DAV handler shares.

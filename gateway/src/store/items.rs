@@ -291,6 +291,21 @@ pub(crate) async fn notify(
     Ok(())
 }
 
+/// Announces changes a connector brought from the back end (IMAP sessions idling on
+/// the mailbox wake; connectors do not).
+pub(crate) async fn notify_backend_change(
+    tx: &tokio_postgres::Transaction<'_>,
+    tenant: Uuid,
+    collection: Uuid,
+) -> Result<()> {
+    tx.execute(
+        "SELECT pg_notify($1, $2)",
+        &[&CHANGES_CHANNEL, &format!("{tenant}:{collection}:backend")],
+    )
+    .await?;
+    Ok(())
+}
+
 impl Store {
     /// The index of a collection and the journal head it reflects: every item the
     /// back end has, or `only` those with one of these back-end hrefs or ids.

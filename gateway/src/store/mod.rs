@@ -19,6 +19,7 @@ pub mod collections;
 pub mod conflicts;
 pub mod dav;
 pub mod folders;
+pub mod imap;
 pub mod items;
 pub mod leases;
 pub mod mail;

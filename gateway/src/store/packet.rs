@@ -752,6 +752,9 @@ impl Store {
                 ],
             )
             .await?;
+        if writes > 0 && mailbox {
+            super::items::notify_backend_change(&tx, tenant, coll).await?;
+        }
         tx.commit().await?;
         Ok(PacketOutcome::Accepted {
             cursor: row.get(0),

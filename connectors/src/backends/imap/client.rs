@@ -25,14 +25,14 @@ use url::Url;
 mod fetch;
 pub use fetch::uid_set;
 
-use postern_imap::io::Connection;
 pub use super::tls::ConnectOptions;
 use super::tls::{handshake, starttls, tls_connector};
-use postern_imap::utf7;
 use super::wire::{
     capabilities_in_data, capabilities_of, first_uid, mailbox_of, mailbox_raw, meta_of, parse_date,
     set_of, status_text, uids_of, wire_flags,
 };
+use postern_imap::io::Connection;
+use postern_imap::utf7;
 
 /// What went wrong on an IMAP connection.
 #[derive(Debug, thiserror::Error)]

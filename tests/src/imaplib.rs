@@ -1,0 +1,130 @@
+//! Python's imaplib as a real IMAP client (`tests/clients/imap_client.py`): the e2e
+//! tests drive the gateway's IMAP endpoint with it, and read Dovecot with it too, so
+//! that no oracle is the product's own IMAP code.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("clients/imap_client.py")
+}
+
+fn command(port: u16, steps: &Value) -> Command {
+    let mut c = Command::new("python3");
+    c.arg(script())
+        .arg("127.0.0.1")
+        .arg(port.to_string())
+        .arg(steps.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    c
+}
+
+/// Runs `steps` on one connection to `port`; one result per step, in order. A step
+/// that fails ends the run with an error naming it.
+pub async fn run(port: u16, steps: Value) -> Result<Vec<Value>> {
+    let out = tokio::time::timeout(Duration::from_secs(120), command(port, &steps).output())
+        .await
+        .context("imaplib took over two minutes")??;
+    let results: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    if !out.status.success() {
+        bail!(
+            "imaplib failed: {results:?}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(results)
+}
+
+/// A client whose steps include an IDLE, running beside the test.
+pub struct Idling {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+    /// Results of the steps before the IDLE.
+    pub before: Vec<Value>,
+}
+
+impl Idling {
+    /// Starts `steps` and returns once the server has accepted the IDLE.
+    pub async fn start(port: u16, steps: Value) -> Result<Idling> {
+        let mut child = command(port, &steps).spawn()?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let mut before = Vec::new();
+        let read = async {
+            while let Some(line) = lines.next_line().await? {
+                let v: Value = serde_json::from_str(&line)?;
+                if v.get("idling").is_some() {
+                    return Ok(());
+                }
+                if v.get("error").is_some() {
+                    bail!("imaplib failed before IDLE: {v}");
+                }
+                before.push(v);
+            }
+            bail!("imaplib ended before IDLE")
+        };
+        tokio::time::timeout(Duration::from_secs(60), read)
+            .await
+            .context("no IDLE within a minute")??;
+        Ok(Idling {
+            child,
+            lines,
+            before,
+        })
+    }
+
+    /// The results of the IDLE and the steps after it.
+    pub async fn finish(mut self) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        let read = async {
+            while let Some(line) = self.lines.next_line().await? {
+                out.push(serde_json::from_str::<Value>(&line)?);
+            }
+            Ok::<_, anyhow::Error>(())
+        };
+        tokio::time::timeout(Duration::from_secs(120), read)
+            .await
+            .context("imaplib did not end")??;
+        self.child.wait().await?;
+        Ok(out)
+    }
+}
+
+/// The literals (bytes) of a FETCH result, in order.
+pub fn literals(result: &Value) -> Vec<Vec<u8>> {
+    result["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.as_array())
+        .filter_map(|pair| pair.get(1)?.as_str())
+        .map(|s| s.chars().map(|c| c as u8).collect())
+        .collect()
+}
+
+/// The text lines (not literals) of a result, without the lone `)` that imaplib
+/// keeps after a literal.
+pub fn lines(result: &Value) -> Vec<String> {
+    result["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| match d {
+            Value::String(s) => Some(s.clone()),
+            Value::Array(pair) => pair.first()?.as_str().map(str::to_string),
+            _ => None,
+        })
+        .filter(|l| l != ")")
+        .collect()
+}

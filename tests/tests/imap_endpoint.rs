@@ -1,0 +1,238 @@
+//! The gateway's IMAP endpoint, driven by a real client (Python's imaplib) against
+//! mail a connector imported from a real Dovecot: what the client reads is what
+//! Dovecot holds, byte for byte; what the client changes reaches Dovecot; a change on
+//! Dovecot reaches an idling client. Dovecot is read with imaplib too, so no oracle
+//! is the product's own IMAP code.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use postern_core::mail::Flags;
+use postern_e2e::imaplib::{self, Idling, lines, literals};
+use postern_e2e::mail::{Scenario, connector, imported, message};
+use postern_e2e::{admin, last_line, wait_until};
+use serde_json::{Value, json};
+
+/// Alice's app password (a new one).
+fn password(d: &postern_e2e::Deployment) -> Result<String> {
+    Ok(last_line(&admin(
+        &d.db,
+        &["user", "rotate", "--tenant", "acme", "alice"],
+    )?))
+}
+
+fn login(pw: &str) -> Value {
+    json!({"login": ["alice@acme", pw]})
+}
+
+/// Dovecot's flags of each message of `mailbox`, by the Message-ID they carry.
+async fn dovecot_flags(port: u16, mailbox: &str) -> Result<Vec<(String, String)>> {
+    let r = imaplib::run(
+        port,
+        json!([
+            {"login": ["alice", "alicepw"]},
+            {"call": "select", "args": [mailbox]},
+            {"uid": ["FETCH", "1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"]},
+        ]),
+    )
+    .await?;
+    let headers = lines(&r[2]);
+    let bodies = literals(&r[2]);
+    Ok(headers
+        .iter()
+        .zip(bodies)
+        .map(|(h, b)| (String::from_utf8_lossy(&b).trim().to_string(), h.clone()))
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mail_client_reads_what_was_imported_and_its_changes_reach_dovecot() -> Result<()> {
+    let Scenario {
+        d, dc, mut imap, ..
+    } = Scenario::start("imap-endpoint").await?;
+    imap.create("Sent Items").await?;
+    imap.create("Entwürfe").await?;
+    imap.append("INBOX", &Flags::parse(["\\Seen"]), None, &message(1))
+        .await?;
+    imap.append("INBOX", &Flags::default(), None, &message(2))
+        .await?;
+    imap.append("INBOX", &Flags::parse(["\\Flagged"]), None, &message(3))
+        .await?;
+    imap.append("Sent Items", &Flags::default(), None, &message(9))
+        .await?;
+    let _conn = connector(&d, &dc)?;
+    imported(&d, "/INBOX", 3).await?;
+    imported(&d, "/Sent%20Items", 1).await?;
+    let pw = password(&d)?;
+    let port = d.gateway.imap_port;
+
+    let r = imaplib::run(
+        port,
+        json!([
+            login(&pw),
+            {"raw": "CAPABILITY"},
+            {"call": "list", "args": ["\"\"", "*"]},
+            {"call": "select", "args": ["INBOX"]},
+            {"uid": ["FETCH", "1:*", "(UID FLAGS RFC822.SIZE BODY.PEEK[])"]},
+            {"call": "fetch", "args": ["1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[]<0.10>)"]},
+            {"call": "status", "args": ["\"Sent Items\"", "(MESSAGES UNSEEN UIDNEXT UIDVALIDITY)"]},
+        ]),
+    )
+    .await?;
+    assert_eq!(r[0]["typ"], "OK", "login: {:?}", r[0]);
+    let caps = lines(&r[1]).join(" ").to_ascii_uppercase();
+    for c in [" IMAP4REV1", " IDLE", " UIDPLUS", " SPECIAL-USE"] {
+        assert!(caps.contains(c), "{c} in {caps}");
+    }
+    let list = lines(&r[2]).join("\n");
+    assert!(
+        list.contains("\"INBOX\"") || list.contains(" INBOX"),
+        "{list}"
+    );
+    assert!(list.contains("\"Sent Items\""), "{list}");
+    assert!(
+        list.contains("Entw&APw-rfe"),
+        "non-ASCII in modified UTF-7: {list}"
+    );
+    assert_eq!(r[3]["data"][0], "3", "EXISTS 3: {:?}", r[3]);
+
+    // The bodies are Dovecot's bytes (what was appended there), with its flags.
+    let bodies = literals(&r[4]);
+    assert_eq!(bodies, vec![message(1), message(2), message(3)]);
+    let meta = lines(&r[4]);
+    assert!(meta[0].contains("\\Seen"), "{meta:?}");
+    assert!(meta[2].contains("\\Flagged"), "{meta:?}");
+    assert!(
+        meta[1].contains(&format!("RFC822.SIZE {}", message(2).len())),
+        "{meta:?}"
+    );
+    let parts = literals(&r[5]);
+    assert_eq!(parts[0], b"Subject: note 1\r\n\r\n");
+    assert_eq!(parts[1], message(1)[..10].to_vec());
+    let status = lines(&r[6]).join(" ");
+    assert!(
+        status.contains("MESSAGES 1") && status.contains("UNSEEN 1"),
+        "{status}"
+    );
+
+    // Changes: flag message 2, delete and expunge message 3, append a draft.
+    let r = imaplib::run(
+        port,
+        json!([
+            login(&pw),
+            {"call": "select", "args": ["INBOX"]},
+            {"call": "store", "args": ["2", "+FLAGS", "(\\Flagged $Work)"]},
+            {"call": "store", "args": ["3", "+FLAGS.SILENT", "(\\Deleted)"]},
+            {"call": "expunge"},
+            {"uid": ["SEARCH", "FLAGGED"]},
+            {"call": "search", "args": [null, "UNSEEN"]},
+            {"append": ["INBOX", "(\\Draft)", String::from_utf8(message(7))?]},
+        ]),
+    )
+    .await?;
+    assert!(lines(&r[2])[0].contains("\\Flagged"), "{:?}", r[2]);
+    assert_eq!(lines(&r[4]), vec!["3".to_string()], "EXPUNGE 3: {:?}", r[4]);
+    assert_eq!(r[6]["data"][0], "2", "only message 2 is unseen: {:?}", r[6]);
+    assert!(
+        lines(&r[7]).join(" ").contains("APPENDUID"),
+        "APPENDUID: {:?}",
+        r[7]
+    );
+
+    // Dovecot has all three changes (read with imaplib, by Message-ID).
+    wait_until(
+        "the client's changes on Dovecot",
+        Duration::from_secs(30),
+        || async {
+            let flags = dovecot_flags(dc.port, "INBOX").await?;
+            let of = |n: u32| {
+                flags
+                    .iter()
+                    .find(|(id, _)| id.contains(&format!("<note-{n}@")))
+                    .map(|(_, f)| f.clone())
+            };
+            // Keywords are case-insensitive (the connector keeps them in lower case).
+            let done = of(2)
+                .is_some_and(|f| f.contains("\\Flagged") && f.to_lowercase().contains("$work"))
+                && of(3).is_none()
+                && of(7).is_some_and(|f| f.contains("\\Draft"));
+            if !done {
+                eprintln!("Dovecot so far: {flags:?}");
+            }
+            Ok(done.then_some(()))
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idling_client_hears_of_a_change_on_dovecot() -> Result<()> {
+    let Scenario {
+        d, dc, mut imap, ..
+    } = Scenario::start("imap-endpoint-idle").await?;
+    imap.append("INBOX", &Flags::default(), None, &message(1))
+        .await?;
+    let _conn = connector(&d, &dc)?;
+    imported(&d, "/INBOX", 1).await?;
+    let pw = password(&d)?;
+
+    let idling = Idling::start(
+        d.gateway.imap_port,
+        json!([login(&pw), {"call": "select", "args": ["INBOX"]}, {"idle": 60}]),
+    )
+    .await?;
+    // A new message on Dovecot: the connector brings it (IDLE on Dovecot), the
+    // gateway tells the idling client.
+    imap.append("INBOX", &Flags::default(), None, &message(2))
+        .await?;
+    let out = idling.finish().await?;
+    let heard = lines(&out[0]).join(" ");
+    assert!(heard.contains("2 EXISTS"), "EXISTS while idling: {out:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logins_are_checked_and_mistakes_get_answers() -> Result<()> {
+    let Scenario { d, dc, .. } = Scenario::start("imap-endpoint-logins").await?;
+    let _conn = connector(&d, &dc)?;
+    imported(&d, "/INBOX", 0).await?;
+    let pw = password(&d)?;
+    let port = d.gateway.imap_port;
+
+    let wrong = imaplib::run(port, json!([login("not-the-password")])).await;
+    let why = format!("{wrong:?}");
+    assert!(
+        why.contains("AUTHENTICATIONFAILED"),
+        "a wrong password is refused with a reason: {why}"
+    );
+
+    let r = imaplib::run(
+        port,
+        json!([
+            {"raw": "FETCH 1 (FLAGS)"},
+            {"authenticate_plain": ["alice@acme", pw]},
+            {"raw": "FETCH 1 (FLAGS)"},
+            {"raw": "SELECT Nowhere"},
+            {"raw": "FETCH ((("},
+            {"call": "select", "args": ["INBOX"]},
+            {"raw": "FETCH 5 (FLAGS)"},
+            {"call": "noop"},
+        ]),
+    )
+    .await?;
+    let last = |i: usize| lines(&r[i]).last().cloned().unwrap_or_default();
+    assert!(last(0).contains("BAD"), "before login: {:?}", r[0]);
+    assert_eq!(r[1]["typ"], "OK", "AUTHENTICATE PLAIN: {:?}", r[1]);
+    assert!(last(2).contains("BAD"), "no mailbox selected: {:?}", r[2]);
+    assert!(last(3).contains("NO"), "no such mailbox: {:?}", r[3]);
+    assert!(
+        lines(&r[4]).iter().any(|l| l.contains("BAD")),
+        "malformed: {:?}",
+        r[4]
+    );
+    assert_eq!(r[5]["typ"], "OK", "the session goes on: {:?}", r[5]);
+    assert!(last(6).contains("BAD"), "no message 5: {:?}", r[6]);
+    assert_eq!(r[7]["typ"], "OK");
+    Ok(())
+}
