@@ -236,3 +236,152 @@ async fn logins_are_checked_and_mistakes_get_answers() -> Result<()> {
     assert_eq!(r[7]["typ"], "OK");
     Ok(())
 }
+
+/// mbsync (isync) configured two-way between the gateway and a local Maildir.
+fn mbsync(d: &postern_e2e::Deployment, pw: &str) -> Result<(std::path::PathBuf, String)> {
+    let local = d.dir.path("maildir");
+    std::fs::create_dir_all(&local)?;
+    let config = d.dir.path("mbsyncrc");
+    std::fs::write(
+        &config,
+        format!(
+            "IMAPAccount gateway\nHost 127.0.0.1\nPort {port}\nUser alice@acme\nPass {pw}\nSSLType None\nAuthMechs LOGIN\n\n\
+             IMAPStore gw\nAccount gateway\n\n\
+             MaildirStore local\nPath {l}/\nInbox {l}/INBOX\nSubFolders Verbatim\n\n\
+             Channel both\nFar :gw:\nNear :local:\nPatterns *\nCreate Near\nExpunge Both\nSync All\nSyncState *\n",
+            port = d.gateway.imap_port,
+            l = local.display()
+        ),
+    )?;
+    Ok((local, config.display().to_string()))
+}
+
+fn run_mbsync(config: &str) -> Result<String> {
+    let out = std::process::Command::new("mbsync")
+        .args(["-V", "-c", config, "both"])
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    anyhow::ensure!(out.status.success(), "mbsync failed:\n{text}");
+    Ok(text)
+}
+
+/// A message as mbsync keeps it in a Maildir, for comparison: its line ends as
+/// LF, without the `X-TUID` header mbsync adds to find its own uploads.
+fn as_kept(message: &[u8]) -> Vec<u8> {
+    String::from_utf8_lossy(message)
+        .replace("\r\n", "\n")
+        .lines()
+        .filter(|l| !l.starts_with("X-TUID: "))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// Files in a Maildir folder (cur and new).
+fn maildir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    ["cur", "new"]
+        .iter()
+        .flat_map(|s| {
+            std::fs::read_dir(dir.join(s))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mbsync_syncs_two_way_through_the_gateway_and_a_second_run_moves_nothing() -> Result<()> {
+    let Scenario {
+        d, dc, mut imap, ..
+    } = Scenario::start("imap-endpoint-mbsync").await?;
+    imap.create("Projects/2026").await?;
+    for n in 1..=3 {
+        imap.append("INBOX", &Flags::default(), None, &message(n))
+            .await?;
+    }
+    imap.append(
+        "Projects/2026",
+        &Flags::parse(["\\Seen"]),
+        None,
+        &message(5),
+    )
+    .await?;
+    let _conn = connector(&d, &dc)?;
+    let inbox = imported(&d, "/INBOX", 3).await?;
+    imported(&d, "/Projects/2026", 1).await?;
+    let pw = password(&d)?;
+    let (local, config) = mbsync(&d, &pw)?;
+
+    let first = run_mbsync(&config)?;
+    let files = maildir(&local.join("INBOX"));
+    let mut got: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(f).map(|b| as_kept(&b)))
+        .collect::<std::io::Result<_>>()?;
+    got.sort();
+    let want: Vec<Vec<u8>> = (1..=3).map(|n| as_kept(&message(n))).collect();
+    assert_eq!(got, want, "{first}");
+    assert_eq!(maildir(&local.join("Projects/2026")).len(), 1, "{first}");
+
+    // A second run with nothing changed moves nothing.
+    let second = run_mbsync(&config)?;
+    assert_eq!(maildir(&local.join("INBOX")).len(), 3, "{second}");
+    assert_eq!(
+        postern_e2e::mail::held(&d, inbox).await?.len(),
+        3,
+        "{second}"
+    );
+
+    // Local changes: message 1 read (the Maildir's S flag), a new local message.
+    let one = files
+        .iter()
+        .find(|f| std::fs::read(f).is_ok_and(|b| as_kept(&b) == as_kept(&message(1))))
+        .expect("message 1")
+        .clone();
+    let name = one
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let seen = match name.split_once(":2,") {
+        Some((base, flags)) => format!("{base}:2,{flags}S"),
+        None => format!("{name}:2,S"),
+    };
+    std::fs::rename(&one, local.join("INBOX/cur").join(seen))?;
+    std::fs::write(local.join("INBOX/new/1767600000.local.host"), message(8))?;
+    let third = run_mbsync(&config)?;
+
+    // Both reach Dovecot: message 1 \Seen, message 8 appended, once.
+    wait_until(
+        "mbsync's changes on Dovecot",
+        Duration::from_secs(30),
+        || async {
+            let flags = dovecot_flags(dc.port, "INBOX").await?;
+            let of = |n: u32| {
+                flags
+                    .iter()
+                    .filter(|(id, _)| id.contains(&format!("<note-{n}@")))
+                    .map(|(_, f)| f.clone())
+                    .collect::<Vec<_>>()
+            };
+            let done = of(1).len() == 1 && of(1)[0].contains("\\Seen") && of(8).len() == 1;
+            Ok(done.then_some(()))
+        },
+    )
+    .await?;
+    // And a run after that finds nothing to do: no duplicates either side.
+    let fourth = run_mbsync(&config)?;
+    assert_eq!(maildir(&local.join("INBOX")).len(), 4, "{third}\n{fourth}");
+    assert_eq!(
+        postern_e2e::mail::held(&d, inbox).await?.len(),
+        4,
+        "{fourth}"
+    );
+    Ok(())
+}
