@@ -385,3 +385,97 @@ async fn mbsync_syncs_two_way_through_the_gateway_and_a_second_run_moves_nothing
     );
     Ok(())
 }
+
+/// Dovecot's mailboxes, by name (read with imaplib).
+async fn dovecot_mailboxes(port: u16) -> Result<String> {
+    let r = imaplib::run(
+        port,
+        json!([{"login": ["alice", "alicepw"]}, {"call": "list", "args": ["\"\"", "*"]}]),
+    )
+    .await?;
+    Ok(lines(&r[1]).join("\n"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn copies_moves_and_new_renamed_and_deleted_mailboxes_reach_dovecot() -> Result<()> {
+    let Scenario {
+        d, dc, mut imap, ..
+    } = Scenario::start("imap-endpoint-copymove").await?;
+    for name in ["Old", "Temp", "Gone"] {
+        imap.create(name).await?;
+    }
+    for n in 1..=3 {
+        imap.append("INBOX", &Flags::default(), None, &message(n))
+            .await?;
+    }
+    let _conn = connector(&d, &dc)?;
+    imported(&d, "/INBOX", 3).await?;
+    for href in ["/Old", "/Temp", "/Gone"] {
+        imported(&d, href, 0).await?;
+    }
+    let pw = password(&d)?;
+
+    let r = imaplib::run(
+        d.gateway.imap_port,
+        json!([
+            login(&pw),
+            {"call": "select", "args": ["INBOX"]},
+            {"raw": "UID COPY 1 Old"},
+            {"raw": "UID MOVE 2 Old"},
+            {"raw": "CREATE Projects"},
+            {"raw": "RENAME Temp Renamed"},
+            {"raw": "DELETE Gone"},
+            {"raw": "CREATE Old"},
+            {"raw": "COPY 1 Nowhere"},
+            {"call": "select", "args": ["Old"]},
+        ]),
+    )
+    .await?;
+    let text = |i: usize| lines(&r[i]).join("\n");
+    assert!(text(2).contains("[COPYUID "), "COPY: {}", text(2));
+    assert!(
+        text(3).contains("[COPYUID ") && text(3).contains("* 2 EXPUNGE"),
+        "MOVE: {}",
+        text(3)
+    );
+    for i in 4..=6 {
+        assert!(
+            text(i).lines().last().unwrap_or("").contains(" OK "),
+            "{}",
+            text(i)
+        );
+    }
+    assert!(text(7).contains("ALREADYEXISTS"), "{}", text(7));
+    assert!(text(8).contains("TRYCREATE"), "{}", text(8));
+    assert_eq!(
+        r[9]["data"][0], "2",
+        "Old holds the copy and the moved message"
+    );
+
+    wait_until(
+        "the changes on Dovecot",
+        Duration::from_secs(30),
+        || async {
+            let boxes = dovecot_mailboxes(dc.port).await?;
+            let inbox = dovecot_flags(dc.port, "INBOX").await?;
+            let old = dovecot_flags(dc.port, "Old").await?;
+            let ids = |v: &[(String, String)]| {
+                let mut ids: Vec<String> = v.iter().map(|(id, _)| id.clone()).collect();
+                ids.sort();
+                ids
+            };
+            let done = boxes.contains("Projects")
+                && boxes.contains("Renamed")
+                && !boxes.contains("Temp")
+                && !boxes.contains("Gone")
+                && ids(&inbox).len() == 2
+                && ids(&inbox).iter().all(|id| !id.contains("<note-2@"))
+                && ids(&old).len() == 2
+                && ids(&old).iter().any(|id| id.contains("<note-1@"))
+                && ids(&old).iter().any(|id| id.contains("<note-2@"));
+            Ok(done.then_some(()))
+        },
+    )
+    .await?;
+    Ok(())
+}

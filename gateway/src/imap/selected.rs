@@ -64,7 +64,7 @@ impl Selected {
     }
 
     /// The indexes of the messages `set` names, by sequence number or UID.
-    fn pick(&self, set: &SequenceSet, uid: bool) -> Vec<usize> {
+    pub(super) fn pick(&self, set: &SequenceSet, uid: bool) -> Vec<usize> {
         let (n, last_uid) = (self.messages.len() as u32, self.last_uid());
         (0..self.messages.len())
             .filter(|i| {
@@ -78,7 +78,7 @@ impl Selected {
     }
 
     /// Whether a sequence set names a message number the client cannot have.
-    fn out_of_range(&self, set: &SequenceSet) -> bool {
+    pub(super) fn out_of_range(&self, set: &SequenceSet) -> bool {
         let n = self.messages.len() as u32;
         set.0.as_ref().iter().any(|s| {
             let check = |x: &SeqOrUid| matches!(x, SeqOrUid::Value(v) if v.get() > n);
@@ -342,6 +342,36 @@ pub(super) async fn command(
                         Ok(()) => ok(tag, "UID EXPUNGE done"),
                         Err(why) => no(tag, why),
                     });
+                }
+                CommandBody::Copy {
+                    sequence_set,
+                    mailbox,
+                    uid,
+                } => {
+                    super::copymove::copy_or_move(
+                        s,
+                        server,
+                        tag,
+                        (&sequence_set, uid),
+                        &mailbox,
+                        false,
+                    )
+                    .await;
+                }
+                CommandBody::Move {
+                    sequence_set,
+                    mailbox,
+                    uid,
+                } => {
+                    super::copymove::copy_or_move(
+                        s,
+                        server,
+                        tag,
+                        (&sequence_set, uid),
+                        &mailbox,
+                        true,
+                    )
+                    .await;
                 }
                 other => {
                     server.enqueue_status(bad(tag, format!("{} is not supported", other.name())));

@@ -210,6 +210,7 @@ pub(super) fn capabilities(
             Capability::Id,
             Capability::Enable,
             Capability::UidPlus,
+            Capability::Move,
             Capability::CondStore,
             other("SPECIAL-USE"),
             other("CHILDREN"),
@@ -376,6 +377,15 @@ impl Session {
                 mailbox,
                 item_names,
             } => self.status(server, tag, &mailbox, &item_names).await,
+            CommandBody::Create { mailbox } => {
+                super::mailboxes::create(self, server, tag, &mailbox).await;
+            }
+            CommandBody::Delete { mailbox } => {
+                super::mailboxes::delete(self, server, tag, &mailbox).await;
+            }
+            CommandBody::Rename { from, to } => {
+                super::mailboxes::rename(self, server, tag, &from, &to).await;
+            }
             CommandBody::Subscribe { .. } | CommandBody::Unsubscribe { .. } => {
                 // Every mailbox is subscribed: LSUB lists them all.
                 server.enqueue_status(ok(tag, "done"));

@@ -102,4 +102,60 @@ impl Store {
         tx.commit().await?;
         Ok((id, uid))
     }
+
+    /// Store API: copies message `item` of mailbox `from` into mailbox `to` (IMAP
+    /// COPY). The copy is a new message of `to`, pointing at the same body (held once),
+    /// with the same flags and internal date; it waits for the back end like a
+    /// client's append. Returns its id and gateway UID in `to`.
+    pub async fn copy_message(
+        &self,
+        tenant: Uuid,
+        from: Uuid,
+        item: Uuid,
+        to: Uuid,
+    ) -> Result<(Uuid, u32)> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let seq = reserve_seqs(&tx, tenant, to, 1).await?;
+        let Some(old) = tx
+            .query_opt(
+                "SELECT flags, body_sha256, size, message_id, internal_date, etag FROM items
+                 WHERE tenant_id = $1 AND collection_id = $2 AND id = $3 AND NOT deleted
+                   AND body_sha256 IS NOT NULL",
+                &[&tenant, &from, &item],
+            )
+            .await?
+        else {
+            return Err(StoreError::NotFound(format!("message {item}")));
+        };
+        let uid = Store::take_gateway_uids(&tx, tenant, to, 1).await?;
+        let id = Uuid::new_v4();
+        let mid: Option<String> = old.get(3);
+        tx.execute(
+            "INSERT INTO items (tenant_id, collection_id, id, uid, name, content_type, etag, flags,
+                                body_sha256, size, message_id, internal_date, gateway_uid,
+                                pending_seq, last_seq)
+             VALUES ($1, $2, $3, COALESCE($4, ''), $5, 'message/rfc822', $6, $7, $8, $9, $4, $10,
+                     $11, $12, $12)",
+            &[
+                &tenant,
+                &to,
+                &id,
+                &mid,
+                &format!("{uid}.eml"),
+                &old.get::<_, String>(5),
+                &old.get::<_, Vec<String>>(0),
+                &old.get::<_, Vec<u8>>(1),
+                &old.get::<_, Option<i64>>(2),
+                &old.get::<_, Option<chrono::DateTime<chrono::Utc>>>(4),
+                &i64::from(uid),
+                &seq,
+            ],
+        )
+        .await?;
+        journal(&tx, tenant, to, seq, id, "upsert", "gateway", None).await?;
+        notify(&tx, tenant, to).await?;
+        tx.commit().await?;
+        Ok((id, uid))
+    }
 }
