@@ -479,3 +479,107 @@ async fn copies_moves_and_new_renamed_and_deleted_mailboxes_reach_dovecot() -> R
     .await?;
     Ok(())
 }
+
+/// Messages whose structure servers report in different ways: nested multiparts,
+/// a forwarded message, groups and quoted names, every MIME field.
+fn structured() -> Vec<Vec<u8>> {
+    vec![
+        b"From: \"M\xc3\xbcller, J\xc3\xbcrgen\" <jm@corp.example>\r\nSender: assistant@corp.example (The Assistant)\r\nReply-To: team: a@corp.example, \"B. B\" <b@corp.example>;\r\nTo: alice@corp.example, =?UTF-8?Q?Zo=C3=AB?= <zoe@corp.example>\r\nCc: undisclosed-recipients:;\r\nSubject: =?UTF-8?B?R3LDvMOfZQ==?= and more\r\nDate: Tue, 6 Jan 2026 10:00:00 +0100\r\nIn-Reply-To: <earlier@corp.example>\r\nMessage-ID: <nested@corp.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"outer\"\r\n\r\npreamble\r\n--outer\r\nContent-Type: multipart/alternative; boundary=inner\r\n\r\n--inner\r\nContent-Type: text/plain; charset=\"utf-8\"; format=flowed\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nHall=C3=B6chen\r\nzweite Zeile\r\n--inner\r\nContent-Type: text/html; charset=utf-8\r\nContent-Language: de, en\r\n\r\n<p>Hall\xc3\xb6chen</p>\r\n--inner--\r\n--outer\r\nContent-Type: message/rfc822\r\nContent-Description: the original\r\n\r\nFrom: bob@corp.example\r\nTo: alice@corp.example\r\nSubject: original\r\nMessage-ID: <original@corp.example>\r\n\r\nThe original text.\r\n--outer\r\nContent-Type: image/png; name=\"dot.png\"\r\nContent-ID: <dot@corp.example>\r\nContent-Disposition: inline; filename=\"dot.png\"; size=4\r\nContent-Location: http://corp.example/dot.png\r\nContent-MD5: Q2hlY2sgSW50ZWdyaXR5IQ==\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw==\r\n--outer--\r\nepilogue\r\n".to_vec(),
+        b"From: nobody\r\nSubject: no MIME at all\r\n\r\nA line\nwith a bare LF\r\nand no final line end".to_vec(),
+        b"Subject: a digest\r\nContent-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\nSubject: one\r\n\r\nfirst\r\n--d\r\nContent-Type: text/plain\r\n\r\nsecond\r\n--d--\r\n".to_vec(),
+    ]
+}
+
+/// The FETCH answers of a result, one string per message, literals written inline
+/// as quoted strings (servers choose differently between the two).
+fn answers(result: &Value) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for d in result["data"].as_array().into_iter().flatten() {
+        let (text, literal) = match d {
+            Value::String(s) => (s.clone(), None),
+            Value::Array(pair) => (
+                pair[0].as_str().unwrap_or_default().to_string(),
+                pair[1].as_str().map(str::to_string),
+            ),
+            _ => continue,
+        };
+        let starts = text.split_once(' ').is_some_and(|(n, rest)| {
+            !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) && rest.starts_with('(')
+        });
+        let text = match literal {
+            Some(l) => match text.rfind('{') {
+                Some(at) => format!(
+                    "{}\"{}\"",
+                    &text[..at],
+                    l.replace('\\', "\\\\").replace('"', "\\\"")
+                ),
+                None => text,
+            },
+            None => text,
+        };
+        match out.last_mut() {
+            Some(last) if !starts => last.push_str(&text),
+            _ => out.push(text),
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn envelope_and_bodystructure_match_dovecots_answers() -> Result<()> {
+    let Scenario {
+        d, dc, mut imap, ..
+    } = Scenario::start("imap-endpoint-structure").await?;
+    let mut messages: Vec<Vec<u8>> = postern_e2e::mail::corpus(0)
+        .into_iter()
+        .map(|m| m.bytes)
+        .collect();
+    messages.extend(structured());
+    for m in &messages {
+        imap.append("INBOX", &Flags::default(), None, m).await?;
+    }
+    let _conn = connector(&d, &dc)?;
+    imported(&d, "/INBOX", messages.len()).await?;
+    let pw = password(&d)?;
+
+    let steps = |login: Value| {
+        json!([
+            login,
+            {"call": "select", "args": ["INBOX"]},
+            {"call": "fetch", "args": ["1:*", "(ENVELOPE)"]},
+            {"call": "fetch", "args": ["1:*", "(BODYSTRUCTURE)"]},
+            {"call": "fetch", "args": ["1:*", "(BODY)"]},
+            {"call": "fetch", "args": ["13", "(BODY.PEEK[1] BODY.PEEK[1.1] BODY.PEEK[1.2] BODY.PEEK[1.2.MIME] BODY.PEEK[2] BODY.PEEK[2.HEADER] BODY.PEEK[2.TEXT] BODY.PEEK[2.1] BODY.PEEK[3] BODY.PEEK[3.MIME])"]},
+            {"call": "fetch", "args": ["1:*", "(BODY.PEEK[1] BODY.PEEK[TEXT] BODY.PEEK[HEADER])"]},
+        ])
+    };
+    let ours = imaplib::run(d.gateway.imap_port, steps(login(&pw))).await?;
+    let theirs = imaplib::run(dc.port, steps(json!({"login": ["alice", "alicepw"]}))).await?;
+    for (step, what) in [(2, "ENVELOPE"), (3, "BODYSTRUCTURE"), (4, "BODY")] {
+        let (a, b) = (answers(&ours[step]), answers(&theirs[step]));
+        assert_eq!(a.len(), messages.len(), "{what}: {a:?}");
+        for (n, (a, b)) in a.iter().zip(&b).enumerate() {
+            // imap-codec spells the text and message types in capitals, Dovecot
+            // as the message does (types are case-insensitive, RFC 2045 §5.1).
+            let a = a
+                .replace("(\"TEXT\" ", "(\"text\" ")
+                .replace("(\"MESSAGE\" \"RFC822\" ", "(\"message\" \"rfc822\" ");
+            assert_eq!(a, *b, "{what} of message {} differs from Dovecot's", n + 1);
+        }
+    }
+    // MIME part sections: the same bytes as Dovecot's.
+    for step in [5, 6] {
+        let (a, b) = (literals(&ours[step]), literals(&theirs[step]));
+        assert!(!a.is_empty());
+        assert_eq!(a.len(), b.len(), "sections: {:?}", lines(&theirs[step]));
+        for (i, (a, b)) in a.iter().zip(&b).enumerate() {
+            assert_eq!(
+                String::from_utf8_lossy(a),
+                String::from_utf8_lossy(b),
+                "section {i} of step {step}: {:?}",
+                lines(&theirs[step])
+            );
+        }
+    }
+    Ok(())
+}

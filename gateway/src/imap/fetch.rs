@@ -9,7 +9,13 @@ use imap_next::imap_types::core::AString;
 use imap_next::imap_types::fetch::Section;
 
 /// A message split into its header (with the empty line that ends it) and its text.
+/// A message that starts with an empty line has an empty header.
 pub fn split(message: &[u8]) -> (&[u8], &[u8]) {
+    for blank in [b"\r\n".as_ref(), b"\n".as_ref()] {
+        if message.starts_with(blank) {
+            return message.split_at(blank.len());
+        }
+    }
     let end = message
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -79,38 +85,35 @@ fn header_fields(header: &[u8], names: &[AString<'_>], not: bool) -> Vec<u8> {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Unsupported(pub &'static str);
 
-/// The bytes of `section` of `message` (`None`: the whole message).
+/// The bytes of `section` of `message` (`None`: the whole message). A part that
+/// does not exist is empty, as most servers answer; HEADER and TEXT of a part are
+/// those of the message a message/rfc822 part holds.
 pub fn section(message: &[u8], section: &Option<Section<'_>>) -> Result<Vec<u8>, Unsupported> {
-    let (header, text) = split(message);
-    match section {
-        None => Ok(message.to_vec()),
-        Some(Section::Header(None)) => Ok(header.to_vec()),
-        Some(Section::Text(None)) => Ok(text.to_vec()),
-        Some(Section::HeaderFields(None, names)) => {
-            Ok(header_fields(header, names.as_ref(), false))
+    use super::mime::entity;
+    let within = |part: &Option<imap_next::imap_types::fetch::Part>| -> Option<&[u8]> {
+        match part {
+            None => Some(message),
+            Some(p) => entity(message, p.0.as_ref()).map(|e| e.body),
         }
-        Some(Section::HeaderFieldsNot(None, names)) => {
-            Ok(header_fields(header, names.as_ref(), true))
-        }
-        // Part 1 of a message that is not multipart is its text (RFC 9051 §6.4.5).
-        Some(Section::Part(part))
-            if part.0.as_ref() == [std::num::NonZeroU32::MIN] && !is_multipart(header) =>
-        {
-            Ok(text.to_vec())
-        }
-        Some(_) => Err(Unsupported("MIME part sections are not served yet")),
-    }
-}
-
-fn is_multipart(header: &[u8]) -> bool {
-    header_values(header, "content-type")
-        .first()
-        .is_some_and(|v| {
-            String::from_utf8_lossy(v)
-                .trim_start()
-                .to_ascii_lowercase()
-                .starts_with("multipart/")
-        })
+    };
+    let bytes = match section {
+        None => message.to_vec(),
+        Some(Section::Part(p)) => entity(message, p.0.as_ref())
+            .map(|e| e.body.to_vec())
+            .unwrap_or_default(),
+        Some(Section::Mime(p)) => entity(message, p.0.as_ref())
+            .map(|e| e.header.to_vec())
+            .unwrap_or_default(),
+        Some(Section::Header(p)) => within(p).map(|m| split(m).0.to_vec()).unwrap_or_default(),
+        Some(Section::Text(p)) => within(p).map(|m| split(m).1.to_vec()).unwrap_or_default(),
+        Some(Section::HeaderFields(p, names)) => within(p)
+            .map(|m| header_fields(split(m).0, names.as_ref(), false))
+            .unwrap_or_default(),
+        Some(Section::HeaderFieldsNot(p, names)) => within(p)
+            .map(|m| header_fields(split(m).0, names.as_ref(), true))
+            .unwrap_or_default(),
+    };
+    Ok(bytes)
 }
 
 /// `bytes` cut to `<origin.length>` (empty past the end).

@@ -24,12 +24,13 @@
 //! Files: [`session`] (the connection's loop, login, commands outside a mailbox),
 //! [`selected`] (a selected mailbox: SELECT, FETCH, STORE, SEARCH, EXPUNGE, IDLE's
 //! updates), [`copymove`] (COPY, MOVE), [`mailboxes`] (CREATE, DELETE, RENAME),
-//! [`fetch`] (message data items), [`search`] (search keys), [`names`] (mailbox
-//! names and LIST patterns).
+//! [`fetch`] (message sections), [`mime`] (ENVELOPE, BODYSTRUCTURE), [`search`]
+//! (search keys), [`names`] (mailbox names and LIST patterns).
 
 pub mod copymove;
 pub mod fetch;
 pub mod mailboxes;
+pub mod mime;
 pub mod names;
 pub mod search;
 pub mod selected;

@@ -28,7 +28,7 @@ use imap_next::server::Server;
 use uuid::Uuid;
 
 use super::session::{Flow, Session, bad, no, ok, ok_code};
-use super::{fetch, names, search};
+use super::{fetch, mime, names, search};
 use crate::store::imap::MessageRow;
 use crate::store::{Result, Store};
 
@@ -526,14 +526,10 @@ async fn fetch_messages(
     if let Some(n) = names.iter().find(|n| {
         matches!(
             n,
-            MessageDataItemName::Envelope
-                | MessageDataItemName::Body
-                | MessageDataItemName::BodyStructure
-                | MessageDataItemName::Binary { .. }
-                | MessageDataItemName::BinarySize { .. }
+            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
         )
     }) {
-        return Err(format!("{n:?} is not served yet"));
+        return Err(format!("{n:?} is not served (BINARY is not offered)"));
     }
     let sets_seen = |n: &MessageDataItemName<'_>| {
         matches!(
@@ -551,6 +547,9 @@ async fn fetch_messages(
                 | MessageDataItemName::Rfc822
                 | MessageDataItemName::Rfc822Header
                 | MessageDataItemName::Rfc822Text
+                | MessageDataItemName::Envelope
+                | MessageDataItemName::Body
+                | MessageDataItemName::BodyStructure
         )
     });
     for i in sel.pick(set, uid) {
@@ -592,6 +591,13 @@ async fn fetch_messages(
                 }
                 MessageDataItemName::Rfc822Size => MessageDataItem::Rfc822Size(m.size),
                 MessageDataItemName::ModSeq => MessageDataItem::ModSeq(nz64(m.modseq)),
+                MessageDataItemName::Envelope => MessageDataItem::Envelope(mime::envelope(&bytes)),
+                MessageDataItemName::Body => {
+                    MessageDataItem::Body(mime::structure(&bytes, false, false))
+                }
+                MessageDataItemName::BodyStructure => {
+                    MessageDataItem::BodyStructure(mime::structure(&bytes, true, false))
+                }
                 MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(nstring(bytes.clone())),
                 MessageDataItemName::Rfc822Header => {
                     MessageDataItem::Rfc822Header(nstring(fetch::split(&bytes).0.to_vec()))
