@@ -583,3 +583,99 @@ async fn envelope_and_bodystructure_match_dovecots_answers() -> Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_qresync_client_learns_what_changed_while_it_was_away() -> Result<()> {
+    let Scenario {
+        d, dc, mut imap, ..
+    } = Scenario::start("imap-endpoint-qresync").await?;
+    for n in 1..=3 {
+        imap.append("INBOX", &Flags::default(), None, &message(n))
+            .await?;
+    }
+    let _conn = connector(&d, &dc)?;
+    let inbox = imported(&d, "/INBOX", 3).await?;
+    let pw = password(&d)?;
+    let port = d.gateway.imap_port;
+
+    // The client's cache: the mailbox at some MODSEQ.
+    let r = imaplib::run(
+        port,
+        json!([
+            login(&pw),
+            {"raw": "ENABLE QRESYNC"},
+            {"call": "select", "args": ["INBOX"]},
+            {"untagged": "UIDVALIDITY"},
+            {"untagged": "HIGHESTMODSEQ"},
+        ]),
+    )
+    .await?;
+    let validity = r[3]["data"][0].as_str().unwrap_or_default().to_string();
+    let modseq = r[4]["data"][0].as_str().unwrap_or_default().to_string();
+    assert!(!validity.is_empty() && !modseq.is_empty(), "{r:?}");
+
+    // Meanwhile, on Dovecot: message 1 flagged, message 2 expunged, message 4 new.
+    imaplib::run(
+        dc.port,
+        json!([
+            {"login": ["alice", "alicepw"]},
+            {"call": "select", "args": ["INBOX"]},
+            {"uid": ["STORE", "1", "+FLAGS", "(\\Flagged)"]},
+            {"uid": ["STORE", "2", "+FLAGS", "(\\Deleted)"]},
+            {"call": "expunge"},
+            {"append": ["INBOX", "()", String::from_utf8(message(4))?]},
+        ]),
+    )
+    .await?;
+    wait_until(
+        "Dovecot's changes on the gateway",
+        Duration::from_secs(30),
+        || async {
+            let held = postern_e2e::mail::held(&d, inbox).await?;
+            let flagged = held
+                .iter()
+                .any(|m| m.2 == message(1) && m.1.iter().any(|f| f == "\\Flagged"));
+            Ok((held.len() == 3 && flagged).then_some(()))
+        },
+    )
+    .await?;
+
+    let r = imaplib::run(
+        port,
+        json!([
+            login(&pw),
+            {"raw": "ENABLE QRESYNC"},
+            {"raw": format!("SELECT INBOX (QRESYNC ({validity} {modseq}))")},
+            {"raw": format!("UID FETCH 1:* (FLAGS) (CHANGEDSINCE {modseq} VANISHED)")},
+            {"raw": "STORE 1 +FLAGS.SILENT (\\Deleted)"},
+            {"raw": "EXPUNGE"},
+        ]),
+    )
+    .await?;
+    let select = lines(&r[2]).join("");
+    assert!(select.contains("* VANISHED (EARLIER) 2\r\n"), "{select}");
+    assert!(
+        select.contains("FETCH (UID 1 FLAGS (\\Flagged) MODSEQ"),
+        "the flag change: {select}"
+    );
+    assert!(
+        select.contains("FETCH (UID 4 "),
+        "the new message: {select}"
+    );
+    assert!(
+        !select.contains("FETCH (UID 3 "),
+        "message 3 did not change: {select}"
+    );
+    let fetch = lines(&r[3]).join("");
+    assert!(fetch.contains("* VANISHED (EARLIER) 2\r\n"), "{fetch}");
+    assert!(
+        fetch.contains("UID 1 ") && !fetch.contains("UID 3 "),
+        "{fetch}"
+    );
+    let expunge = lines(&r[5]).join("");
+    assert!(
+        expunge.contains("* VANISHED 1\r\n"),
+        "VANISHED, not EXPUNGE: {expunge}"
+    );
+    Ok(())
+}

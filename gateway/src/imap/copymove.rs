@@ -12,7 +12,7 @@ use std::num::NonZeroU32;
 use imap_next::imap_types::core::{Tag, Vec1};
 use imap_next::imap_types::extensions::uidplus::{UidElement, UidSet};
 use imap_next::imap_types::mailbox::Mailbox;
-use imap_next::imap_types::response::{Code, Data, Status};
+use imap_next::imap_types::response::{Code, Status};
 use imap_next::imap_types::sequence::SequenceSet;
 use imap_next::server::Server;
 
@@ -118,11 +118,11 @@ pub(super) async fn copy_or_move(
     if let Some(code) = code {
         server.enqueue_status(Status::ok(None, Some(code), "moved").expect("valid text"));
     }
+    let mut gone = Vec::new();
     for i in moved.into_iter().rev() {
-        server.enqueue_data(Data::Expunge(
-            NonZeroU32::new(i as u32 + 1).unwrap_or(NonZeroU32::MIN),
-        ));
+        gone.push((i as u32 + 1, sel.messages[i].uid));
         sel.messages.remove(i);
     }
+    super::qresync::tell_expunged(server, s.qresync, &gone);
     server.enqueue_status(super::session::ok(tag, "MOVE done"));
 }

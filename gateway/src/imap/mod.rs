@@ -24,7 +24,8 @@
 //! Files: [`session`] (the connection's loop, login, commands outside a mailbox),
 //! [`selected`] (a selected mailbox: SELECT, FETCH, STORE, SEARCH, EXPUNGE, IDLE's
 //! updates), [`copymove`] (COPY, MOVE), [`mailboxes`] (CREATE, DELETE, RENAME),
-//! [`fetch`] (message sections), [`mime`] (ENVELOPE, BODYSTRUCTURE), [`search`]
+//! [`qresync`] (VANISHED), [`fetch`] (message sections), [`mime`] (ENVELOPE,
+//! BODYSTRUCTURE), [`search`]
 //! (search keys), [`names`] (mailbox names and LIST patterns).
 
 pub mod copymove;
@@ -32,6 +33,7 @@ pub mod fetch;
 pub mod mailboxes;
 pub mod mime;
 pub mod names;
+pub mod qresync;
 pub mod search;
 pub mod selected;
 pub mod session;

@@ -28,7 +28,7 @@ use imap_next::server::Server;
 use uuid::Uuid;
 
 use super::session::{Flow, Session, bad, no, ok, ok_code};
-use super::{fetch, mime, names, search};
+use super::{fetch, mime, names, qresync, search};
 use crate::store::imap::MessageRow;
 use crate::store::{Result, Store};
 
@@ -94,19 +94,19 @@ impl Selected {
         &mut self,
         store: &Store,
         tenant: Uuid,
-        condstore: bool,
+        (condstore, qresync): (bool, bool),
         server: &mut Server,
     ) -> Result<()> {
         let now = store.mailbox_messages(tenant, self.id).await?;
         let live: HashSet<u32> = now.iter().map(|m| m.uid).collect();
+        let mut gone = Vec::new();
         for i in (0..self.messages.len()).rev() {
             if !live.contains(&self.messages[i].uid) {
-                if let Some(seq) = NonZeroU32::new(i as u32 + 1) {
-                    server.enqueue_data(Data::Expunge(seq));
-                }
+                gone.push((i as u32 + 1, self.messages[i].uid));
                 self.messages.remove(i);
             }
         }
+        qresync::tell_expunged(server, qresync, &gone);
         let by_uid: HashMap<u32, &MessageRow> = now.iter().map(|m| (m.uid, m)).collect();
         for (i, m) in self.messages.iter_mut().enumerate() {
             if let Some(n) = by_uid.get(&m.uid)
@@ -239,6 +239,29 @@ pub(super) async fn command(
                     if changed_since.is_some() {
                         s.condstore = true;
                     }
+                    let wants_vanished = modifiers.iter().any(|m| {
+                        matches!(m, imap_next::imap_types::command::FetchModifier::Vanished)
+                    });
+                    if wants_vanished && (!uid || !s.qresync || changed_since.is_none()) {
+                        server.enqueue_status(bad(
+                            tag,
+                            "VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC",
+                        ));
+                        return Flow::Continue;
+                    }
+                    if wants_vanished {
+                        let sel = s.selected.as_ref().expect("checked above");
+                        let live: Vec<u32> = sel.messages.iter().map(|m| m.uid).collect();
+                        let last = live.last().copied().unwrap_or(0);
+                        if let Some(known_uids) =
+                            qresync::vanished(&live, Some(&sequence_set), last)
+                        {
+                            server.enqueue_data(Data::Vanished {
+                                earlier: true,
+                                known_uids,
+                            });
+                        }
+                    }
                     let condstore = s.condstore;
                     let sel = s.selected.as_mut().expect("checked above");
                     let status = fetch_messages(
@@ -329,7 +352,8 @@ pub(super) async fn command(
                 }
                 CommandBody::Expunge => {
                     let all: Vec<usize> = (0..sel.messages.len()).collect();
-                    let status = expunge(&s.state.store, tenant, sel, server, &all).await;
+                    let status =
+                        expunge(&s.state.store, tenant, sel, server, &all, s.qresync).await;
                     server.enqueue_status(match status {
                         Ok(()) => ok(tag, "EXPUNGE done"),
                         Err(why) => no(tag, why),
@@ -337,7 +361,8 @@ pub(super) async fn command(
                 }
                 CommandBody::ExpungeUid { sequence_set } => {
                     let chosen = sel.pick(&sequence_set, true);
-                    let status = expunge(&s.state.store, tenant, sel, server, &chosen).await;
+                    let status =
+                        expunge(&s.state.store, tenant, sel, server, &chosen, s.qresync).await;
                     server.enqueue_status(match status {
                         Ok(()) => ok(tag, "UID EXPUNGE done"),
                         Err(why) => no(tag, why),
@@ -401,6 +426,23 @@ async fn select(
     {
         s.condstore = true;
     }
+    let resync = parameters.iter().find_map(|p| match p {
+        SelectParameter::QResync {
+            uid_validity,
+            mod_sequence_value,
+            known_uids,
+            ..
+        } => Some((
+            uid_validity.get(),
+            mod_sequence_value.get(),
+            known_uids.clone(),
+        )),
+        _ => None,
+    });
+    if resync.is_some() && !s.qresync {
+        server.enqueue_status(bad(tag, "QRESYNC needs ENABLE QRESYNC first"));
+        return;
+    }
     let Some(user) = s.user.clone() else { return };
     let all = match s.mailboxes().await {
         Ok(m) => m,
@@ -450,6 +492,32 @@ async fn select(
         .position(|m| !m.flags.iter().any(|f| f == "\\Seen"))
     {
         server.enqueue_status(untagged(Code::Unseen(nz(first_unseen as u32 + 1))));
+    }
+    // QRESYNC: what the client's cache misses, when it is of this UIDVALIDITY.
+    if let Some((validity, since, known)) = resync
+        && validity == row.uidvalidity
+    {
+        let live: Vec<u32> = messages.iter().map(|m| m.uid).collect();
+        let last = row.next_uid.saturating_sub(1);
+        if let Some(known_uids) = qresync::vanished(&live, known.as_ref(), last) {
+            server.enqueue_data(Data::Vanished {
+                earlier: true,
+                known_uids,
+            });
+        }
+        for (i, m) in messages.iter().enumerate() {
+            if m.modseq as u64 > since {
+                server.enqueue_data(Data::Fetch {
+                    seq: nz(i as u32 + 1),
+                    items: Vec1::try_from(vec![
+                        MessageDataItem::Uid(nz(m.uid)),
+                        flags_item(m),
+                        MessageDataItem::ModSeq(nz64(m.modseq)),
+                    ])
+                    .expect("not empty"),
+                });
+            }
+        }
     }
     s.selected = Some(Selected {
         id: row.id,
@@ -759,6 +827,7 @@ async fn expunge(
     sel: &mut Selected,
     server: &mut Server,
     chosen: &[usize],
+    qresync: bool,
 ) -> std::result::Result<(), String> {
     if sel.read_only {
         return Err("the mailbox is read-only (EXAMINE)".into());
@@ -769,14 +838,16 @@ async fn expunge(
         .filter(|i| has_deleted(&sel.messages[*i]))
         .collect();
     gone.sort_unstable();
+    let mut told = Vec::new();
     for i in gone.into_iter().rev() {
         store
             .expunge_message(tenant, sel.id, sel.messages[i].id)
             .await
             .map_err(|e| format!("cannot expunge: {e}"))?;
-        server.enqueue_data(Data::Expunge(nz(i as u32 + 1)));
+        told.push((i as u32 + 1, sel.messages[i].uid));
         sel.messages.remove(i);
     }
+    qresync::tell_expunged(server, qresync, &told);
     Ok(())
 }
 

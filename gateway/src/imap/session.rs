@@ -53,6 +53,8 @@ pub(super) struct Session {
     pub selected: Option<Selected>,
     /// ENABLE CONDSTORE was sent (or a command implied it).
     pub condstore: bool,
+    /// ENABLE QRESYNC was sent: expunges are told as VANISHED.
+    pub qresync: bool,
     /// The tag of the IDLE in progress.
     pub idle: Option<imap_next::imap_types::core::Tag<'static>>,
     /// The tag of an AUTHENTICATE waiting for the client's response.
@@ -84,6 +86,7 @@ pub(super) async fn run(conn: Conn, state: Arc<ImapState>) {
         user: None,
         selected: None,
         condstore: false,
+        qresync: false,
         idle: None,
         pending_auth: None,
     };
@@ -212,6 +215,7 @@ pub(super) fn capabilities(
             Capability::UidPlus,
             Capability::Move,
             Capability::CondStore,
+            Capability::QResync,
             other("SPECIAL-USE"),
             other("CHILDREN"),
             other(&format!("APPENDLIMIT={max_message}")),
@@ -323,7 +327,12 @@ impl Session {
                 for c in capabilities.as_ref() {
                     if matches!(c, CapabilityEnable::CondStore) {
                         self.condstore = true;
-                        enabled.push(CapabilityEnable::CondStore);
+                        enabled.push(c.clone());
+                    } else if c.to_string().eq_ignore_ascii_case("QRESYNC") {
+                        // QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).
+                        self.condstore = true;
+                        self.qresync = true;
+                        enabled.push(c.clone());
                     }
                 }
                 server.enqueue_data(Data::Enabled {
@@ -664,7 +673,12 @@ impl Session {
             return;
         };
         if let Err(e) = sel
-            .refresh(&self.state.store, u.tenant, self.condstore, server)
+            .refresh(
+                &self.state.store,
+                u.tenant,
+                (self.condstore, self.qresync),
+                server,
+            )
             .await
         {
             tracing::warn!(error = %e, "IMAP: cannot read the selected mailbox");
