@@ -149,13 +149,16 @@ echo "==> Dovecot (the corporate IMAP server) at imap://127.0.0.1:$dport (alice 
 
 gw=target/release/postern-gateway
 gport=$(free_port); hport=${POSTERN_DEMO_HTTP_PORT:-8080}
+iport=${POSTERN_DEMO_IMAP_PORT:-1143}; sport=${POSTERN_DEMO_SUBMISSION_PORT:-1587}
 $gw admin tenant add acme >/dev/null
 password=$($gw admin user add --tenant acme alice | tail -n1)
 $gw admin connector enroll --tenant acme hq | tail -n1 >"$run/token"
-$gw serve --grpc-listen "127.0.0.1:$gport" --http-listen "127.0.0.1:$hport" >"$run/gateway.log" 2>&1 &
+$gw admin user address add --tenant acme alice alice@corp.example >/dev/null
+$gw serve --grpc-listen "127.0.0.1:$gport" --http-listen "127.0.0.1:$hport" \
+  --imap-listen "127.0.0.1:$iport" --submission-listen "127.0.0.1:$sport" >"$run/gateway.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$hport/readyz" >/dev/null && break; sleep 0.1; done
-echo "==> gateway: connectors on 127.0.0.1:$gport, HTTP on 127.0.0.1:$hport"
+echo "==> gateway: connectors on 127.0.0.1:$gport, HTTP on 127.0.0.1:$hport, IMAP on 127.0.0.1:$iport, submission on 127.0.0.1:$sport"
 
 cat >"$run/connector.toml" <<CONF
 gateway = "http://127.0.0.1:$gport"
@@ -211,6 +214,9 @@ Postern is running.
   username           : alice@acme
   app password       : $password
   try it             : python3 tests/clients/caldav_client.py http://127.0.0.1:$hport/ alice@acme $password list Work
+  IMAP (mail clients): 127.0.0.1:$iport, same login and password, no TLS (loopback)
+  try it             : python3 tests/clients/imap_client.py 127.0.0.1 $iport '[{"login": ["alice@acme", "$password"]}, {"call": "list"}]'
+  SMTP submission    : 127.0.0.1:$sport, same login; sends as alice@corp.example (queued in the outbox)
   corporate servers  : http://127.0.0.1:$rport/ (CalDAV/CardDAV), imap://127.0.0.1:$dport (IMAP); alice / alicepw
   mail on the gateway: psql "$db" -c "SELECT c.display_name, count(*) FROM items i JOIN collections c ON c.id = i.collection_id WHERE c.kind = 'mailbox' AND NOT i.deleted GROUP BY 1"
   admin              : POSTERN_DATABASE_URL=$db $gw admin status

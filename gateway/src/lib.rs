@@ -14,6 +14,7 @@
 //!   every door: DAV, IMAP, submission.
 //! - [`nudge`]: LISTEN/NOTIFY, so a change on any replica wakes the right connector.
 //! - [`dav`]: the CalDAV/CardDAV endpoint for remote clients.
+//! - [`imap`] and [`submission`]: IMAP and SMTP submission for remote mail clients.
 //! - [`http`]: health, readiness and [`metrics`], served on connections from
 //!   [`listen`] (bounded in number, TLS done off the accept loop, idle ones closed).
 //! - [`limits`]: every bound on what a caller can make the gateway do.
@@ -39,4 +40,5 @@ pub mod nudge;
 pub mod passwords;
 pub mod serve;
 pub mod store;
+pub mod submission;
 pub mod tls;

@@ -14,7 +14,8 @@
 //! - passwords: how many argon2 verifications run at once and how long a login waits
 //!   for one, and how many failed logins are remembered;
 //! - the connector link: decoded message size and streams per connector token;
-//! - IMAP: connections, how long a silent session stays, the largest APPEND.
+//! - IMAP: connections, how long a silent session stays, the largest APPEND;
+//! - submission: connections, message size, recipients, messages per user and hour.
 
 use std::time::Duration;
 
@@ -129,6 +130,34 @@ pub struct Limits {
     /// command may hold 64 KiB.
     #[arg(long, env = "POSTERN_IMAP_MAX_MESSAGE_BYTES", default_value_t = 50 << 20)]
     pub imap_max_message_bytes: usize,
+    /// Most open connections on the submission ports.
+    #[arg(
+        long,
+        env = "POSTERN_SUBMISSION_MAX_CONNECTIONS",
+        default_value_t = 2_000
+    )]
+    pub submission_max_connections: usize,
+    /// Most open submission connections from one client address.
+    #[arg(
+        long,
+        env = "POSTERN_SUBMISSION_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 64
+    )]
+    pub submission_max_connections_per_address: usize,
+    /// Largest message a client may send (advertised as SIZE).
+    #[arg(long, env = "POSTERN_SUBMISSION_MAX_MESSAGE_BYTES", default_value_t = 50 << 20)]
+    pub submission_max_message_bytes: usize,
+    /// Most recipients of one message.
+    #[arg(long, env = "POSTERN_SUBMISSION_MAX_RECIPIENTS", default_value_t = 100)]
+    pub submission_max_recipients: usize,
+    /// Most messages one user may send in an hour (counted in the outbox, so across
+    /// replicas).
+    #[arg(
+        long,
+        env = "POSTERN_SUBMISSION_MESSAGES_PER_HOUR",
+        default_value_t = 500
+    )]
+    pub submission_messages_per_hour: usize,
 }
 
 impl Default for Limits {
@@ -161,6 +190,11 @@ impl Default for Limits {
             imap_max_connections_per_address: 256,
             imap_idle_timeout: Duration::from_secs(31 * 60),
             imap_max_message_bytes: 50 << 20,
+            submission_max_connections: 2_000,
+            submission_max_connections_per_address: 64,
+            submission_max_message_bytes: 50 << 20,
+            submission_max_recipients: 100,
+            submission_messages_per_hour: 500,
         }
     }
 }
@@ -197,6 +231,7 @@ impl Limits {
             || self.max_connections == 0
             || self.grpc_max_connections == 0
             || self.imap_max_connections == 0
+            || self.submission_max_connections == 0
         {
             return Err("connection and stream limits must be at least 1".into());
         }

@@ -53,6 +53,8 @@ pub enum Port {
     Grpc,
     /// IMAP for remote mail clients.
     Imap,
+    /// SMTP submission.
+    Submission,
 }
 
 impl Port {
@@ -61,6 +63,7 @@ impl Port {
             Port::Http => "http",
             Port::Grpc => "grpc",
             Port::Imap => "imap",
+            Port::Submission => "submission",
         }
     }
 }

@@ -58,6 +58,19 @@ enum Command {
         /// Address for IMAP over implicit TLS (needs --tls-cert and --tls-key).
         #[arg(long, env = "POSTERN_IMAPS_LISTEN")]
         imaps_listen: Option<SocketAddr>,
+        /// Address for SMTP submission (plain-text AUTH only from loopback; STARTTLS
+        /// is not offered yet: use --submissions-listen across a network). "off"
+        /// serves none.
+        #[arg(
+            long,
+            env = "POSTERN_SUBMISSION_LISTEN",
+            default_value = "0.0.0.0:1587"
+        )]
+        submission_listen: String,
+        /// Address for SMTP submission over implicit TLS (needs --tls-cert and
+        /// --tls-key).
+        #[arg(long, env = "POSTERN_SUBMISSIONS_LISTEN")]
+        submissions_listen: Option<SocketAddr>,
         /// File with the connector-token signing key (32+ bytes). Without it, a key is
         /// generated on first start and kept in the database for every replica.
         #[arg(long, env = "POSTERN_SIGNING_KEY_FILE")]
@@ -129,6 +142,8 @@ async fn main() -> ExitCode {
             http_listen,
             imap_listen,
             imaps_listen,
+            submission_listen,
+            submissions_listen,
             signing_key_file,
             lease_ttl,
             database_pool,
@@ -168,6 +183,8 @@ async fn main() -> ExitCode {
                     http: http_listen,
                     imap: imap_listen,
                     imaps: imaps_listen,
+                    submission: submission_listen,
+                    submissions: submissions_listen,
                 },
             )
             .await
@@ -191,6 +208,9 @@ struct Addresses {
     /// An address, or "off".
     imap: String,
     imaps: Option<SocketAddr>,
+    /// An address, or "off".
+    submission: String,
+    submissions: Option<SocketAddr>,
 }
 
 async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
@@ -205,6 +225,8 @@ async fn serve_until_signal(config: serve::ServeConfig, at: Addresses) -> anyhow
         http,
         imap,
         imaps,
+        submission,
+        submissions,
     } = at;
     // Every connection is a file descriptor: take all the system allows, so that the
     // connection limits, not the descriptor limit, are what callers meet.
@@ -212,17 +234,25 @@ async fn serve_until_signal(config: serve::ServeConfig, at: Addresses) -> anyhow
         Ok(n) => tracing::info!(open_files = n, "file descriptor limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the file descriptor limit"),
     }
-    let imap = match imap.as_str() {
-        "off" | "" => None,
-        addr => Some(
-            bind(
-                addr.parse()
-                    .map_err(|e| anyhow::anyhow!("--imap-listen {addr:?}: {e}"))?,
-            )
-            .await?,
-        ),
+    let optional = async |flag: &str, addr: &str| -> anyhow::Result<_> {
+        Ok(match addr {
+            "off" | "" => None,
+            addr => Some(
+                bind(
+                    addr.parse()
+                        .map_err(|e| anyhow::anyhow!("{flag} {addr:?}: {e}"))?,
+                )
+                .await?,
+            ),
+        })
     };
+    let imap = optional("--imap-listen", &imap).await?;
+    let submission = optional("--submission-listen", &submission).await?;
     let imaps = match imaps {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
+    let submissions = match submissions {
         Some(a) => Some(bind(a).await?),
         None => None,
     };
@@ -231,6 +261,8 @@ async fn serve_until_signal(config: serve::ServeConfig, at: Addresses) -> anyhow
         http: bind(http).await?,
         imap,
         imaps,
+        submission,
+        submissions,
     };
     let shutdown = async {
         let mut term =

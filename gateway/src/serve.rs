@@ -64,6 +64,10 @@ pub struct Listeners {
     pub imap: Option<TcpListener>,
     /// IMAP over implicit TLS (only with a certificate).
     pub imaps: Option<TcpListener>,
+    /// SMTP submission (plain; STARTTLS is not offered yet).
+    pub submission: Option<TcpListener>,
+    /// SMTP submission over implicit TLS (only with a certificate).
+    pub submissions: Option<TcpListener>,
 }
 
 /// Runs the gateway until `shutdown` resolves.
@@ -77,6 +81,8 @@ pub async fn run(
         http,
         imap,
         imaps,
+        submission,
+        submissions,
     } = listeners;
     config.limits.check().map_err(|e| anyhow::anyhow!("{e}"))?;
     let store = Store::connect(&config.database_url, config.pool_size)?;
@@ -205,6 +211,38 @@ pub async fn run(
         tokio::spawn(crate::imap::serve(
             conns,
             imap_state.clone(),
+            stop_tx.subscribe(),
+        ));
+    }
+    let submission_state = Arc::new(crate::submission::SubmissionState {
+        store: store.clone(),
+        auth: dav.auth.clone(),
+        limits: limits.clone(),
+    });
+    let submission_limits = PortLimits {
+        max_connections: limits.submission_max_connections,
+        max_per_address: limits.submission_max_connections_per_address,
+        handshake_timeout: limits.tls_handshake_timeout,
+        idle_timeout: Duration::from_secs(11 * 60),
+    };
+    let submissions_tls = match (&config.tls, &submissions) {
+        (Some(t), Some(_)) => Some(crate::tls::imap_acceptor(&t.cert, &t.key)?),
+        (None, Some(_)) => anyhow::bail!("--submissions-listen needs --tls-cert and --tls-key"),
+        _ => None,
+    };
+    for (listener, tls) in [(submission, None), (submissions, submissions_tls)] {
+        let Some(listener) = listener else { continue };
+        info!(submission = %listener.local_addr()?, tls = tls.is_some(), "serving SMTP submission");
+        let conns = listen::accept(
+            listener,
+            tls,
+            Port::Submission,
+            submission_limits,
+            metrics.clone(),
+        );
+        tokio::spawn(crate::submission::serve(
+            conns,
+            submission_state.clone(),
             stop_tx.subscribe(),
         ));
     }

@@ -286,6 +286,8 @@ pub struct Gateway {
     pub http_port: u16,
     /// IMAP port (plain; loopback logins allowed).
     pub imap_port: u16,
+    /// SMTP submission port (plain; loopback logins allowed).
+    pub submission_port: u16,
 }
 
 impl Gateway {
@@ -318,7 +320,7 @@ impl Gateway {
         grpc: u16,
         http: u16,
     ) -> Result<Self> {
-        let imap = free_port();
+        let (imap, submission) = (free_port(), free_port());
         let mut cmd = Command::new(bin("postern-gateway"));
         cmd.env("POSTERN_DATABASE_URL", db)
             .env("POSTERN_LOG", "info,postern_gateway=debug")
@@ -329,6 +331,8 @@ impl Gateway {
             .arg(format!("127.0.0.1:{http}"))
             .arg("--imap-listen")
             .arg(format!("127.0.0.1:{imap}"))
+            .arg("--submission-listen")
+            .arg(format!("127.0.0.1:{submission}"))
             .args(extra);
         let n = std::fs::read_dir(&dir.0).map(|d| d.count()).unwrap_or(0);
         let proc = Proc::spawn(cmd, dir.path(&format!("gateway-{grpc}-{n}.log")))?;
@@ -337,6 +341,7 @@ impl Gateway {
             grpc_url: format!("http://127.0.0.1:{grpc}"),
             http_port: http,
             imap_port: imap,
+            submission_port: submission,
         };
         // With --tls-cert the HTTP port speaks HTTPS; readiness is probed without
         // checking the (test) certificate.

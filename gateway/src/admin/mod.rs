@@ -124,6 +124,33 @@ enum UserCmd {
     /// A user's app passwords: add one per device, list, revoke one.
     #[command(subcommand)]
     Password(PasswordCmd),
+    /// The addresses a user may send mail as (SMTP submission): add, list, remove.
+    #[command(subcommand)]
+    Address(AddressCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum AddressCmd {
+    /// Let a user send as an address (envelope sender and From:).
+    Add {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+        address: String,
+    },
+    /// List the addresses a user may send as.
+    List {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+    },
+    /// Stop a user sending as an address.
+    Remove {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+        address: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -249,6 +276,45 @@ enum CollectionCmd {
     },
 }
 
+/// `admin user address add|list|remove`.
+async fn address(store: &Store, json: bool, cmd: AddressCmd) -> anyhow::Result<()> {
+    match cmd {
+        AddressCmd::Add {
+            tenant,
+            name,
+            address,
+        } => {
+            let tid = store.tenant_id(&tenant).await?;
+            let uid = store.user_id(tid, &name).await?;
+            store.add_user_address(tid, uid, &address).await?;
+            out(json, &serde_json::json!({"added": address}), |_| {
+                format!("{name}@{tenant} may send as {address}\n")
+            })
+        }
+        AddressCmd::List { tenant, name } => {
+            let tid = store.tenant_id(&tenant).await?;
+            let uid = store.user_id(tid, &name).await?;
+            out(json, &store.user_addresses(tid, uid).await?, |a| {
+                a.iter().map(|x| format!("{x}\n")).collect()
+            })
+        }
+        AddressCmd::Remove {
+            tenant,
+            name,
+            address,
+        } => {
+            let tid = store.tenant_id(&tenant).await?;
+            let uid = store.user_id(tid, &name).await?;
+            if !store.remove_user_address(tid, uid, &address).await? {
+                anyhow::bail!("{name}@{tenant} could not send as {address}");
+            }
+            out(json, &serde_json::json!({"removed": address}), |_| {
+                format!("{name}@{tenant} may no longer send as {address}\n")
+            })
+        }
+    }
+}
+
 fn out<T: Serialize>(json: bool, value: &T, text: impl FnOnce(&T) -> String) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(value)?);
@@ -371,6 +437,7 @@ pub async fn run(database_url: &str, args: AdminArgs) -> anyhow::Result<()> {
                     .collect()
             })
         }
+        AdminCommand::User(UserCmd::Address(cmd)) => address(&store, json, cmd).await,
         AdminCommand::User(UserCmd::Password(PasswordCmd::Revoke { tenant, name, id })) => {
             let tid = store.tenant_id(&tenant).await?;
             store

@@ -1,6 +1,7 @@
 //! Message bodies nobody needs any more. A body is kept once per tenant and content
 //! and shared by every message with those bytes; when the last message holding it is
-//! gone (expunged, and the expunge settled on the back end), its bytes are removed.
+//! gone (expunged, and the expunge settled on the back end) and no outbox message
+//! holds it, its bytes are removed.
 //!
 //! Both steps wait out a grace period: a settled tombstone lets go of its body only
 //! after it, and only bodies older than it are removed. A connector that was just
@@ -37,6 +38,8 @@ impl Store {
                          WHERE b.created_at < now() - $1 * interval '1 second'
                            AND NOT EXISTS (SELECT 1 FROM items i
                                            WHERE i.tenant_id = b.tenant_id AND i.body_sha256 = b.sha256)
+                           AND NOT EXISTS (SELECT 1 FROM outbox o
+                                           WHERE o.tenant_id = b.tenant_id AND o.body_sha256 = b.sha256)
                          LIMIT $2)",
                     &[&secs, &STEP],
                 )

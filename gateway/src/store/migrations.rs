@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (12, include_str!("../../migrations/0012_mail_moves.sql")),
     (13, include_str!("../../migrations/0013_mailbox_rename.sql")),
     (14, include_str!("../../migrations/0014_body_gc.sql")),
+    (15, include_str!("../../migrations/0015_submission.sql")),
 ];
 
 /// An arbitrary constant naming the migration lock.

@@ -27,6 +27,7 @@ pub mod mail_moves;
 pub mod mailboxes;
 pub mod migrations;
 pub mod moves;
+pub mod outbox;
 pub mod packet;
 pub mod tenants;
 

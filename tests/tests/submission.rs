@@ -1,0 +1,165 @@
+//! SMTP submission on the gateway, driven by a real client (Python's smtplib): the
+//! same logins as DAV and IMAP, mail only from the user's own addresses, limits,
+//! and a message accepted only once it is in the outbox, byte for byte.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use postern_e2e::{Deployment, admin, last_line};
+use serde_json::{Value, json};
+
+async fn smtp(port: u16, steps: Value) -> Result<Vec<Value>> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("clients/smtp_client.py");
+    let out = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg("127.0.0.1")
+        .arg(port.to_string())
+        .arg(steps.to_string())
+        .output()
+        .await
+        .context("running smtplib")?;
+    let results: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    if !out.status.success() {
+        bail!(
+            "smtplib failed: {results:?}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(results)
+}
+
+fn code(v: &Value) -> i64 {
+    v["code"].as_i64().unwrap_or(0)
+}
+
+fn mail(from: &str, subject: &str, body: &str) -> String {
+    format!(
+        "From: Alice <{from}>\r\nTo: Bob <bob@example.org>\r\nSubject: {subject}\r\nMessage-ID: <{subject}@corp.example>\r\n\r\n{body}"
+    )
+}
+
+/// The outbox as the database holds it: (sender, recipients, state, bytes).
+async fn outbox(d: &Deployment) -> Result<Vec<(String, Vec<String>, String, Vec<u8>)>> {
+    let rows = d
+        .query(
+            "SELECT o.mail_from, o.rcpt_to, o.state, b.body FROM outbox o
+             JOIN message_bodies b ON b.tenant_id = o.tenant_id AND b.sha256 = o.body_sha256
+             ORDER BY o.created_at, o.id",
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_sends_from_its_own_address_and_the_message_is_kept_before_250() -> Result<()> {
+    let d = Deployment::start("submission", &["--submission-messages-per-hour", "2"]).await?;
+    admin(
+        &d.db,
+        &[
+            "user",
+            "address",
+            "add",
+            "--tenant",
+            "acme",
+            "alice",
+            "Alice@Corp.Example",
+        ],
+    )?;
+    let listed = admin(
+        &d.db,
+        &["user", "address", "list", "--tenant", "acme", "alice"],
+    )?;
+    assert!(listed.contains("alice@corp.example"), "{listed}");
+    let pw = last_line(&admin(
+        &d.db,
+        &["user", "rotate", "--tenant", "acme", "alice"],
+    )?);
+    let port = d.gateway.submission_port;
+    let me = "alice@corp.example";
+
+    // Before AUTH nothing is sent; a wrong password is refused.
+    let r = smtp(
+        port,
+        json!([
+            {"ehlo": "client.example"},
+            {"cmd": format!("MAIL FROM:<{me}>")},
+            {"login": ["alice@acme", "wrong"]},
+        ]),
+    )
+    .await?;
+    let features: Vec<String> = serde_json::from_value(r[0]["features"].clone())?;
+    for f in [
+        "auth",
+        "size",
+        "8bitmime",
+        "smtputf8",
+        "pipelining",
+        "enhancedstatuscodes",
+    ] {
+        assert!(features.iter().any(|x| x == f), "{f} in {features:?}");
+    }
+    assert_eq!(code(&r[1]), 530, "{r:?}");
+    assert_eq!(code(&r[2]), 535, "{r:?}");
+
+    let dotted = "Line one\r\n.starts with a dot\r\n..two dots\r\n";
+    let r = smtp(
+        port,
+        json!([
+            {"ehlo": "client.example"},
+            {"login": ["alice@acme", pw]},
+            {"send": ["mallory@corp.example", ["bob@example.org"], mail(me, "spoof1", "x\r\n")]},
+            {"cmd": "RSET"},
+            {"send": [me, ["bob@example.org"], mail("mallory@corp.example", "spoof2", "x\r\n")]},
+            {"cmd": "RSET"},
+            {"cmd": format!("MAIL FROM:<{me}> SIZE=999999999999")},
+            {"cmd": "RCPT TO:<bob@example.org>"},
+            {"cmd": "XYZZY"},
+            {"send": [me, ["bob@example.org", "carol@example.org"], mail(me, "first", "Hello Bob.\r\n")]},
+            {"send": [me, ["bob@example.org"], mail(me, "second", dotted)]},
+            {"send": [me, ["bob@example.org"], mail(me, "third", "over the limit\r\n")]},
+        ]),
+    )
+    .await?;
+    assert_eq!(code(&r[1]), 235, "AUTH: {r:?}");
+    assert_eq!(code(&r[2]), 550, "an envelope sender not hers: {:?}", r[2]);
+    assert_eq!(code(&r[4]), 550, "a From header not hers: {:?}", r[4]);
+    assert_eq!(code(&r[6]), 552, "declared size: {:?}", r[6]);
+    assert_eq!(code(&r[7]), 503, "RCPT without MAIL: {:?}", r[7]);
+    assert_eq!(code(&r[8]), 500, "unknown command: {:?}", r[8]);
+    assert_eq!(code(&r[9]), 250, "{:?}", r[9]);
+    assert_eq!(code(&r[10]), 250, "{:?}", r[10]);
+    assert_eq!(code(&r[11]), 451, "two an hour: {:?}", r[11]);
+
+    // Exactly the two accepted messages wait in the outbox, as sent (dots undone).
+    let kept = outbox(&d).await?;
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert_eq!(kept[0].0, me);
+    assert_eq!(kept[0].1, vec!["bob@example.org", "carol@example.org"]);
+    assert_eq!(kept[0].2, "queued");
+    assert_eq!(kept[0].3, mail(me, "first", "Hello Bob.\r\n").into_bytes());
+    assert_eq!(kept[1].3, mail(me, "second", dotted).into_bytes());
+
+    // An address taken away cannot be sent from any more.
+    admin(
+        &d.db,
+        &["user", "address", "remove", "--tenant", "acme", "alice", me],
+    )?;
+    let r = smtp(
+        port,
+        json!([
+            {"ehlo": "client.example"},
+            {"auth_login": ["alice@acme", pw]},
+            {"cmd": format!("MAIL FROM:<{me}>")},
+        ]),
+    )
+    .await?;
+    assert_eq!(code(&r[1]), 235, "AUTH LOGIN: {r:?}");
+    assert_eq!(code(&r[2]), 550, "{r:?}");
+    Ok(())
+}
