@@ -27,6 +27,8 @@ missing=()
 python3 -c "import radicale" 2>/dev/null || missing+=(radicale)
 python3 -c "import xandikos" 2>/dev/null || missing+=(xandikos)
 python3 -c "import caldav" 2>/dev/null || missing+=(caldav)
+# A real SMTP server standing in for the corporate one (submission relay tests).
+python3 -c "import aiosmtpd" 2>/dev/null || missing+=(aiosmtpd==1.4.6)
 command -v vdirsyncer >/dev/null || missing+=(vdirsyncer)
 command -v check-jsonschema >/dev/null || missing+=(check-jsonschema)
 if [ ${#missing[@]} -gt 0 ]; then

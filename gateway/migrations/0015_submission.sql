@@ -27,6 +27,8 @@ CREATE TABLE outbox (
     size          bigint NOT NULL,
     state         text NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'sent', 'failed')),
     attempts      integer NOT NULL DEFAULT 0,
+    -- After a temporary failure, not handed out again before this.
+    next_attempt  timestamptz NOT NULL DEFAULT now(),
     last_error    text,
     created_at    timestamptz NOT NULL DEFAULT now(),
     done_at       timestamptz,

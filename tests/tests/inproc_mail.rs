@@ -555,6 +555,7 @@ async fn a_large_append_is_read_in_parts_and_only_by_its_own_collection() -> Res
                 sha256: big.body_sha256.clone(),
                 offset: read.len() as u64,
                 length: 8 << 20,
+                ..Default::default()
             }))
             .await?
         else {

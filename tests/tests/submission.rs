@@ -41,8 +41,10 @@ fn mail(from: &str, subject: &str, body: &str) -> String {
     )
 }
 
-/// The outbox as the database holds it: (sender, recipients, state, bytes).
-async fn outbox(d: &Deployment) -> Result<Vec<(String, Vec<String>, String, Vec<u8>)>> {
+/// An outbox message as the database holds it: sender, recipients, state, bytes.
+type Queued = (String, Vec<String>, String, Vec<u8>);
+
+async fn outbox(d: &Deployment) -> Result<Vec<Queued>> {
     let rows = d
         .query(
             "SELECT o.mail_from, o.rcpt_to, o.state, b.body FROM outbox o
@@ -161,5 +163,164 @@ async fn a_client_sends_from_its_own_address_and_the_message_is_kept_before_250(
     .await?;
     assert_eq!(code(&r[1]), 235, "AUTH LOGIN: {r:?}");
     assert_eq!(code(&r[2]), 550, "{r:?}");
+    Ok(())
+}
+
+/// A message the corporate server accepted: sender, recipients, bytes.
+type Received = (String, Vec<String>, Vec<u8>);
+
+/// A real SMTP server (aiosmtpd) standing in for the corporate one; what it accepted.
+struct Sink {
+    _proc: postern_e2e::Proc,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Sink {
+    async fn start(d: &Deployment) -> Result<Sink> {
+        let port = postern_e2e::free_port();
+        let dir = d.dir.path("sink");
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("clients/smtp_sink.py");
+        let mut cmd = std::process::Command::new("python3");
+        cmd.arg(script).arg(port.to_string()).arg(&dir);
+        let proc = postern_e2e::Proc::spawn(cmd, d.dir.path("sink.log"))?;
+        postern_e2e::wait_port(port, std::time::Duration::from_secs(20)).await?;
+        Ok(Sink {
+            _proc: proc,
+            dir,
+            port,
+        })
+    }
+
+    /// The messages accepted: (sender, recipients, bytes).
+    fn received(&self) -> Result<Vec<Received>> {
+        use base64::Engine as _;
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort_by_key(|p| {
+            p.file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse::<u32>().ok())
+                .unwrap_or(0)
+        });
+        files
+            .iter()
+            .map(|f| {
+                let v: Value = serde_json::from_slice(&std::fs::read(f)?)?;
+                Ok((
+                    v["mail_from"].as_str().unwrap_or_default().to_string(),
+                    serde_json::from_value(v["rcpt_tos"].clone())?,
+                    base64::engine::general_purpose::STANDARD
+                        .decode(v["content"].as_str().unwrap_or_default())?,
+                ))
+            })
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn submitted_mail_leaves_through_the_connector_and_a_refusal_bounces() -> Result<()> {
+    use postern_e2e::mail::{Scenario, imported};
+    use postern_e2e::{Connector, SourceSpec, connector_config, wait_until};
+    use std::time::Duration;
+
+    let Scenario { d, dc, .. } = Scenario::start("submission-relay").await?;
+    let sink = Sink::start(&d).await?;
+    admin(
+        &d.db,
+        &[
+            "user",
+            "address",
+            "add",
+            "--tenant",
+            "acme",
+            "alice",
+            "alice@corp.example",
+        ],
+    )?;
+    let pw = last_line(&admin(
+        &d.db,
+        &["user", "rotate", "--tenant", "acme", "alice"],
+    )?);
+    let me = "alice@corp.example";
+    let sources = [
+        SourceSpec::alice("mail", "imap", &dc.url(), "1s"),
+        SourceSpec::alice(
+            "out",
+            "smtp",
+            &format!("smtp://127.0.0.1:{}", sink.port),
+            "1s",
+        ),
+    ];
+    let config = connector_config(&d.gateway.grpc_url, &d.token, &sources);
+    let mut conn = Connector::start(&d.dir, "hq", &config)?;
+    imported(&d, "/INBOX", 0).await?;
+
+    // Sent while the connector is down: accepted, kept, relayed once it is back.
+    conn.proc.kill9();
+    let first = mail(me, "first", "Hello Bob.\r\n.a dotted line\r\n");
+    let r = smtp(
+        d.gateway.submission_port,
+        json!([
+            {"ehlo": "client.example"},
+            {"login": ["alice@acme", pw]},
+            {"send": [me, ["bob@example.org"], first]},
+            {"send": [me, ["reject@example.org"], mail(me, "refused", "No one reads this.\r\n")]},
+        ]),
+    )
+    .await?;
+    assert_eq!(code(&r[2]), 250, "{r:?}");
+    assert_eq!(code(&r[3]), 250, "{r:?}");
+    assert!(
+        sink.received()?.is_empty(),
+        "nothing leaves while the connector is down"
+    );
+    let _conn = Connector::start(&d.dir, "hq-again", &config)?;
+
+    let got = wait_until(
+        "the message at the corporate server",
+        Duration::from_secs(60),
+        || async {
+            let got = sink.received()?;
+            Ok((!got.is_empty()).then_some(got))
+        },
+    )
+    .await?;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, me);
+    assert_eq!(got[0].1, vec!["bob@example.org"]);
+    assert_eq!(got[0].2, first.as_bytes(), "byte for byte");
+
+    // The refused one left the outbox as failed, and its sender has a bounce, which
+    // reaches the corporate INBOX too.
+    wait_until("the outbox settled", Duration::from_secs(60), || async {
+        let states: Vec<String> = outbox(&d).await?.into_iter().map(|o| o.2).collect();
+        Ok((states == ["sent", "failed"]).then_some(()))
+    })
+    .await?;
+    wait_until("the bounce on Dovecot", Duration::from_secs(60), || async {
+        let r = postern_e2e::imaplib::run(
+            dc.port,
+            json!([
+                {"login": ["alice", "alicepw"]},
+                {"call": "select", "args": ["INBOX"]},
+                {"call": "search", "args": [null, "SUBJECT", "\"Undelivered Mail\""]},
+            ]),
+        )
+        .await?;
+        let found = r[2]["data"][0]
+            .as_str()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        Ok((!found.is_empty()).then_some(()))
+    })
+    .await?;
+    assert_eq!(sink.received()?.len(), 1, "sent once");
     Ok(())
 }

@@ -9,10 +9,15 @@
 //! Nothing in `engine/` names a protocol.
 //!
 //! - [`dav`]: CalDAV and CardDAV, one client for both.
+//! - [`imap`]: the mail back end.
+//! - [`smtp`]: the corporate SMTP server the outbox is relayed to (not a back end
+//!   that syncs: the engine's outbox loop drives it).
 //! - [`AnyBackend`]: the back end of one source, whatever its kind.
 
 pub mod dav;
 pub mod imap;
+pub mod smtp;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -26,7 +31,7 @@ use postern_core::plan::{BackendCopy, BackendSignal, Precondition};
 use crate::config::{Source, SourceKind};
 
 /// The source kinds this connector syncs (announced to the gateway in its Hello).
-pub const KINDS: &[&str] = &["caldav", "carddav", "imap"];
+pub const KINDS: &[&str] = &["caldav", "carddav", "imap", "smtp"];
 
 /// What went wrong talking to a back end. The round that meets it fails and is
 /// retried; nothing is assumed about the back end's state.

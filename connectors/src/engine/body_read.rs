@@ -56,6 +56,7 @@ async fn read(
                 sha256: sha256.to_vec(),
                 offset: body.len() as u64,
                 length: part,
+                ..Default::default()
             }))
             .await?;
         let Ans::BodyChunk(chunk) = ans else {

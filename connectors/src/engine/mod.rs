@@ -11,6 +11,7 @@ mod body_read;
 mod index;
 mod mail_import;
 mod mail_round;
+mod outbox;
 mod packets;
 pub mod round;
 
@@ -152,6 +153,20 @@ async fn session(
         mpsc::unbounded_channel::<(String, mpsc::UnboundedSender<NudgeOrRoute>)>();
     let mut source_inboxes: Vec<mpsc::UnboundedSender<NudgeOrRoute>> = Vec::new();
     for source in &config.sources {
+        if source.kind == crate::config::SourceKind::Smtp {
+            match crate::backends::smtp::SmtpRelay::new(source) {
+                Ok(relay) => {
+                    tasks.spawn(outbox::outbox_loop(
+                        link.clone(),
+                        source.clone(),
+                        relay,
+                        max_message,
+                    ));
+                }
+                Err(e) => return Err(LinkError::Failure(e)),
+            }
+            continue;
+        }
         let backend = match AnyBackend::open(source) {
             Ok(Some(b)) => b,
             Ok(None) => {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 mod body_part;
 mod collections_found;
+mod outbox;
 
 use pb::connector_message::Body as In;
 use pb::gateway_message::Body as Out;
@@ -115,6 +116,8 @@ fn message_name(body: &In) -> &'static str {
         In::BodyPart(_) => "body part",
         In::BodiesQuery(_) => "bodies query",
         In::BodyRead(_) => "body read",
+        In::OutboxPull(_) => "outbox pull",
+        In::OutboxReport(_) => "outbox report",
     }
 }
 
@@ -130,7 +133,11 @@ fn collection_of(body: &In) -> &str {
         In::BodyPart(b) => &b.collection_id,
         In::BodiesQuery(q) => &q.collection_id,
         In::BodyRead(r) => &r.collection_id,
-        In::Hello(_) | In::CollectionsFound(_) | In::Heartbeat(_) => "",
+        In::Hello(_)
+        | In::CollectionsFound(_)
+        | In::Heartbeat(_)
+        | In::OutboxPull(_)
+        | In::OutboxReport(_) => "",
     }
 }
 
@@ -352,6 +359,8 @@ impl Session {
             In::BodyPart(b) => self.body_part(rid, b).await,
             In::BodiesQuery(q) => self.bodies_query(rid, q).await,
             In::BodyRead(r) => self.body_read(rid, r).await,
+            In::OutboxPull(p) => self.outbox_pull(rid, p).await,
+            In::OutboxReport(r) => self.outbox_report(rid, r).await,
         };
         match result {
             Ok(out) => out,

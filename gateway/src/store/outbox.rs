@@ -161,6 +161,261 @@ impl Store {
     }
 }
 
+/// What a connector reported of one outbox message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relay {
+    Sent,
+    Temporary,
+    Permanent,
+}
+
+/// How long a message handed to a connector is not handed out again (a connector
+/// that died while sending it: the next one sends it).
+const CLAIM: &str = "10 minutes";
+/// A message that has failed for this long is given up (the user gets a bounce).
+const GIVE_UP: &str = "5 days";
+
+/// The join that scopes outbox rows to the user an `smtp` source belongs to.
+const OF_SOURCE: &str = "JOIN sources s ON s.tenant_id = o.tenant_id AND s.user_id = o.user_id
+                          AND s.id = $2 AND s.kind = 'smtp'";
+
+impl Store {
+    /// Claims up to `max` messages due for sending through `smtp` source `source`
+    /// (those of its user), oldest first: each is not handed out again for a while
+    /// (two connectors never send one message at once). Bodies up to `inline` bytes
+    /// come with them.
+    pub async fn claim_outbox(
+        &self,
+        tenant: Uuid,
+        source: Uuid,
+        max: u32,
+        inline: i64,
+    ) -> Result<Vec<(Outgoing, Option<Vec<u8>>)>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                &format!(
+                    "WITH due AS (
+                         SELECT o.tenant_id, o.id FROM outbox o {OF_SOURCE}
+                         WHERE o.tenant_id = $1 AND o.state = 'queued' AND o.next_attempt <= now()
+                         ORDER BY o.created_at LIMIT $3
+                         FOR UPDATE OF o SKIP LOCKED)
+                     UPDATE outbox o SET next_attempt = now() + interval '{CLAIM}', attempts = attempts + 1
+                     FROM due WHERE o.tenant_id = due.tenant_id AND o.id = due.id
+                     RETURNING o.id, o.mail_from, o.rcpt_to, o.size, o.state, o.body_sha256, o.created_at"
+                ),
+                &[&tenant, &source, &i64::from(max)],
+            )
+            .await?;
+        let mut out: Vec<(Outgoing, Option<Vec<u8>>, chrono::DateTime<chrono::Utc>)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    Outgoing {
+                        id: r.get(0),
+                        mail_from: r.get(1),
+                        rcpt_to: r.get(2),
+                        size: r.get(3),
+                        state: r.get(4),
+                        sha256: r.get(5),
+                    },
+                    None,
+                    r.get(6),
+                )
+            })
+            .collect();
+        out.sort_by_key(|(_, _, at)| *at);
+        for (m, body, _) in out.iter_mut() {
+            if m.size <= inline {
+                let row = c
+                    .query_opt(
+                        "SELECT body FROM message_bodies WHERE tenant_id = $1 AND sha256 = $2",
+                        &[&tenant, &m.sha256],
+                    )
+                    .await?;
+                *body = row.map(|r| r.get(0));
+            }
+        }
+        Ok(out.into_iter().map(|(m, b, _)| (m, b)).collect())
+    }
+
+    /// A range of the body of outbox message `id`, if it is one of `source`'s user's;
+    /// with the body's whole size.
+    pub async fn outbox_body_range(
+        &self,
+        tenant: Uuid,
+        source: Uuid,
+        id: Uuid,
+        (offset, len): (u64, u64),
+    ) -> Result<Option<(Vec<u8>, u64)>> {
+        let clamp = |v: u64| i32::try_from(v).unwrap_or(i32::MAX);
+        let (from, count) = (clamp(offset).saturating_add(1), clamp(len));
+        let c = self.client().await?;
+        let row = c
+            .query_opt(
+                &format!(
+                    "SELECT substring(b.body FROM $4 FOR $5), b.size FROM outbox o {OF_SOURCE}
+                     JOIN message_bodies b ON b.tenant_id = o.tenant_id AND b.sha256 = o.body_sha256
+                     WHERE o.tenant_id = $1 AND o.id = $3 AND o.state = 'queued'"
+                ),
+                &[&tenant, &source, &id, &from, &count],
+            )
+            .await?;
+        Ok(row.map(|r| (r.get(0), r.get::<_, i64>(1).max(0) as u64)))
+    }
+
+    /// Records what became of outbox message `id` (of `source`'s user). A message
+    /// that failed for good, or kept failing for days, leaves the outbox and its
+    /// sender gets a bounce in their INBOX. False if there is no such message.
+    pub async fn report_outbox(
+        &self,
+        tenant: Uuid,
+        source: Uuid,
+        id: Uuid,
+        relay: Relay,
+        detail: &str,
+    ) -> Result<bool> {
+        let c = self.client().await?;
+        let row = c
+            .query_opt(
+                &format!(
+                    "SELECT o.user_id, o.mail_from, o.rcpt_to, o.body_sha256, o.attempts,
+                            o.created_at < now() - interval '{GIVE_UP}'
+                     FROM outbox o {OF_SOURCE}
+                     WHERE o.tenant_id = $1 AND o.id = $3 AND o.state = 'queued'"
+                ),
+                &[&tenant, &source, &id],
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let (user, from, to, sha, attempts, too_old): (
+            Uuid,
+            String,
+            Vec<String>,
+            Vec<u8>,
+            i32,
+            bool,
+        ) = (
+            row.get(0),
+            row.get(1),
+            row.get(2),
+            row.get(3),
+            row.get(4),
+            row.get(5),
+        );
+        let relay = match relay {
+            Relay::Temporary if too_old => Relay::Permanent,
+            r => r,
+        };
+        match relay {
+            Relay::Sent => {
+                c.execute(
+                    "UPDATE outbox SET state = 'sent', done_at = now(), last_error = NULLIF($3, '')
+                     WHERE tenant_id = $1 AND id = $2",
+                    &[&tenant, &id, &detail],
+                )
+                .await?;
+            }
+            Relay::Temporary => {
+                // 30 s, doubling, at most an hour.
+                let wait = 30i64 << attempts.clamp(0, 7);
+                c.execute(
+                    "UPDATE outbox SET last_error = $3,
+                            next_attempt = now() + make_interval(secs => LEAST($4, 3600))
+                     WHERE tenant_id = $1 AND id = $2",
+                    &[&tenant, &id, &detail, &(wait as f64)],
+                )
+                .await?;
+            }
+            Relay::Permanent => {
+                c.execute(
+                    "UPDATE outbox SET state = 'failed', done_at = now(), last_error = $3
+                     WHERE tenant_id = $1 AND id = $2",
+                    &[&tenant, &id, &detail],
+                )
+                .await?;
+                let original = c
+                    .query_opt(
+                        "SELECT body FROM message_bodies WHERE tenant_id = $1 AND sha256 = $2",
+                        &[&tenant, &sha],
+                    )
+                    .await?
+                    .map(|r| r.get::<_, Vec<u8>>(0))
+                    .unwrap_or_default();
+                let inbox = c
+                    .query_opt(
+                        "SELECT id FROM collections
+                         WHERE tenant_id = $1 AND user_id = $2 AND kind = 'mailbox' AND NOT delete_pending
+                           AND (role = 'inbox' OR upper(mailbox_name) = 'INBOX')
+                         ORDER BY role = 'inbox' DESC LIMIT 1",
+                        &[&tenant, &user],
+                    )
+                    .await?;
+                drop(c);
+                match inbox {
+                    Some(r) => {
+                        let bounce = bounce(&from, &to, detail, &original);
+                        self.append_message(tenant, r.get(0), &bounce, &[]).await?;
+                    }
+                    None => {
+                        tracing::warn!(%id, "a message failed for good and its sender has no INBOX for the bounce")
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// A delivery status notification (RFC 3464) for a message refused for good.
+pub fn bounce(from: &str, to: &[String], why: &str, original: &[u8]) -> Vec<u8> {
+    let boundary = format!("postern-bounce-{}", Uuid::new_v4().simple());
+    let header_end = original
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(original.len(), |i| i + 2);
+    let headers = String::from_utf8_lossy(&original[..header_end]);
+    let why = why.replace(['\r', '\n'], " ");
+    let recipients: String = to
+        .iter()
+        .map(|r| format!("Final-Recipient: rfc822; {r}\r\nAction: failed\r\nStatus: 5.0.0\r\nDiagnostic-Code: smtp; {why}\r\n\r\n"))
+        .collect();
+    format!(
+        "From: Mail Delivery System <MAILER-DAEMON@postern.invalid>\r\n\
+         To: <{from}>\r\n\
+         Subject: Undelivered Mail Returned to Sender\r\n\
+         Date: {date}\r\n\
+         Message-ID: <{id}@postern.invalid>\r\n\
+         Auto-Submitted: auto-replied\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"{boundary}\"\r\n\
+         \r\n\
+         --{boundary}\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
+         \r\n\
+         Your message to {list} could not be delivered.\r\n\
+         The corporate mail server said: {why}\r\n\
+         \r\n\
+         --{boundary}\r\n\
+         Content-Type: message/delivery-status\r\n\
+         \r\n\
+         Reporting-MTA: dns; postern.invalid\r\n\
+         \r\n\
+         {recipients}\
+         --{boundary}\r\n\
+         Content-Type: text/rfc822-headers\r\n\
+         \r\n\
+         {headers}\r\n\
+         --{boundary}--\r\n",
+        date = chrono::Utc::now().to_rfc2822(),
+        id = Uuid::new_v4(),
+        list = to.join(", "),
+    )
+    .into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,6 @@
 //! Getting a connection to TLS: implicit TLS (`imaps://`), STARTTLS read by hand
 //! before imap-next takes over, and the certificates trusted.
 
-use std::sync::Arc;
-
 use tokio::net::TcpStream;
 
 use super::client::{ImapError, READ_TIMEOUT};
@@ -20,23 +18,7 @@ pub struct ConnectOptions {
 pub(super) fn tls_connector(
     extra_ca: Option<&[u8]>,
 ) -> Result<tokio_rustls::TlsConnector, ImapError> {
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(pem) = extra_ca {
-        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|e| ImapError::Config(format!("tls_ca_file: {e}")))?;
-            roots
-                .add(cert)
-                .map_err(|e| ImapError::Config(format!("tls_ca_file: {e}")))?;
-        }
-    }
-    let config = tokio_rustls::rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+    crate::backends::tls::connector(extra_ca).map_err(ImapError::Config)
 }
 
 pub(super) async fn handshake(

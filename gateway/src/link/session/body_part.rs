@@ -45,15 +45,18 @@ impl Session {
         rid: u64,
         r: pb::BodyRead,
     ) -> Result<Vec<pb::GatewayMessage>, StoreError> {
-        let coll = match self.own(rid, &r.collection_id).await {
-            Ok(c) => c,
-            Err(f) => return Ok(vec![f]),
-        };
         let most = self
             .settings
             .max_message_bytes
             .saturating_sub(64 << 10)
             .max(1) as u64;
+        if !r.outbox_id.is_empty() {
+            return self.outbox_body(rid, &r, most).await;
+        }
+        let coll = match self.own(rid, &r.collection_id).await {
+            Ok(c) => c,
+            Err(f) => return Ok(vec![f]),
+        };
         let Some((data, total)) = self
             .store
             .pending_body_range(
