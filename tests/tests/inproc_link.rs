@@ -652,3 +652,42 @@ async fn the_index_comes_in_batches_and_a_round_can_ask_for_a_few_entries() -> R
     assert_eq!(hrefs, n);
     Ok(())
 }
+
+/// A connector too old to sync a kind of source (its Hello's capabilities lack it):
+/// the gateway records the problem on the source, for `admin status` and
+/// `source list`, instead of the source looking healthy while nothing syncs it.
+#[tokio::test]
+async fn a_source_the_connector_cannot_sync_is_recorded_as_a_problem() -> Result<()> {
+    let g = InProc::start().await?;
+    let mut link = g.session(LinkSettings::default());
+    let source = |name: &str, kind: &str| pb::SourceInfo {
+        name: name.into(),
+        kind: pb::SourceKind::from_word(kind) as i32,
+        user: "alice".into(),
+        mode: pb::SyncMode::TwoWay as i32,
+        conflict: pb::ConflictPolicy::BackendWins as i32,
+    };
+    let hello = pb::Hello {
+        version: "0.0.1-old".into(),
+        capabilities: vec!["caldav".into()],
+        instance_id: "old".into(),
+        sources: vec![source("cal", "caldav"), source("out", "smtp")],
+    };
+    let Ans::Welcome(_) = link.ask(Req::Hello(hello)).await? else {
+        bail!("no welcome")
+    };
+    let sources = g.store.list_sources(Some(g.tenant)).await?;
+    let problem = |name: &str| {
+        sources
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.problem.clone())
+    };
+    assert_eq!(problem("cal").as_deref(), Some(""));
+    let out = problem("out").unwrap_or_default();
+    assert!(
+        out.contains("cannot sync smtp") && out.contains("0.0.1-old"),
+        "{out:?}"
+    );
+    Ok(())
+}
