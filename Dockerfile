@@ -9,6 +9,7 @@ COPY core core
 COPY davxml davxml
 COPY davproto davproto
 COPY telemetry telemetry
+COPY imap imap
 COPY gateway gateway
 COPY connectors connectors
 COPY tests tests
