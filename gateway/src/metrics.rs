@@ -17,7 +17,8 @@ use crate::store::Store;
 /// `outcome` of a round or a packet.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Outcome {
-    /// ok | conflict | paused | error; accepted | stale_base | stale_fence | invalid.
+    /// ok | conflict | paused | error; accepted | stale_base | stale_fence | invalid;
+    /// for the outbox: sent | temporary | permanent.
     pub outcome: String,
 }
 
@@ -100,6 +101,12 @@ pub struct Metrics {
     pub sources_unsynced: Family<SourceLabel, Gauge>,
     /// Message body bytes moved over the link, by direction: a flag change adds none.
     pub mail_body_bytes: Family<Direction, Counter>,
+    /// Messages waiting in the outbox (set at scrape).
+    pub outbox_queued: Gauge,
+    /// Seconds the oldest of them has waited (set at scrape).
+    pub outbox_oldest_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Outbox messages a connector reported, by outcome (sent, temporary, permanent).
+    pub outbox_relayed: Family<Outcome, Counter>,
 }
 
 /// A source, for the unsynced-sources gauge.
@@ -135,6 +142,9 @@ impl Default for Metrics {
             refused_now: Family::default(),
             sources_unsynced: Family::default(),
             mail_body_bytes: Family::default(),
+            outbox_queued: Gauge::default(),
+            outbox_oldest_seconds: Gauge::default(),
+            outbox_relayed: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -227,6 +237,21 @@ impl Default for Metrics {
             "Message body bytes moved over the link, by direction (to_gateway, to_backend); flag changes move none",
             m.mail_body_bytes.clone(),
         );
+        registry.register(
+            "outbox_queued",
+            "Messages users sent that wait in the outbox for a connector to relay them",
+            m.outbox_queued.clone(),
+        );
+        registry.register(
+            "outbox_oldest_seconds",
+            "Seconds the oldest message in the outbox has waited",
+            m.outbox_oldest_seconds.clone(),
+        );
+        registry.register(
+            "outbox_relayed",
+            "Outbox messages connectors reported, by outcome (sent, temporary, permanent)",
+            m.outbox_relayed.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -289,6 +314,17 @@ impl Metrics {
                     })
                     .set(1);
             }
+        }
+        if let Ok(outbox) = store.outbox_summary(None).await {
+            self.outbox_queued
+                .set(outbox.iter().map(|o| o.queued).sum());
+            self.outbox_oldest_seconds.set(
+                outbox
+                    .iter()
+                    .filter(|o| o.queued > 0)
+                    .map(|o| o.oldest_seconds)
+                    .fold(0.0, f64::max),
+            );
         }
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {

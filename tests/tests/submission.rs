@@ -280,6 +280,11 @@ async fn submitted_mail_leaves_through_the_connector_and_a_refusal_bounces() -> 
         sink.received()?.is_empty(),
         "nothing leaves while the connector is down"
     );
+    let status = admin(&d.db, &["status"])?;
+    assert!(
+        status.contains("outbox\talice@acme\tqueued 2 (oldest"),
+        "{status}"
+    );
     let _conn = Connector::start(&d.dir, "hq-again", &config)?;
 
     let got = wait_until(
@@ -322,5 +327,21 @@ async fn submitted_mail_leaves_through_the_connector_and_a_refusal_bounces() -> 
     })
     .await?;
     assert_eq!(sink.received()?.len(), 1, "sent once");
+    let status = admin(&d.db, &["status"])?;
+    assert!(
+        status.contains("outbox\talice@acme\tqueued 0\tsent today 1\tfailed today 1"),
+        "{status}"
+    );
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", d.gateway.http_port))
+        .await?
+        .text()
+        .await?;
+    for line in [
+        "postern_outbox_queued 0",
+        "postern_outbox_relayed_total{outcome=\"sent\"} 1",
+        "postern_outbox_relayed_total{outcome=\"permanent\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
     Ok(())
 }

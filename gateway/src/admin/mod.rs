@@ -576,6 +576,28 @@ pub async fn run(database_url: &str, args: AdminArgs) -> anyhow::Result<()> {
                     eprint!("{}", source_line(s));
                 }
             }
+            // Mail waiting to be sent, and what happened to it today.
+            for o in store.outbox_summary(tid).await? {
+                let line = format!(
+                    "outbox\t{}\tqueued {}{}\tsent today {}\tfailed today {}{}\n",
+                    o.user,
+                    o.queued,
+                    if o.queued > 0 {
+                        format!(" (oldest {:.0} s)", o.oldest_seconds)
+                    } else {
+                        String::new()
+                    },
+                    o.sent_last_day,
+                    o.failed_last_day,
+                    o.last_error
+                        .map_or(String::new(), |e| format!("\tlast error: {e}")),
+                );
+                if json {
+                    eprint!("{line}");
+                } else {
+                    print!("{line}");
+                }
+            }
             out(json, &cs, |cs| {
                 if cs.is_empty() {
                     return "no collections yet: is a connector running?\n".to_string();

@@ -369,6 +369,54 @@ impl Store {
     }
 }
 
+/// One user's outbox, for `admin status` and the metrics.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OutboxSummary {
+    pub user: String,
+    pub queued: i64,
+    /// Seconds the oldest queued message has waited.
+    pub oldest_seconds: f64,
+    pub sent_last_day: i64,
+    pub failed_last_day: i64,
+    /// The last failure's reason, if a queued message has one.
+    pub last_error: Option<String>,
+}
+
+impl Store {
+    /// The outbox per user with anything in it today (all tenants when `None`).
+    pub async fn outbox_summary(&self, tenant: Option<Uuid>) -> Result<Vec<OutboxSummary>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT u.name || '@' || t.name,
+                        count(*) FILTER (WHERE o.state = 'queued'),
+                        COALESCE(EXTRACT(EPOCH FROM now() - min(o.created_at) FILTER (WHERE o.state = 'queued'))::float8, 0),
+                        count(*) FILTER (WHERE o.state = 'sent' AND o.done_at > now() - interval '1 day'),
+                        count(*) FILTER (WHERE o.state = 'failed' AND o.done_at > now() - interval '1 day'),
+                        max(o.last_error) FILTER (WHERE o.state = 'queued')
+                 FROM outbox o
+                 JOIN users u ON u.tenant_id = o.tenant_id AND u.id = o.user_id
+                 JOIN tenants t ON t.id = o.tenant_id
+                 WHERE ($1::uuid IS NULL OR o.tenant_id = $1)
+                   AND (o.state = 'queued' OR o.done_at > now() - interval '1 day')
+                 GROUP BY 1 ORDER BY 1",
+                &[&tenant],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| OutboxSummary {
+                user: r.get(0),
+                queued: r.get(1),
+                oldest_seconds: r.get(2),
+                sent_last_day: r.get(3),
+                failed_last_day: r.get(4),
+                last_error: r.get(5),
+            })
+            .collect())
+    }
+}
+
 /// A delivery status notification (RFC 3464) for a message refused for good.
 pub fn bounce(from: &str, to: &[String], why: &str, original: &[u8]) -> Vec<u8> {
     let boundary = format!("postern-bounce-{}", Uuid::new_v4().simple());

@@ -72,6 +72,17 @@ impl Session {
             _ => return Ok(vec![failure(rid, "an outbox report needs an outcome")]),
         };
         let detail: String = r.detail.chars().take(2000).collect();
+        let outcome = match relay {
+            Relay::Sent => "sent",
+            Relay::Temporary => "temporary",
+            Relay::Permanent => "permanent",
+        };
+        self.metrics
+            .outbox_relayed
+            .get_or_create(&crate::metrics::Outcome {
+                outcome: outcome.into(),
+            })
+            .inc();
         if !self
             .store
             .report_outbox(self.tenant(), source, id, relay, &detail)
