@@ -21,6 +21,6 @@ FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/postern-gateway /usr/local/bin/postern-gateway
 COPY --from=build /src/target/release/postern-connector /usr/local/bin/postern-connector
 USER nonroot:nonroot
-EXPOSE 7443 8080
+EXPOSE 7443 8080 1143 1587
 ENTRYPOINT ["/usr/local/bin/postern-gateway"]
 CMD ["serve"]

@@ -51,16 +51,15 @@ enum Command {
         /// Address for HTTP (health, readiness, CalDAV/CardDAV).
         #[arg(long, env = "POSTERN_HTTP_LISTEN", default_value = "0.0.0.0:8080")]
         http_listen: SocketAddr,
-        /// Address for IMAP (plain-text logins only from loopback; STARTTLS is not
-        /// offered yet: use --imaps-listen across a network). "off" serves none.
+        /// Address for IMAP: STARTTLS required when --tls-cert is set; without a
+        /// certificate, plain-text logins only from loopback. "off" serves none.
         #[arg(long, env = "POSTERN_IMAP_LISTEN", default_value = "0.0.0.0:1143")]
         imap_listen: String,
         /// Address for IMAP over implicit TLS (needs --tls-cert and --tls-key).
         #[arg(long, env = "POSTERN_IMAPS_LISTEN")]
         imaps_listen: Option<SocketAddr>,
-        /// Address for SMTP submission (plain-text AUTH only from loopback; STARTTLS
-        /// is not offered yet: use --submissions-listen across a network). "off"
-        /// serves none.
+        /// Address for SMTP submission: STARTTLS offered when --tls-cert is set;
+        /// plain-text AUTH otherwise only from loopback. "off" serves none.
         #[arg(
             long,
             env = "POSTERN_SUBMISSION_LISTEN",

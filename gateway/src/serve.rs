@@ -60,11 +60,11 @@ pub struct Listeners {
     pub grpc: TcpListener,
     /// HTTP: health, readiness, metrics, DAV.
     pub http: TcpListener,
-    /// IMAP (plain; STARTTLS is not offered yet).
+    /// IMAP (STARTTLS when a certificate is configured).
     pub imap: Option<TcpListener>,
     /// IMAP over implicit TLS (only with a certificate).
     pub imaps: Option<TcpListener>,
-    /// SMTP submission (plain; STARTTLS is not offered yet).
+    /// SMTP submission (STARTTLS when a certificate is configured).
     pub submission: Option<TcpListener>,
     /// SMTP submission over implicit TLS (only with a certificate).
     pub submissions: Option<TcpListener>,
@@ -183,6 +183,11 @@ pub async fn run(
             limits.max_requests_per_user,
         )),
     };
+    // The certificate, when configured, also serves STARTTLS on the plain mail ports.
+    let mail_tls = match &config.tls {
+        Some(t) => Some(crate::tls::imap_acceptor(&t.cert, &t.key)?),
+        None => None,
+    };
     // IMAP: the same logins (and so the same throttling) as DAV.
     let imap_state = crate::imap::ImapState {
         store: store.clone(),
@@ -190,6 +195,7 @@ pub async fn run(
         limits: limits.clone(),
         metrics: metrics.clone(),
         changes: changes_tx.clone(),
+        tls: mail_tls.clone(),
     };
     let imap_limits = PortLimits {
         max_connections: limits.imap_max_connections,
@@ -199,8 +205,8 @@ pub async fn run(
         // before login); the connection's own bound is a little longer.
         idle_timeout: limits.imap_idle_timeout + Duration::from_secs(60),
     };
-    let imaps_tls = match (&config.tls, &imaps) {
-        (Some(t), Some(_)) => Some(crate::tls::imap_acceptor(&t.cert, &t.key)?),
+    let imaps_tls = match (&mail_tls, &imaps) {
+        (Some(t), Some(_)) => Some(t.clone()),
         (None, Some(_)) => anyhow::bail!("--imaps-listen needs --tls-cert and --tls-key"),
         _ => None,
     };
@@ -218,6 +224,7 @@ pub async fn run(
         store: store.clone(),
         auth: dav.auth.clone(),
         limits: limits.clone(),
+        tls: mail_tls.clone(),
     });
     let submission_limits = PortLimits {
         max_connections: limits.submission_max_connections,
@@ -225,8 +232,8 @@ pub async fn run(
         handshake_timeout: limits.tls_handshake_timeout,
         idle_timeout: Duration::from_secs(11 * 60),
     };
-    let submissions_tls = match (&config.tls, &submissions) {
-        (Some(t), Some(_)) => Some(crate::tls::imap_acceptor(&t.cert, &t.key)?),
+    let submissions_tls = match (&mail_tls, &submissions) {
+        (Some(t), Some(_)) => Some(t.clone()),
         (None, Some(_)) => anyhow::bail!("--submissions-listen needs --tls-cert and --tls-key"),
         _ => None,
     };

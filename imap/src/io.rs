@@ -30,6 +30,9 @@ pub struct Connection {
     write: WriteHalf<Box<dyn Socket>>,
     buf: Box<[u8]>,
     out: Vec<u8>,
+    /// The state machine's first output is dropped, not written (see
+    /// [`Connection::without_greeting`]).
+    skip_first_output: bool,
 }
 
 /// Why a connection stopped.
@@ -59,7 +62,16 @@ impl Connection {
             write,
             buf: vec![0; bytes.max(1)].into_boxed_slice(),
             out: Vec::new(),
+            skip_first_output: false,
         }
+    }
+
+    /// Drops the state machine's first output instead of writing it: imap-next's
+    /// server always starts with a greeting, and after STARTTLS there must be none
+    /// (RFC 9051 §6.2.1).
+    pub fn without_greeting(mut self) -> Connection {
+        self.skip_first_output = true;
+        self
     }
 
     /// Writes out what is queued (a server's last answer before it closes).
@@ -90,6 +102,9 @@ impl Connection {
             match state.next() {
                 Ok(event) => return Ok(event),
                 Err(Interrupt::Error(e)) => return Err(ConnectionError::State(e)),
+                Err(Interrupt::Io(Io::Output(_))) if self.skip_first_output => {
+                    self.skip_first_output = false;
+                }
                 Err(Interrupt::Io(Io::Output(bytes))) => self.out.extend_from_slice(&bytes),
                 Err(Interrupt::Io(Io::NeedMoreInput)) => {}
             }

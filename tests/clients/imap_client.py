@@ -13,6 +13,7 @@ STEPS_JSON is a list of steps, run in order on one connection:
                                              (prints "idling" once the server accepted)
   {"untagged": "EXISTS"}                     imaplib's collected untagged responses
   {"capabilities": true}
+  {"starttls": "/path/to/ca.pem"}           STARTTLS, checking the certificate
 
 Each step's result is printed as one JSON line: {"typ": ..., "data": ...}. Bytes are
 given as latin-1 strings (lossless), a literal as [prefix, bytes]. An error in a step
@@ -87,6 +88,10 @@ def main():
                 out = idle(conn, step["idle"])
             elif "untagged" in step:
                 out = {"typ": "OK", "data": plain(conn.untagged_responses.pop(step["untagged"], []))}
+            elif "starttls" in step:
+                import ssl
+                typ, data = conn.starttls(ssl.create_default_context(cafile=step["starttls"]))
+                out = {"typ": typ, "data": plain(data)}
             elif "capabilities" in step:
                 out = {"typ": "OK", "data": list(conn.capabilities)}
             elif "raw" in step:

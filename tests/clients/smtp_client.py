@@ -6,6 +6,7 @@ submission port.
 
 Steps, run in order on one connection:
   {"ehlo": "client.example"}
+  {"starttls": "/path/to/ca.pem"}                  STARTTLS, checking the certificate
   {"login": ["alice@acme", "password"]}          AUTH (PLAIN, else LOGIN)
   {"auth_login": ["alice@acme", "password"]}      AUTH LOGIN explicitly
   {"send": ["from@x", ["to@y"], "message text"]}  MAIL, RCPT, DATA
@@ -28,6 +29,11 @@ def main():
             if "ehlo" in step:
                 code, text = s.ehlo(step["ehlo"])
                 out = {"code": code, "text": text.decode("latin-1"), "features": sorted(s.esmtp_features)}
+            elif "starttls" in step:
+                import ssl
+                ctx = ssl.create_default_context(cafile=step["starttls"])
+                code, text = s.starttls(context=ctx)
+                out = {"code": code, "text": text.decode("latin-1")}
             elif "login" in step:
                 code, text = s.login(*step["login"])
                 out = {"code": code, "text": text.decode("latin-1")}

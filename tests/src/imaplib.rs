@@ -16,9 +16,13 @@ fn script() -> PathBuf {
 }
 
 fn command(port: u16, steps: &Value) -> Command {
+    command_at("127.0.0.1", port, steps)
+}
+
+fn command_at(host: &str, port: u16, steps: &Value) -> Command {
     let mut c = Command::new("python3");
     c.arg(script())
-        .arg("127.0.0.1")
+        .arg(host)
         .arg(port.to_string())
         .arg(steps.to_string())
         .stdout(Stdio::piped())
@@ -30,9 +34,17 @@ fn command(port: u16, steps: &Value) -> Command {
 /// Runs `steps` on one connection to `port`; one result per step, in order. A step
 /// that fails ends the run with an error naming it.
 pub async fn run(port: u16, steps: Value) -> Result<Vec<Value>> {
-    let out = tokio::time::timeout(Duration::from_secs(120), command(port, &steps).output())
-        .await
-        .context("imaplib took over two minutes")??;
+    run_at("127.0.0.1", port, steps).await
+}
+
+/// [`run`] against `host` (a name the server's certificate carries, for TLS).
+pub async fn run_at(host: &str, port: u16, steps: Value) -> Result<Vec<Value>> {
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        command_at(host, port, &steps).output(),
+    )
+    .await
+    .context("imaplib took over two minutes")??;
     let results: Vec<Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())

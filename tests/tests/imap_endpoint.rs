@@ -679,3 +679,43 @@ async fn a_qresync_client_learns_what_changed_while_it_was_away() -> Result<()> 
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_certificate_the_imap_port_requires_starttls() -> Result<()> {
+    let dir = postern_e2e::Scratch::new("imap-tls-pki");
+    let p = postern_e2e::pki::pki(&dir)?;
+    let (cert, key) = (p.cert.display().to_string(), p.key.display().to_string());
+    let d = postern_e2e::Deployment::start("imap-tls", &["--tls-cert", &cert, "--tls-key", &key])
+        .await?;
+    let pw = password(&d)?;
+    let r = imaplib::run_at(
+        "localhost",
+        d.gateway.imap_port,
+        json!([
+            {"capabilities": true},
+            {"raw": format!("LOGIN alice@acme {pw}")},
+            {"starttls": p.ca.display().to_string()},
+            {"raw": "CAPABILITY"},
+            login(&pw),
+            {"call": "list", "args": ["\"\"", "*"]},
+        ]),
+    )
+    .await?;
+    let before: Vec<String> = serde_json::from_value(r[0]["data"].clone())?;
+    assert!(before.iter().any(|c| c == "STARTTLS"), "{before:?}");
+    assert!(before.iter().any(|c| c == "LOGINDISABLED"), "{before:?}");
+    assert!(
+        lines(&r[1]).join("").contains("NO [PRIVACYREQUIRED]"),
+        "no login in plain text: {:?}",
+        r[1]
+    );
+    assert_eq!(r[2]["typ"], "OK", "{:?}", r[2]);
+    let after = lines(&r[3]).join(" ");
+    assert!(
+        after.contains("AUTH=PLAIN") && !after.contains("STARTTLS"),
+        "{after}"
+    );
+    assert_eq!(r[4]["typ"], "OK", "login over TLS: {:?}", r[4]);
+    assert_eq!(r[5]["typ"], "OK");
+    Ok(())
+}

@@ -9,10 +9,14 @@ use postern_e2e::{Deployment, admin, last_line};
 use serde_json::{Value, json};
 
 async fn smtp(port: u16, steps: Value) -> Result<Vec<Value>> {
+    smtp_at("127.0.0.1", port, steps).await
+}
+
+async fn smtp_at(host: &str, port: u16, steps: Value) -> Result<Vec<Value>> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("clients/smtp_client.py");
     let out = tokio::process::Command::new("python3")
         .arg(script)
-        .arg("127.0.0.1")
+        .arg(host)
         .arg(port.to_string())
         .arg(steps.to_string())
         .output()
@@ -343,5 +347,55 @@ async fn submitted_mail_leaves_through_the_connector_and_a_refusal_bounces() -> 
     ] {
         assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_certificate_the_submission_port_offers_starttls() -> Result<()> {
+    let dir = postern_e2e::Scratch::new("submission-tls-pki");
+    let p = postern_e2e::pki::pki(&dir)?;
+    let (cert, key) = (p.cert.display().to_string(), p.key.display().to_string());
+    let d = Deployment::start("submission-tls", &["--tls-cert", &cert, "--tls-key", &key]).await?;
+    admin(
+        &d.db,
+        &[
+            "user",
+            "address",
+            "add",
+            "--tenant",
+            "acme",
+            "alice",
+            "alice@corp.example",
+        ],
+    )?;
+    let pw = last_line(&admin(
+        &d.db,
+        &["user", "rotate", "--tenant", "acme", "alice"],
+    )?);
+    let me = "alice@corp.example";
+    let r = smtp_at(
+        "localhost",
+        d.gateway.submission_port,
+        json!([
+            {"ehlo": "client.example"},
+            {"starttls": p.ca.display().to_string()},
+            {"ehlo": "client.example"},
+            {"login": ["alice@acme", pw]},
+            {"send": [me, ["bob@example.org"], mail(me, "over-tls", "Hello.\r\n")]},
+        ]),
+    )
+    .await?;
+    let features = |i: usize| -> Vec<String> {
+        serde_json::from_value(r[i]["features"].clone()).unwrap_or_default()
+    };
+    assert!(features(0).iter().any(|f| f == "starttls"), "{r:?}");
+    assert_eq!(code(&r[1]), 220, "{r:?}");
+    assert!(
+        !features(2).iter().any(|f| f == "starttls"),
+        "not offered again under TLS: {r:?}"
+    );
+    assert_eq!(code(&r[3]), 235, "{r:?}");
+    assert_eq!(code(&r[4]), 250, "{r:?}");
+    assert_eq!(outbox(&d).await?.len(), 1);
     Ok(())
 }

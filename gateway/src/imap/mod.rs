@@ -23,7 +23,7 @@
 //!
 //! Files: [`session`] (the connection's loop, login, commands outside a mailbox),
 //! [`selected`] (a selected mailbox: SELECT, FETCH, STORE, SEARCH, EXPUNGE, IDLE's
-//! updates), [`copymove`] (COPY, MOVE), [`mailboxes`] (CREATE, DELETE, RENAME),
+//! updates), [`starttls`] (the plain port's STARTTLS), [`copymove`] (COPY, MOVE), [`mailboxes`] (CREATE, DELETE, RENAME),
 //! [`qresync`] (VANISHED), [`fetch`] (message sections), [`mime`] (ENVELOPE,
 //! BODYSTRUCTURE), [`search`]
 //! (search keys), [`names`] (mailbox names and LIST patterns).
@@ -37,6 +37,7 @@ pub mod qresync;
 pub mod search;
 pub mod selected;
 pub mod session;
+pub mod starttls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +65,8 @@ pub struct ImapState {
     pub metrics: Arc<Metrics>,
     /// Changes to collections, of either side, from every replica.
     pub changes: broadcast::Sender<Nudge>,
+    /// The certificate, when one is configured: the plain port requires STARTTLS.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl std::fmt::Debug for ImapState {

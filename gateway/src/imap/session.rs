@@ -62,10 +62,31 @@ pub(super) struct Session {
 }
 
 /// Serves one connection until the client logs out, goes silent or breaks the
-/// protocol.
+/// protocol. On the plain port, with a certificate configured, the client must
+/// STARTTLS first ([`super::starttls`]).
 pub(super) async fn run(conn: Conn, state: Arc<ImapState>) {
     let addr = conn.addr;
-    let secure = conn.is_tls() || addr.ip().is_loopback();
+    let (socket, tls, greet): (Box<dyn postern_imap::io::Socket>, bool, bool) =
+        match (&state.tls, conn.is_tls()) {
+            (Some(acceptor), false) => {
+                match super::starttls::before_tls(Box::new(conn), acceptor.clone()).await {
+                    Some(socket) => (socket, true, false),
+                    None => return,
+                }
+            }
+            (_, tls) => (Box::new(conn), tls, true),
+        };
+    serve(socket, addr, tls, greet, state).await;
+}
+
+async fn serve(
+    socket: Box<dyn postern_imap::io::Socket>,
+    addr: SocketAddr,
+    tls: bool,
+    greet: bool,
+    state: Arc<ImapState>,
+) {
+    let secure = tls || addr.ip().is_loopback();
     let mut options = Options::default();
     let max = state.limits.imap_max_message_bytes;
     options.max_literal_size = u32::try_from(max).unwrap_or(u32::MAX - (64 << 10));
@@ -77,7 +98,10 @@ pub(super) async fn run(conn: Conn, state: Arc<ImapState>) {
         text: Text::try_from("Postern IMAP ready").expect("valid text"),
     };
     let mut server = Server::new(options, greeting);
-    let mut io = Connection::with_buffer(conn, READ_BUFFER);
+    let mut io = Connection::with_buffer(socket, READ_BUFFER);
+    if !greet {
+        io = io.without_greeting();
+    }
     let mut changes = state.changes.subscribe();
     let mut s = Session {
         state,

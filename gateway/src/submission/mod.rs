@@ -4,7 +4,8 @@
 //! Concepts:
 //! - **Same logins.** AUTH PLAIN or LOGIN with the app passwords DAV and IMAP take,
 //!   through the same [`crate::logins::Authenticator`] (throttling included), only
-//!   over TLS or from loopback.
+//!   over TLS (implicit, or STARTTLS when a certificate is configured) or from
+//!   loopback.
 //! - **Own addresses only.** The envelope sender and every address of the From (and
 //!   Sender) header must be one the operator gave the user
 //!   (`admin user address add`): a stolen app password must not make the gateway an
@@ -37,6 +38,9 @@ pub struct SubmissionState {
     pub store: Store,
     pub auth: Arc<Authenticator>,
     pub limits: Arc<Limits>,
+    /// The certificate, when one is configured: STARTTLS is offered on the plain
+    /// port.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// Serves the connections `conns` hands out until `stop` fires or it closes.
@@ -51,8 +55,8 @@ pub async fn serve(
                 Some(conn) => {
                     let state = state.clone();
                     let addr = conn.addr;
-                    let secure = conn.is_tls() || addr.ip().is_loopback();
-                    tokio::spawn(session::run(conn, addr, secure, state));
+                    let tls = conn.is_tls();
+                    tokio::spawn(session::run(Box::new(conn), addr, tls, state));
                 }
                 None => return,
             },

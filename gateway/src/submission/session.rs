@@ -55,29 +55,74 @@ async fn read_line<R: AsyncRead + Unpin>(
     Ok(Read::Line(buf))
 }
 
-/// Serves one connection.
-pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
-    socket: S,
+/// A connection's transport: TCP, or TLS over it.
+pub trait Socket: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Socket for T {}
+
+/// What ends one phase of a connection.
+enum Next {
+    Close,
+    /// STARTTLS was accepted: the same connection, to be wrapped in TLS.
+    StartTls(Box<dyn Socket>),
+}
+
+/// Serves one connection. `tls` says whether it is TLS already; plain-text AUTH is
+/// taken over TLS or from loopback.
+pub async fn run(
+    socket: Box<dyn Socket>,
     addr: SocketAddr,
-    secure: bool,
+    tls: bool,
     state: Arc<SubmissionState>,
 ) {
+    let (mut socket, mut tls) = (socket, tls);
+    let mut greet = true;
+    loop {
+        match serve(socket, addr, tls, greet, &state).await {
+            Next::Close => return,
+            Next::StartTls(plain) => {
+                let Some(acceptor) = state.tls.clone() else {
+                    return;
+                };
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(plain)).await {
+                    Ok(Ok(stream)) => {
+                        socket = Box::new(stream);
+                        tls = true;
+                        // After STARTTLS the client starts again with EHLO, and no
+                        // greeting comes (RFC 3207 §4.2).
+                        greet = false;
+                    }
+                    _ => return,
+                }
+            }
+        }
+    }
+}
+
+async fn serve(
+    socket: Box<dyn Socket>,
+    addr: SocketAddr,
+    tls: bool,
+    greet: bool,
+    state: &Arc<SubmissionState>,
+) -> Next {
     let (read, mut write) = tokio::io::split(socket);
     let mut read = BufReader::new(read);
     let mut s = Session {
-        state,
+        state: state.clone(),
         addr,
-        secure,
+        secure: tls || addr.ip().is_loopback(),
+        tls,
         user: None,
         tx: Transaction::default(),
         errors: 0,
     };
-    if write
-        .write_all(b"220 postern ESMTP submission ready\r\n")
-        .await
-        .is_err()
+    if greet
+        && write
+            .write_all(b"220 postern ESMTP submission ready\r\n")
+            .await
+            .is_err()
     {
-        return;
+        return Next::Close;
     }
     loop {
         let line = match tokio::time::timeout(COMMAND_TIMEOUT, read_line(&mut read, MAX_LINE)).await
@@ -88,7 +133,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     .await
                     .is_err()
                 {
-                    return;
+                    return Next::Close;
                 }
                 s.errors += 1;
                 continue;
@@ -97,9 +142,9 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 let _ = write
                     .write_all(b"421 4.4.2 idle too long; closing\r\n")
                     .await;
-                return;
+                return Next::Close;
             }
-            Ok(Ok(Read::Closed)) | Ok(Err(_)) => return,
+            Ok(Ok(Read::Closed)) | Ok(Err(_)) => return Next::Close,
         };
         let text = String::from_utf8_lossy(&line)
             .trim_end_matches(['\r', '\n'])
@@ -107,7 +152,25 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         let answer = match parse(&text) {
             Command::Quit => {
                 let _ = write.write_all(b"221 2.0.0 bye\r\n").await;
-                return;
+                return Next::Close;
+            }
+            Command::StartTls if !s.tls && s.state.tls.is_some() => {
+                if !read.buffer().is_empty() {
+                    // Commands sent with STARTTLS would be taken as if under TLS.
+                    let _ = write
+                        .write_all(
+                            b"554 5.5.1 nothing may follow STARTTLS before the handshake\r\n",
+                        )
+                        .await;
+                    return Next::Close;
+                }
+                if s.reply(&mut write, "220 2.0.0 ready to start TLS\r\n")
+                    .await
+                    .is_err()
+                {
+                    return Next::Close;
+                }
+                return Next::StartTls(read.into_inner().unsplit(write));
             }
             Command::Data => match s.data_refused() {
                 Some(refusal) => refusal,
@@ -116,7 +179,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                         .await
                         .is_err()
                     {
-                        return;
+                        return Next::Close;
                     }
                     s.data(&mut read).await
                 }
@@ -130,13 +193,13 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             s.errors += 1;
         }
         if write.write_all(answer.as_bytes()).await.is_err() || write.flush().await.is_err() {
-            return;
+            return Next::Close;
         }
         if s.errors > MAX_ERRORS {
             let _ = write
                 .write_all(b"421 4.7.0 too many errors; closing\r\n")
                 .await;
-            return;
+            return Next::Close;
         }
     }
 }
@@ -144,7 +207,10 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
 struct Session {
     state: Arc<SubmissionState>,
     addr: SocketAddr,
+    /// Plain-text AUTH allowed: TLS, or loopback.
     secure: bool,
+    /// The connection is TLS (STARTTLS is not offered again).
+    tls: bool,
     user: Option<Principal>,
     tx: Transaction,
     errors: u32,
@@ -165,6 +231,9 @@ impl Session {
             "SMTPUTF8".into(),
             "ENHANCEDSTATUSCODES".into(),
         ];
+        if !self.tls && self.state.tls.is_some() {
+            lines.push("STARTTLS".into());
+        }
         if self.secure {
             lines.push("AUTH PLAIN LOGIN".into());
         }
@@ -216,7 +285,7 @@ impl Session {
             return "503 5.5.1 already authenticated\r\n".into();
         }
         if !self.secure {
-            return "538 5.7.11 encryption required for this mechanism\r\n".into();
+            return "538 5.7.11 encryption required: STARTTLS first\r\n".into();
         }
         let b64 = base64::engine::general_purpose::STANDARD;
         let mut ask = async |prompt: &str| -> Option<Vec<u8>> {
