@@ -76,9 +76,12 @@ async fn a_mail_client_reads_what_was_imported_and_its_changes_reach_dovecot() -
             {"uid": ["FETCH", "1:*", "(UID FLAGS RFC822.SIZE BODY.PEEK[])"]},
             {"call": "fetch", "args": ["1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[]<0.10>)"]},
             {"call": "status", "args": ["\"Sent Items\"", "(MESSAGES UNSEEN UIDNEXT UIDVALIDITY)"]},
+            {"call": "fetch", "args": ["2", "(BODY.PEEK[]<5.20>)"]},
         ]),
     )
     .await?;
+    // A range of the whole message alone is read as a range.
+    assert_eq!(literals(&r[7]), vec![message(2)[5..25].to_vec()]);
     assert_eq!(r[0]["typ"], "OK", "login: {:?}", r[0]);
     let caps = lines(&r[1]).join(" ").to_ascii_uppercase();
     for c in [" IMAP4REV1", " IDLE", " UIDPLUS", " SPECIAL-USE"] {

@@ -608,7 +608,19 @@ async fn fetch_messages(
         )
     };
     let mark_seen = !sel.read_only && names.iter().any(sets_seen);
-    let needs_bytes = names.iter().any(|n| {
+    // A partial fetch of the whole message (`BODY[]<o.n>`, how clients read large
+    // messages in pieces) reads only that range from the store.
+    let ranged = |n: &MessageDataItemName<'_>| {
+        matches!(
+            n,
+            MessageDataItemName::BodyExt {
+                section: None,
+                partial: Some(_),
+                ..
+            }
+        )
+    };
+    let needs_bytes = names.iter().filter(|n| !ranged(n)).any(|n| {
         matches!(
             n,
             MessageDataItemName::BodyExt { .. }
@@ -672,6 +684,22 @@ async fn fetch_messages(
                 }
                 MessageDataItemName::Rfc822Text => {
                     MessageDataItem::Rfc822Text(nstring(fetch::split(&bytes).1.to_vec()))
+                }
+                MessageDataItemName::BodyExt {
+                    section: None,
+                    partial: Some((origin, len)),
+                    ..
+                } if !needs_bytes => {
+                    let data = store
+                        .body_range(tenant, &m.sha, u64::from(*origin), u64::from(len.get()))
+                        .await
+                        .map_err(|e| format!("cannot read the message: {e}"))?
+                        .unwrap_or_default();
+                    MessageDataItem::BodyExt {
+                        section: None,
+                        origin: Some(*origin),
+                        data: nstring(data),
+                    }
                 }
                 MessageDataItemName::BodyExt {
                     section, partial, ..
