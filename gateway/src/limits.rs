@@ -130,6 +130,10 @@ pub struct Limits {
     /// command may hold 64 KiB.
     #[arg(long, env = "POSTERN_IMAP_MAX_MESSAGE_BYTES", default_value_t = 50 << 20)]
     pub imap_max_message_bytes: usize,
+    /// Most IMAP sessions one user may have logged in at once on one gateway process
+    /// (each may hold an APPEND of up to --imap-max-message-bytes).
+    #[arg(long, env = "POSTERN_IMAP_MAX_SESSIONS_PER_USER", default_value_t = 32)]
+    pub imap_max_sessions_per_user: usize,
     /// Most open connections on the submission ports.
     #[arg(
         long,
@@ -190,6 +194,7 @@ impl Default for Limits {
             imap_max_connections_per_address: 256,
             imap_idle_timeout: Duration::from_secs(31 * 60),
             imap_max_message_bytes: 50 << 20,
+            imap_max_sessions_per_user: 32,
             submission_max_connections: 2_000,
             submission_max_connections_per_address: 64,
             submission_max_message_bytes: 50 << 20,

@@ -196,6 +196,7 @@ pub async fn run(
         metrics: metrics.clone(),
         changes: changes_tx.clone(),
         tls: mail_tls.clone(),
+        sessions: Arc::default(),
     };
     let imap_limits = PortLimits {
         max_connections: limits.imap_max_connections,

@@ -722,3 +722,22 @@ async fn with_a_certificate_the_imap_port_requires_starttls() -> Result<()> {
     assert_eq!(r[5]["typ"], "OK");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_has_a_bounded_number_of_sessions() -> Result<()> {
+    let d = postern_e2e::Deployment::start("imap-sessions", &["--imap-max-sessions-per-user", "2"])
+        .await?;
+    let pw = password(&d)?;
+    let port = d.gateway.imap_port;
+    let one = Idling::start(port, json!([login(&pw), {"idle": 3}])).await?;
+    let two = Idling::start(port, json!([login(&pw), {"idle": 3}])).await?;
+    let third = imaplib::run(port, json!([login(&pw)])).await;
+    let why = format!("{third:?}");
+    assert!(why.contains("LIMIT"), "a third session is refused: {why}");
+    // Once one ends, another may log in.
+    one.finish().await?;
+    two.finish().await?;
+    let again = imaplib::run(port, json!([login(&pw)])).await?;
+    assert_eq!(again[0]["typ"], "OK", "{again:?}");
+    Ok(())
+}

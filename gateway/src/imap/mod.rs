@@ -67,6 +67,43 @@ pub struct ImapState {
     pub changes: broadcast::Sender<Nudge>,
     /// The certificate, when one is configured: the plain port requires STARTTLS.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Logged-in sessions per user on this process.
+    pub sessions: Arc<std::sync::Mutex<std::collections::HashMap<uuid::Uuid, usize>>>,
+}
+
+/// One user's place among the logged-in sessions; given back on drop.
+pub struct SessionSlot {
+    sessions: Arc<std::sync::Mutex<std::collections::HashMap<uuid::Uuid, usize>>>,
+    user: uuid::Uuid,
+}
+
+impl ImapState {
+    /// A slot for another session of `user`, unless they have the most allowed.
+    pub fn slot(&self, user: uuid::Uuid) -> Option<SessionSlot> {
+        let mut map = self.sessions.lock().ok()?;
+        let n = map.entry(user).or_insert(0);
+        if *n >= self.limits.imap_max_sessions_per_user.max(1) {
+            return None;
+        }
+        *n += 1;
+        Some(SessionSlot {
+            sessions: self.sessions.clone(),
+            user,
+        })
+    }
+}
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.sessions.lock()
+            && let Some(n) = map.get_mut(&self.user)
+        {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.user);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for ImapState {

@@ -59,6 +59,8 @@ pub(super) struct Session {
     pub idle: Option<imap_next::imap_types::core::Tag<'static>>,
     /// The tag of an AUTHENTICATE waiting for the client's response.
     pub pending_auth: Option<imap_next::imap_types::core::Tag<'static>>,
+    /// This session's place among its user's sessions.
+    pub slot: Option<super::SessionSlot>,
 }
 
 /// Serves one connection until the client logs out, goes silent or breaks the
@@ -113,6 +115,7 @@ async fn serve(
         qresync: false,
         idle: None,
         pending_auth: None,
+        slot: None,
     };
     loop {
         let (wait, limit) = match s.user {
@@ -445,7 +448,20 @@ impl Session {
             .await
         {
             Ok(who) => {
+                let Some(slot) = self.state.slot(who.user) else {
+                    return Status::no(
+                        Some(tag),
+                        Some(Code::Other(
+                            imap_next::imap_types::response::CodeOther::unvalidated(
+                                b"LIMIT".as_ref(),
+                            ),
+                        )),
+                        "too many sessions of this user; close one",
+                    )
+                    .unwrap_or_else(|_| fallback());
+                };
                 info!(login = %who.login, address = %self.addr, "IMAP login");
+                self.slot = Some(slot);
                 self.user = Some(who);
                 let caps =
                     capabilities(true, self.secure, self.state.limits.imap_max_message_bytes);
