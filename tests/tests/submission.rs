@@ -331,6 +331,56 @@ async fn submitted_mail_leaves_through_the_connector_and_a_refusal_bounces() -> 
     })
     .await?;
     assert_eq!(sink.received()?.len(), 1, "sent once");
+
+    // The copy in Sent is made once: by the gateway, and a client that files the
+    // same message there finds that copy instead of making a second.
+    imported(&d, "/Sent", 2).await?;
+    let r = postern_e2e::imaplib::run(
+        d.gateway.imap_port,
+        json!([
+            {"login": ["alice@acme", pw]},
+            {"append": ["Sent", "(\\Seen)", first]},
+        ]),
+    )
+    .await?;
+    assert!(
+        postern_e2e::imaplib::lines(&r[1])
+            .join(" ")
+            .contains("APPENDUID"),
+        "{r:?}"
+    );
+    let in_sent = || async {
+        let r = postern_e2e::imaplib::run(
+            dc.port,
+            json!([
+                {"login": ["alice", "alicepw"]},
+                {"call": "select", "args": ["Sent"]},
+                {"call": "search", "args": [null, "HEADER", "Message-ID", "<first@corp.example>"]},
+            ]),
+        )
+        .await?;
+        Ok::<usize, anyhow::Error>(
+            r[2]["data"][0]
+                .as_str()
+                .unwrap_or_default()
+                .split_whitespace()
+                .count(),
+        )
+    };
+    wait_until(
+        "the Sent copy on Dovecot",
+        Duration::from_secs(60),
+        || async { Ok((in_sent().await? == 1).then_some(())) },
+    )
+    .await?;
+    assert_eq!(
+        postern_e2e::mail::held(&d, d.collection("/Sent").await?)
+            .await?
+            .len(),
+        2
+    );
+    assert_eq!(in_sent().await?, 1, "one copy in Sent");
+
     let status = admin(&d.db, &["status"])?;
     assert!(
         status.contains("outbox\talice@acme\tqueued 0\tsent today 1\tfailed today 1"),

@@ -913,12 +913,28 @@ async fn append(
         return;
     };
     let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
-    match s
-        .state
-        .store
-        .append_message(user.tenant, row.id, &bytes, &flags)
-        .await
-    {
+    // A client filing in Sent the message it just sent through the gateway finds the
+    // copy the gateway made: one copy, whoever files it.
+    let filed = match row.role.as_deref() {
+        Some("sent") => s
+            .state
+            .store
+            .live_message_with(user.tenant, row.id, &bytes)
+            .await
+            .ok()
+            .flatten(),
+        _ => None,
+    };
+    let appended = match filed {
+        Some(found) => Ok(found),
+        None => {
+            s.state
+                .store
+                .append_message(user.tenant, row.id, &bytes, &flags)
+                .await
+        }
+    };
+    match appended {
         Ok((_, uid)) => {
             let code = Code::AppendUid {
                 uid_validity: nz(row.uidvalidity),

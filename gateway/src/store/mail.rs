@@ -578,43 +578,77 @@ impl Store {
     ) -> Result<(Uuid, u32)> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        let seq = super::items::reserve_seqs(&tx, tenant, mailbox, 1).await?;
-        let uid = Store::take_gateway_uids(&tx, tenant, mailbox, 1).await?;
-        let sha = Sha256::digest(body).to_vec();
-        tx.execute(
-            "INSERT INTO message_bodies (tenant_id, sha256, size, body) VALUES ($1, $2, $3, $4)
-             ON CONFLICT DO NOTHING",
-            &[&tenant, &sha, &(body.len() as i64), &body],
-        )
-        .await?;
-        let id = Uuid::new_v4();
-        let mid = postern_core::mail::key::message_id(body);
-        tx.execute(
-            "INSERT INTO items (tenant_id, collection_id, id, uid, name, content_type, etag, flags,
-                                body_sha256, size, message_id, internal_date, gateway_uid,
-                                pending_seq, last_seq)
-             VALUES ($1, $2, $3, COALESCE($4, ''), $5, 'message/rfc822', $6, $7, $8, $9, $4, now(),
-                     $10, $11, $11)",
-            &[
-                &tenant,
-                &mailbox,
-                &id,
-                &mid,
-                &format!("{uid}.eml"),
-                &format!("\"{}\"", hex::encode(&sha[..16])),
-                &flags,
-                &sha,
-                &(body.len() as i64),
-                &i64::from(uid),
-                &seq,
-            ],
-        )
-        .await?;
-        super::items::journal(&tx, tenant, mailbox, seq, id, "upsert", "gateway", None).await?;
-        super::items::notify(&tx, tenant, mailbox).await?;
+        let filed = file_appended(&tx, tenant, mailbox, body, flags).await?;
         tx.commit().await?;
-        Ok((id, uid))
+        Ok(filed)
     }
+
+    /// A live message of `mailbox` with exactly these bytes: its id and gateway UID.
+    pub async fn live_message_with(
+        &self,
+        tenant: Uuid,
+        mailbox: Uuid,
+        body: &[u8],
+    ) -> Result<Option<(Uuid, u32)>> {
+        let sha = Sha256::digest(body).to_vec();
+        let rows = self
+            .read(
+                "SELECT id, gateway_uid FROM items
+                 WHERE tenant_id = $1 AND collection_id = $2 AND body_sha256 = $3 AND NOT deleted
+                   AND gateway_uid IS NOT NULL
+                 LIMIT 1",
+                &[&tenant, &mailbox, &sha],
+            )
+            .await?;
+        Ok(rows.first().map(|r| (r.get(0), r.get::<_, i64>(1) as u32)))
+    }
+}
+
+/// Files a message a client (or the gateway) appended into `mailbox`, in the
+/// caller's transaction: body once per content, a gateway UID, journalled and
+/// announced, waiting for the back end. Returns the item's id and gateway UID.
+pub(crate) async fn file_appended(
+    tx: &tokio_postgres::Transaction<'_>,
+    tenant: Uuid,
+    mailbox: Uuid,
+    body: &[u8],
+    flags: &[String],
+) -> Result<(Uuid, u32)> {
+    let seq = super::items::reserve_seqs(tx, tenant, mailbox, 1).await?;
+    let uid = Store::take_gateway_uids(tx, tenant, mailbox, 1).await?;
+    let sha = Sha256::digest(body).to_vec();
+    tx.execute(
+        "INSERT INTO message_bodies (tenant_id, sha256, size, body) VALUES ($1, $2, $3, $4)
+         ON CONFLICT DO NOTHING",
+        &[&tenant, &sha, &(body.len() as i64), &body],
+    )
+    .await?;
+    let id = Uuid::new_v4();
+    let mid = postern_core::mail::key::message_id(body);
+    tx.execute(
+        "INSERT INTO items (tenant_id, collection_id, id, uid, name, content_type, etag, flags,
+                            body_sha256, size, message_id, internal_date, gateway_uid,
+                            pending_seq, last_seq)
+         VALUES ($1, $2, $3, COALESCE($4, ''), $5, 'message/rfc822', $6, $7, $8, $9, $4, now(),
+                 $10, $11, $11)",
+        &[
+            &tenant,
+            &mailbox,
+            &id,
+            &mid,
+            &format!("{uid}.eml"),
+            &format!("\"{}\"", hex::encode(&sha[..16])),
+            &flags,
+            &sha,
+            &(body.len() as i64),
+            &i64::from(uid),
+            &seq,
+        ],
+    )
+    .await?;
+    super::items::journal(tx, tenant, mailbox, seq, id, "upsert", "gateway", None).await?;
+    super::items::notify(tx, tenant, mailbox).await?;
+    Ok((id, uid))
 }
 
 /// The largest message body an upload may assemble.

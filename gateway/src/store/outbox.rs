@@ -2,8 +2,10 @@
 //! accepted by the submission endpoint and waiting for a connector to relay them.
 //!
 //! A message enters the outbox in one transaction with its body (held once, in
-//! `message_bodies`) and its envelope; only then does the submission endpoint answer
-//! 250, so an accepted message survives any crash after.
+//! `message_bodies`), its envelope, and its copy in the user's Sent mailbox (made
+//! once: not if the client filed the same bytes there first, and a client that files
+//! them after finds this copy); only then does the submission endpoint answer 250, so
+//! an accepted message survives any crash after.
 
 use uuid::Uuid;
 
@@ -133,6 +135,25 @@ impl Store {
             &[&super::CHANGES_CHANNEL, &format!("{tenant}:{id}:outbox")],
         )
         .await?;
+        // The copy in Sent, made once: unless the client filed these very bytes there
+        // already (it may file them after; the IMAP endpoint then finds this copy).
+        let sent = tx
+            .query_opt(
+                "SELECT c.id, EXISTS (SELECT 1 FROM items i WHERE i.tenant_id = c.tenant_id
+                            AND i.collection_id = c.id AND i.body_sha256 = $3 AND NOT i.deleted)
+                 FROM collections c
+                 WHERE c.tenant_id = $1 AND c.user_id = $2 AND c.kind = 'mailbox' AND c.role = 'sent'
+                   AND NOT c.delete_pending
+                 ORDER BY c.created_at LIMIT 1",
+                &[&tenant, &user, &body.sha],
+            )
+            .await?;
+        if let Some(row) = sent
+            && !row.get::<_, bool>(1)
+        {
+            super::mail::file_appended(&tx, tenant, row.get(0), message, &["\\Seen".to_string()])
+                .await?;
+        }
         tx.commit().await?;
         Ok(id)
     }
