@@ -741,3 +741,31 @@ async fn a_user_has_a_bounded_number_of_sessions() -> Result<()> {
     assert_eq!(again[0]["typ"], "OK", "{again:?}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_idling_on_another_replica_hears_of_a_change_too() -> Result<()> {
+    let Scenario {
+        d, dc, mut imap, ..
+    } = Scenario::start("imap-endpoint-replicas").await?;
+    imap.append("INBOX", &Flags::default(), None, &message(1))
+        .await?;
+    // The connector is attached to the first gateway; the client to a second one.
+    let _conn = connector(&d, &dc)?;
+    imported(&d, "/INBOX", 1).await?;
+    let other = postern_e2e::Gateway::start(&d.db, &d.dir, &[]).await?;
+    let pw = password(&d)?;
+    let idling = Idling::start(
+        other.imap_port,
+        json!([login(&pw), {"call": "select", "args": ["INBOX"]}, {"idle": 60}]),
+    )
+    .await?;
+    imap.append("INBOX", &Flags::default(), None, &message(2))
+        .await?;
+    let out = idling.finish().await?;
+    let heard = lines(&out[0]).join(" ");
+    assert!(
+        heard.contains("2 EXISTS"),
+        "EXISTS on the other replica: {out:?}"
+    );
+    Ok(())
+}
