@@ -18,6 +18,7 @@ command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 [ -x /usr/sbin/dovecot ] || need_apt+=(dovecot-imapd dovecot-core)
 # mbsync, the peer the mail import benchmark is compared with.
 command -v mbsync >/dev/null || need_apt+=(isync)
+command -v offlineimap >/dev/null || need_apt+=(offlineimap3)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> apt-get install ${need_apt[*]}"
   apt-get update -qq

@@ -769,3 +769,82 @@ async fn a_client_idling_on_another_replica_hears_of_a_change_too() -> Result<()
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offlineimap_syncs_two_way_through_the_gateway_and_a_second_run_moves_nothing() -> Result<()>
+{
+    let Scenario {
+        d, dc, mut imap, ..
+    } = Scenario::start("imap-endpoint-offlineimap").await?;
+    for n in 1..=3 {
+        imap.append("INBOX", &Flags::default(), None, &message(n))
+            .await?;
+    }
+    let _conn = connector(&d, &dc)?;
+    let inbox = imported(&d, "/INBOX", 3).await?;
+    let pw = password(&d)?;
+    let local = d.dir.path("offlineimap");
+    std::fs::create_dir_all(local.join("meta"))?;
+    std::fs::create_dir_all(local.join("mail"))?;
+    let config = d.dir.path("offlineimaprc");
+    std::fs::write(
+        &config,
+        format!(
+            "[general]\naccounts = gw\nmetadata = {l}/meta\n\n\
+             [Account gw]\nlocalrepository = local\nremoterepository = remote\n\n\
+             [Repository local]\ntype = Maildir\nlocalfolders = {l}/mail\n\n\
+             [Repository remote]\ntype = IMAP\nremotehost = 127.0.0.1\nremoteport = {port}\n\
+             remoteuser = alice@acme\nremotepass = {pw}\nssl = no\nstarttls = no\n\
+             folderfilter = lambda f: f == 'INBOX'\n",
+            l = local.display(),
+            port = d.gateway.imap_port,
+        ),
+    )?;
+    let run = || -> Result<String> {
+        let out = std::process::Command::new("offlineimap")
+            .args(["-o", "-u", "basic", "-c"])
+            .arg(&config)
+            .output()?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        anyhow::ensure!(
+            out.status.success() && !text.contains("ERROR"),
+            "offlineimap failed:\n{text}"
+        );
+        Ok(text)
+    };
+    let first = run()?;
+    let inbox_dir = local.join("mail/INBOX");
+    assert_eq!(maildir(&inbox_dir).len(), 3, "{first}");
+    let second = run()?;
+    assert_eq!(maildir(&inbox_dir).len(), 3, "{second}");
+    assert_eq!(postern_e2e::mail::held(&d, inbox).await?.len(), 3);
+
+    // A new local message goes up once; a third run changes nothing.
+    std::fs::write(inbox_dir.join("new/1767600000.local.host"), message(8))?;
+    let third = run()?;
+    wait_until(
+        "offlineimap's message on Dovecot",
+        Duration::from_secs(30),
+        || async {
+            let flags = dovecot_flags(dc.port, "INBOX").await?;
+            let copies = flags
+                .iter()
+                .filter(|(id, _)| id.contains("<note-8@"))
+                .count();
+            Ok((copies == 1).then_some(()))
+        },
+    )
+    .await?;
+    let fourth = run()?;
+    assert_eq!(maildir(&inbox_dir).len(), 4, "{third}\n{fourth}");
+    assert_eq!(
+        postern_e2e::mail::held(&d, inbox).await?.len(),
+        4,
+        "{fourth}"
+    );
+    Ok(())
+}

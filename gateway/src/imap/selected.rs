@@ -664,7 +664,11 @@ async fn fetch_messages(
                 MessageDataItemName::Uid => MessageDataItem::Uid(nz(m.uid)),
                 MessageDataItemName::Flags => flags_item(m),
                 MessageDataItemName::InternalDate => {
-                    let date = m.internal_date.unwrap_or_default().fixed_offset();
+                    // IMAP dates have whole seconds; stored ones may not (an append's now()).
+                    let date =
+                        chrono::Timelike::with_nanosecond(&m.internal_date.unwrap_or_default(), 0)
+                            .unwrap_or_default()
+                            .fixed_offset();
                     MessageDataItem::InternalDate(
                         DateTime::try_from(date).map_err(|e| format!("internal date: {e}"))?,
                     )
