@@ -1,6 +1,7 @@
 //! Python's imaplib as a real IMAP client (`tests/clients/imap_client.py`): the e2e
 //! tests drive the gateway's IMAP endpoint with it, and read Dovecot with it too, so
-//! that no oracle is the product's own IMAP code.
+//! that no oracle is the product's own IMAP code. [`run_client`] runs the SMTP client
+//! (`smtp_client.py`, smtplib) the same way.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -11,23 +12,24 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("clients/imap_client.py")
-}
-
 fn command(port: u16, steps: &Value) -> Command {
-    command_at("127.0.0.1", port, steps)
+    command_of("imap_client.py", "127.0.0.1", port, steps)
 }
 
-fn command_at(host: &str, port: u16, steps: &Value) -> Command {
+/// `tests/clients/SCRIPT HOST PORT STEPS`, its output piped.
+fn command_of(script: &str, host: &str, port: u16, steps: &Value) -> Command {
     let mut c = Command::new("python3");
-    c.arg(script())
-        .arg(host)
-        .arg(port.to_string())
-        .arg(steps.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    c.arg(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("clients")
+            .join(script),
+    )
+    .arg(host)
+    .arg(port.to_string())
+    .arg(steps.to_string())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true);
     c
 }
 
@@ -39,19 +41,25 @@ pub async fn run(port: u16, steps: Value) -> Result<Vec<Value>> {
 
 /// [`run`] against `host` (a name the server's certificate carries, for TLS).
 pub async fn run_at(host: &str, port: u16, steps: Value) -> Result<Vec<Value>> {
+    run_client("imap_client.py", host, port, steps).await
+}
+
+/// Runs one of the Python clients of `tests/clients` (`imap_client.py`,
+/// `smtp_client.py`, which take the same arguments and print one JSON line per step).
+pub async fn run_client(script: &str, host: &str, port: u16, steps: Value) -> Result<Vec<Value>> {
     let out = tokio::time::timeout(
         Duration::from_secs(120),
-        command_at(host, port, &steps).output(),
+        command_of(script, host, port, &steps).output(),
     )
     .await
-    .context("imaplib took over two minutes")??;
+    .with_context(|| format!("{script} took over two minutes"))??;
     let results: Vec<Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
     if !out.status.success() {
         bail!(
-            "imaplib failed: {results:?}\n{}",
+            "{script} failed: {results:?}\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
     }

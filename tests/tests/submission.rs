@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use postern_e2e::{Deployment, admin, last_line};
 use serde_json::{Value, json};
 
@@ -13,26 +13,7 @@ async fn smtp(port: u16, steps: Value) -> Result<Vec<Value>> {
 }
 
 async fn smtp_at(host: &str, port: u16, steps: Value) -> Result<Vec<Value>> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("clients/smtp_client.py");
-    let out = tokio::process::Command::new("python3")
-        .arg(script)
-        .arg(host)
-        .arg(port.to_string())
-        .arg(steps.to_string())
-        .output()
-        .await
-        .context("running smtplib")?;
-    let results: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    if !out.status.success() {
-        bail!(
-            "smtplib failed: {results:?}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(results)
+    postern_e2e::imaplib::run_client("smtp_client.py", host, port, steps).await
 }
 
 fn code(v: &Value) -> i64 {

@@ -38,14 +38,10 @@ pub(super) async fn copy_or_move(
     is_move: bool,
 ) {
     let Some(user) = s.user.clone() else { return };
-    let all = match s.mailboxes().await {
-        Ok(m) => m,
-        Err(e) => {
-            server.enqueue_status(no(tag, format!("cannot read mailboxes: {e}")));
-            return;
-        }
+    let Some(all) = s.all_mailboxes(server, &tag).await else {
+        return;
     };
-    let Some(to) = names::requested(mailbox).and_then(|n| names::find(&all, &n).cloned()) else {
+    let Some(to) = names::lookup(&all, mailbox).cloned() else {
         let status =
             Status::no(Some(tag), Some(Code::TryCreate), "no such mailbox").expect("valid text");
         server.enqueue_status(status);

@@ -5,31 +5,19 @@
 
 use imap_next::imap_types::core::Tag;
 use imap_next::imap_types::mailbox::Mailbox;
-use imap_next::imap_types::response::{Code, CodeOther, Status};
+use imap_next::imap_types::response::Status;
 use imap_next::server::Server;
 
 use super::names;
-use super::session::{Session, no, ok};
+use super::session::{Session, no, no_code, ok};
 use crate::store::StoreError;
 
 fn already_exists(tag: Tag<'static>) -> Status<'static> {
-    Status::no(
-        Some(tag),
-        Some(Code::Other(CodeOther::unvalidated(
-            b"ALREADYEXISTS".as_ref(),
-        ))),
-        "a mailbox with that name exists",
-    )
-    .expect("valid text")
+    no_code(tag, "ALREADYEXISTS", "a mailbox with that name exists")
 }
 
 fn nonexistent(tag: Tag<'static>) -> Status<'static> {
-    Status::no(
-        Some(tag),
-        Some(Code::Other(CodeOther::unvalidated(b"NONEXISTENT".as_ref()))),
-        "no such mailbox",
-    )
-    .expect("valid text")
+    no_code(tag, "NONEXISTENT", "no such mailbox")
 }
 
 /// The name a client asked for, without a trailing hierarchy delimiter.
@@ -49,12 +37,8 @@ pub(super) async fn create(
     mailbox: &Mailbox<'static>,
 ) {
     let Some(user) = s.user.clone() else { return };
-    let all = match s.mailboxes().await {
-        Ok(m) => m,
-        Err(e) => {
-            server.enqueue_status(no(tag, format!("cannot read mailboxes: {e}")));
-            return;
-        }
+    let Some(all) = s.all_mailboxes(server, &tag).await else {
+        return;
     };
     let delimiter = all.iter().find_map(|m| m.delimiter);
     let Some(name) = wanted(mailbox, delimiter) else {
@@ -87,14 +71,10 @@ pub(super) async fn delete(
     mailbox: &Mailbox<'static>,
 ) {
     let Some(user) = s.user.clone() else { return };
-    let all = match s.mailboxes().await {
-        Ok(m) => m,
-        Err(e) => {
-            server.enqueue_status(no(tag, format!("cannot read mailboxes: {e}")));
-            return;
-        }
+    let Some(all) = s.all_mailboxes(server, &tag).await else {
+        return;
     };
-    let Some(row) = names::requested(mailbox).and_then(|n| names::find(&all, &n).cloned()) else {
+    let Some(row) = names::lookup(&all, mailbox).cloned() else {
         server.enqueue_status(nonexistent(tag));
         return;
     };
@@ -125,14 +105,10 @@ pub(super) async fn rename(
     to: &Mailbox<'static>,
 ) {
     let Some(user) = s.user.clone() else { return };
-    let all = match s.mailboxes().await {
-        Ok(m) => m,
-        Err(e) => {
-            server.enqueue_status(no(tag, format!("cannot read mailboxes: {e}")));
-            return;
-        }
+    let Some(all) = s.all_mailboxes(server, &tag).await else {
+        return;
     };
-    let Some(row) = names::requested(from).and_then(|n| names::find(&all, &n).cloned()) else {
+    let Some(row) = names::lookup(&all, from).cloned() else {
         server.enqueue_status(nonexistent(tag));
         return;
     };

@@ -36,6 +36,11 @@ pub fn find<'a>(mailboxes: &'a [MailboxRow], name: &str) -> Option<&'a MailboxRo
     })
 }
 
+/// The row of the mailbox a client names.
+pub fn lookup<'a>(mailboxes: &'a [MailboxRow], mailbox: &Mailbox<'_>) -> Option<&'a MailboxRow> {
+    find(mailboxes, &requested(mailbox)?)
+}
+
 /// `name` on the wire.
 pub fn wire(name: &str) -> Option<Mailbox<'static>> {
     if name.eq_ignore_ascii_case("INBOX") {

@@ -444,14 +444,10 @@ async fn select(
         return;
     }
     let Some(user) = s.user.clone() else { return };
-    let all = match s.mailboxes().await {
-        Ok(m) => m,
-        Err(e) => {
-            server.enqueue_status(no(tag, format!("cannot read mailboxes: {e}")));
-            return;
-        }
+    let Some(all) = s.all_mailboxes(server, &tag).await else {
+        return;
     };
-    let Some(row) = names::requested(mailbox).and_then(|n| names::find(&all, &n).cloned()) else {
+    let Some(row) = names::lookup(&all, mailbox).cloned() else {
         server.enqueue_status(no(tag, "no such mailbox"));
         return;
     };
@@ -901,14 +897,10 @@ async fn append(
             l.data.into_owned()
         }
     };
-    let all = match s.mailboxes().await {
-        Ok(m) => m,
-        Err(e) => {
-            server.enqueue_status(no(tag, format!("cannot read mailboxes: {e}")));
-            return;
-        }
+    let Some(all) = s.all_mailboxes(server, &tag).await else {
+        return;
     };
-    let Some(row) = names::requested(mailbox).and_then(|n| names::find(&all, &n).cloned()) else {
+    let Some(row) = names::lookup(&all, mailbox).cloned() else {
         let code = Code::TryCreate;
         server.enqueue_status(
             imap_next::imap_types::response::Status::no(Some(tag), Some(code), "no such mailbox")

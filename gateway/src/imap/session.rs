@@ -287,6 +287,19 @@ pub(super) fn bad(
     Status::bad(Some(tag), None, text.into()).unwrap_or_else(|_| fallback())
 }
 
+/// A tagged NO with a response code an extension defines (`[ALREADYEXISTS]`,
+/// `[AUTHENTICATIONFAILED]`, ...).
+pub(super) fn no_code(
+    tag: imap_next::imap_types::core::Tag<'static>,
+    code: &'static str,
+    text: &'static str,
+) -> Status<'static> {
+    let code = Code::Other(imap_next::imap_types::response::CodeOther::unvalidated(
+        code.as_bytes(),
+    ));
+    Status::no(Some(tag), Some(code), text).unwrap_or_else(|_| fallback())
+}
+
 fn fallback() -> Status<'static> {
     Status::bad(None, None, "internal error").expect("valid text")
 }
@@ -449,16 +462,7 @@ impl Session {
         {
             Ok(who) => {
                 let Some(slot) = self.state.slot(who.user) else {
-                    return Status::no(
-                        Some(tag),
-                        Some(Code::Other(
-                            imap_next::imap_types::response::CodeOther::unvalidated(
-                                b"LIMIT".as_ref(),
-                            ),
-                        )),
-                        "too many sessions of this user; close one",
-                    )
-                    .unwrap_or_else(|_| fallback());
+                    return no_code(tag, "LIMIT", "too many sessions of this user; close one");
                 };
                 info!(login = %who.login, address = %self.addr, "IMAP login");
                 self.slot = Some(slot);
@@ -467,26 +471,12 @@ impl Session {
                     capabilities(true, self.secure, self.state.limits.imap_max_message_bytes);
                 ok_code(tag, Code::Capability(caps), "logged in")
             }
-            Err(LoginError::Unauthorized) => Status::no(
-                Some(tag),
-                Some(Code::Other(
-                    imap_next::imap_types::response::CodeOther::unvalidated(
-                        b"AUTHENTICATIONFAILED".as_ref(),
-                    ),
-                )),
-                "wrong login or app password",
-            )
-            .unwrap_or_else(|_| fallback()),
-            Err(LoginError::Busy(_)) => Status::no(
-                Some(tag),
-                Some(Code::Other(
-                    imap_next::imap_types::response::CodeOther::unvalidated(
-                        b"UNAVAILABLE".as_ref(),
-                    ),
-                )),
-                "too many logins at once; try again",
-            )
-            .unwrap_or_else(|_| fallback()),
+            Err(LoginError::Unauthorized) => {
+                no_code(tag, "AUTHENTICATIONFAILED", "wrong login or app password")
+            }
+            Err(LoginError::Busy(_)) => {
+                no_code(tag, "UNAVAILABLE", "too many logins at once; try again")
+            }
             Err(LoginError::Store(e)) => {
                 tracing::warn!(error = %e, "IMAP login: the store failed");
                 Status::no(Some(tag), None, "the gateway cannot check logins right now")
@@ -559,6 +549,22 @@ impl Session {
         self.login(tag, &login, &password).await
     }
 
+    /// The logged-in user's mailboxes; when they cannot be read, the tagged NO is
+    /// queued and `None` returned.
+    pub(super) async fn all_mailboxes(
+        &self,
+        server: &mut Server,
+        tag: &imap_next::imap_types::core::Tag<'static>,
+    ) -> Option<Vec<MailboxRow>> {
+        match self.mailboxes().await {
+            Ok(m) => Some(m),
+            Err(e) => {
+                server.enqueue_status(no(tag.clone(), format!("cannot read mailboxes: {e}")));
+                None
+            }
+        }
+    }
+
     /// The logged-in user's mailboxes.
     pub(super) async fn mailboxes(&self) -> crate::store::Result<Vec<MailboxRow>> {
         match &self.user {
@@ -626,15 +632,10 @@ impl Session {
         mailbox: &Mailbox<'static>,
         items: &[StatusDataItemName],
     ) {
-        let all = match self.mailboxes().await {
-            Ok(m) => m,
-            Err(e) => {
-                server.enqueue_status(no(tag, format!("cannot read mailboxes: {e}")));
-                return;
-            }
+        let Some(all) = self.all_mailboxes(server, &tag).await else {
+            return;
         };
-        let Some(row) = names::requested(mailbox).and_then(|n| names::find(&all, &n).cloned())
-        else {
+        let Some(row) = names::lookup(&all, mailbox).cloned() else {
             server.enqueue_status(no(tag, "no such mailbox"));
             return;
         };
