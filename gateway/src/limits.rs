@@ -130,6 +130,11 @@ pub struct Limits {
     /// command may hold 64 KiB.
     #[arg(long, env = "POSTERN_IMAP_MAX_MESSAGE_BYTES", default_value_t = 50 << 20)]
     pub imap_max_message_bytes: usize,
+    /// Take plain-text logins (IMAP LOGIN, AUTHENTICATE PLAIN; SMTP AUTH) on
+    /// connections without TLS from anywhere, not only from loopback. Only for a
+    /// gateway behind a proxy that does TLS for it.
+    #[arg(long, env = "POSTERN_ALLOW_PLAIN_LOGIN")]
+    pub allow_plain_login: bool,
     /// Most IMAP sessions one user may have logged in at once on one gateway process
     /// (each may hold an APPEND of up to --imap-max-message-bytes).
     #[arg(long, env = "POSTERN_IMAP_MAX_SESSIONS_PER_USER", default_value_t = 32)]
@@ -195,6 +200,7 @@ impl Default for Limits {
             imap_idle_timeout: Duration::from_secs(31 * 60),
             imap_max_message_bytes: 50 << 20,
             imap_max_sessions_per_user: 32,
+            allow_plain_login: false,
             submission_max_connections: 2_000,
             submission_max_connections_per_address: 64,
             submission_max_message_bytes: 50 << 20,

@@ -88,7 +88,7 @@ async fn serve(
     greet: bool,
     state: Arc<ImapState>,
 ) {
-    let secure = tls || addr.ip().is_loopback();
+    let secure = tls || addr.ip().is_loopback() || state.limits.allow_plain_login;
     let mut options = Options::default();
     let max = state.limits.imap_max_message_bytes;
     options.max_literal_size = u32::try_from(max).unwrap_or(u32::MAX - (64 << 10));

@@ -110,7 +110,7 @@ async fn serve(
     let mut s = Session {
         state: state.clone(),
         addr,
-        secure: tls || addr.ip().is_loopback(),
+        secure: tls || addr.ip().is_loopback() || state.limits.allow_plain_login,
         tls,
         user: None,
         tx: Transaction::default(),
