@@ -848,3 +848,141 @@ async fn offlineimap_syncs_two_way_through_the_gateway_and_a_second_run_moves_no
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rest_of_the_commands_answer_as_the_rfc_says() -> Result<()> {
+    let Scenario {
+        d, dc, mut imap, ..
+    } = Scenario::start("imap-endpoint-commands").await?;
+    imap.create("Projects/2026").await?;
+    for n in 1..=4 {
+        imap.append("INBOX", &Flags::default(), None, &message(n))
+            .await?;
+    }
+    imap.append("Sent", &Flags::parse(["\\Seen"]), None, &message(9))
+        .await?;
+    let _conn = connector(&d, &dc)?;
+    imported(&d, "/INBOX", 4).await?;
+    imported(&d, "/Sent", 1).await?;
+    imported(&d, "/Projects/2026", 0).await?;
+    let pw = password(&d)?;
+    let big = "x".repeat(3000);
+    let r = imaplib::run(
+        d.gateway.imap_port,
+        json!([
+            login(&pw),
+            {"raw": "ID (\"name\" \"test\")"},
+            {"raw": "NAMESPACE"},
+            {"raw": "LIST \"\" %"},
+            {"raw": "LIST \"\" Projects/%"},
+            {"raw": "SUBSCRIBE INBOX"},
+            {"raw": "LSUB \"\" *"},
+            {"raw": "UNSUBSCRIBE INBOX"},
+            {"raw": "ENABLE CONDSTORE"},
+            {"raw": "STATUS INBOX (MESSAGES UIDNEXT HIGHESTMODSEQ UNSEEN)"},
+            {"raw": "EXAMINE INBOX"},
+            {"raw": "STORE 1 +FLAGS (\\Flagged)"},
+            {"raw": "UNSELECT"},
+            {"append": ["INBOX", "()", format!("From: Carol <carol@corp.example>\r\nSubject: big one\r\nDate: Mon, 5 Jan 2026 10:00:00 +0000\r\n\r\n{big}\r\n")]},
+            {"raw": "SELECT INBOX"},
+            {"raw": "SEARCH OR FROM carol SUBJECT \"note 2\""},
+            {"raw": "SEARCH LARGER 1000"},
+            {"raw": "SEARCH NOT SMALLER 1000 BODY xxx"},
+            {"raw": "UID SEARCH UID 2:3 TEXT \"note\""},
+            {"raw": "SEARCH HEADER Message-ID note-4 SINCE 1-Jan-2000"},
+            {"raw": "FETCH 1 (MODSEQ)"},
+            {"raw": "UID STORE 4 (UNCHANGEDSINCE 1) +FLAGS (\\Answered)"},
+            {"raw": "CHECK"},
+            {"raw": "STORE 2 +FLAGS.SILENT (\\Deleted)"},
+            {"raw": "UID EXPUNGE 3"},
+            {"raw": "UID EXPUNGE 2"},
+            {"raw": "STORE 1 +FLAGS.SILENT (\\Deleted)"},
+            {"raw": "CLOSE"},
+            {"raw": "SELECT INBOX"},
+        ]),
+    )
+    .await?;
+    let text = |i: usize| lines(&r[i]).join("");
+    let tagged = |i: usize| lines(&r[i]).last().cloned().unwrap_or_default();
+    assert!(
+        text(1).contains("* ID (\"name\" \"Postern\")"),
+        "{}",
+        text(1)
+    );
+    assert!(
+        text(2).contains("* NAMESPACE ((\"\" \"/\")) NIL NIL"),
+        "{}",
+        text(2)
+    );
+    assert!(
+        text(3).contains("Projects") && !text(3).contains("Projects/2026"),
+        "% stops at the delimiter: {}",
+        text(3)
+    );
+    assert!(
+        text(3).contains("\\Sent") && text(3).contains("\\HasChildren"),
+        "SPECIAL-USE and children: {}",
+        text(3)
+    );
+    assert!(text(4).contains("Projects/2026"), "{}", text(4));
+    assert!(tagged(5).contains(" OK "), "{}", text(5));
+    assert!(text(6).contains("* LSUB"), "{}", text(6));
+    assert!(tagged(7).contains(" OK "), "{}", text(7));
+    assert!(text(8).contains("* ENABLED CONDSTORE"), "{}", text(8));
+    assert!(
+        text(9).contains("MESSAGES 4")
+            && text(9).contains("HIGHESTMODSEQ ")
+            && text(9).contains("UNSEEN 4"),
+        "{}",
+        text(9)
+    );
+    assert!(text(10).contains("[READ-ONLY]"), "{}", text(10));
+    assert!(
+        tagged(11).contains(" NO "),
+        "EXAMINE is read-only: {}",
+        text(11)
+    );
+    assert!(tagged(12).contains(" OK "), "{}", text(12));
+    assert_eq!(r[13]["typ"], "OK");
+    assert!(text(15).contains("* SEARCH 2 5"), "OR: {}", text(15));
+    assert!(text(16).contains("* SEARCH 5\r\n"), "LARGER: {}", text(16));
+    assert!(
+        text(17).contains("* SEARCH 5\r\n"),
+        "NOT SMALLER, BODY: {}",
+        text(17)
+    );
+    assert!(
+        text(18).contains("* SEARCH 2 3\r\n"),
+        "UID sets and TEXT: {}",
+        text(18)
+    );
+    assert!(
+        text(19).contains("* SEARCH 4\r\n"),
+        "HEADER and SINCE: {}",
+        text(19)
+    );
+    assert!(text(20).contains("MODSEQ ("), "{}", text(20));
+    assert!(
+        text(21).contains("[MODIFIED 4]") && !text(21).contains("\\Answered"),
+        "UNCHANGEDSINCE below the message's MODSEQ: {}",
+        text(21)
+    );
+    assert!(tagged(22).contains(" OK "), "{}", text(22));
+    assert!(
+        !text(24).contains("* "),
+        "UID EXPUNGE of a message without \\Deleted leaves it: {}",
+        text(24)
+    );
+    assert!(text(25).contains("* 2 EXPUNGE"), "{}", text(25));
+    assert!(
+        !text(27).contains("* ") && tagged(27).contains(" OK "),
+        "CLOSE expunges silently: {}",
+        text(27)
+    );
+    assert!(
+        text(28).contains("* 3 EXISTS"),
+        "two of five gone: {}",
+        text(28)
+    );
+    Ok(())
+}

@@ -84,6 +84,34 @@ pub fn matches(pattern: &str, name: &str, delimiter: Option<char>) -> bool {
     go(&p, &n, delimiter)
 }
 
+/// `mailboxes` and the levels of their hierarchy that are no mailbox themselves, as
+/// \Noselect rows, by name.
+pub fn with_parents(mailboxes: &[MailboxRow]) -> Vec<MailboxRow> {
+    let mut out: Vec<MailboxRow> = mailboxes.to_vec();
+    for m in mailboxes {
+        let Some(d) = m.delimiter else { continue };
+        let mut at = 0;
+        while let Some(i) = m.name[at..].find(d).map(|i| at + i) {
+            let parent = &m.name[..i];
+            if !parent.is_empty() && !out.iter().any(|o| o.name == parent) {
+                out.push(MailboxRow {
+                    id: uuid::Uuid::nil(),
+                    name: parent.to_string(),
+                    delimiter: Some(d),
+                    role: None,
+                    noselect: true,
+                    uidvalidity: 0,
+                    next_uid: 0,
+                    head: 0,
+                });
+            }
+            at = i + d.len_utf8();
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
 /// The attributes LIST shows for a mailbox: its SPECIAL-USE role, \Noselect, and
 /// whether it has children.
 pub fn attributes(mailbox: &MailboxRow, all: &[MailboxRow]) -> Vec<FlagNameAttribute<'static>> {

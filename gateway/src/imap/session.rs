@@ -599,14 +599,17 @@ impl Session {
                 mailbox: Mailbox::try_from("").unwrap_or(Mailbox::Inbox),
             });
         }
-        for m in &all {
+        // Levels of the hierarchy that are no mailbox themselves ("Projects" of
+        // "Projects/2026") are listed as \Noselect (RFC 3501 §6.3.8).
+        let listed = names::with_parents(&all);
+        for m in &listed {
             if !names::matches(pattern, &m.name, m.delimiter) {
                 continue;
             }
             let Some(mailbox) = names::wire(&m.name) else {
                 continue;
             };
-            let items = names::attributes(m, &all);
+            let items = names::attributes(m, &listed);
             let data = if lsub {
                 Data::Lsub {
                     items,
