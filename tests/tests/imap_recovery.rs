@@ -18,7 +18,10 @@ use url::Url;
 async fn a_mailbox_the_server_renumbered_is_rekeyed_without_duplicates_or_deletions() -> Result<()>
 {
     let Scenario {
-        d, dc, mut imap, ..
+        mut d,
+        dc,
+        mut imap,
+        ..
     } = Scenario::start("imap-uidvalidity").await?;
     imap.enable_modseq().await?;
     imap.create("Projects").await?;
@@ -39,6 +42,12 @@ async fn a_mailbox_the_server_renumbered_is_rekeyed_without_duplicates_or_deleti
     .await?;
     let old_v = imap.select("Projects", None).await?.uidvalidity;
     let stored = bodies(&d).await?;
+    // A mail client's cache of the mailbox, through the gateway's IMAP endpoint.
+    let pw = postern_e2e::last_line(&postern_e2e::admin(
+        &d.db,
+        &["user", "rotate", "--tenant", "acme", "alice"],
+    )?);
+    let cache = client_view(d.gateway.imap_port, &pw, None).await?;
 
     // The mailbox is made again with the same messages: a new UIDVALIDITY, new UIDs.
     drop(conn);
@@ -99,8 +108,85 @@ async fn a_mailbox_the_server_renumbered_is_rekeyed_without_duplicates_or_deleti
         .get(0);
     assert_eq!(deleted, 0);
     assert_eq!(bodies(&d).await?, stored);
+
+    // The client's cache stays valid: same UIDVALIDITY, same UIDs for the same
+    // messages, and a QRESYNC from its state finds nothing vanished or changed; also
+    // after the gateway restarts.
+    let after_reset = client_view(d.gateway.imap_port, &pw, Some(&cache)).await?;
+    assert_eq!(
+        after_reset, cache,
+        "the back end's renumbering never reaches clients"
+    );
+    let grpc: u16 = d
+        .gateway
+        .grpc_url
+        .rsplit(':')
+        .next()
+        .unwrap_or("0")
+        .parse()?;
+    let http = d.gateway.http_port;
+    d.gateway.proc.kill9();
+    d.gateway = postern_e2e::Gateway::start_on(&d.db, &d.dir, &[], grpc, http).await?;
+    let after_restart = client_view(d.gateway.imap_port, &pw, Some(&cache)).await?;
+    assert_eq!(after_restart, cache, "nor does a gateway restart");
     imap.logout().await?;
     Ok(())
+}
+
+/// What a mail client keeps of Projects through the gateway: UIDVALIDITY,
+/// HIGHESTMODSEQ, and each UID's Message-ID. With `since`, it resynchronises from
+/// that state with QRESYNC and checks that nothing vanished or changed.
+async fn client_view(
+    port: u16,
+    pw: &str,
+    since: Option<&(String, String, Vec<(String, Vec<u8>)>)>,
+) -> Result<(String, String, Vec<(String, Vec<u8>)>)> {
+    use postern_e2e::imaplib::{lines, run};
+    use serde_json::json;
+    let select = match since {
+        Some((v, m, _)) => json!({"raw": format!("SELECT Projects (QRESYNC ({v} {m}))")}),
+        None => json!({"call": "select", "args": ["Projects"]}),
+    };
+    let r = run(
+        port,
+        json!([
+            {"login": ["alice@acme", pw]},
+            {"raw": "ENABLE QRESYNC"},
+            select,
+            {"raw": "STATUS Projects (UIDVALIDITY HIGHESTMODSEQ)"},
+            {"raw": "UID FETCH 1:* (UID ENVELOPE)"},
+        ]),
+    )
+    .await?;
+    if since.is_some() {
+        let answer = lines(&r[2]).join("");
+        anyhow::ensure!(
+            !answer.contains("VANISHED") && !answer.contains("FETCH"),
+            "a resync from the cached state finds changes: {answer}"
+        );
+    }
+    let status = lines(&r[3]).join(" ");
+    let field = |name: &str| {
+        status
+            .split(name)
+            .nth(1)
+            .and_then(|rest| rest.split([' ', ')']).find(|w| !w.is_empty()))
+            .unwrap_or_default()
+            .to_string()
+    };
+    // Each message's UID and Message-ID (the envelope's last field).
+    let messages: Vec<(String, Vec<u8>)> = lines(&r[4])
+        .iter()
+        .filter(|l| l.starts_with("* "))
+        .filter_map(|l| {
+            let uid = l.split("UID ").nth(1)?.split(' ').next()?.to_string();
+            let start = l.rfind('<')?;
+            let end = l[start..].find('>')? + start + 1;
+            Some((uid, l[start..end].as_bytes().to_vec()))
+        })
+        .collect();
+    anyhow::ensure!(messages.len() == 3, "{:?}", r[4]);
+    Ok((field("UIDVALIDITY"), field("HIGHESTMODSEQ"), messages))
 }
 
 /// A server without CONDSTORE or QRESYNC (as Microsoft 365 and Yahoo are): every
