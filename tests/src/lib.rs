@@ -329,8 +329,13 @@ impl Gateway {
             .arg(format!("127.0.0.1:{grpc}"))
             .arg("--http-listen")
             .arg(format!("127.0.0.1:{http}"))
-            .arg("--imap-listen")
-            .arg(format!("127.0.0.1:{imap}"))
+            .args(
+                // A test may bind IMAP elsewhere itself.
+                (!extra.contains(&"--imap-listen"))
+                    .then(|| ["--imap-listen".to_string(), format!("127.0.0.1:{imap}")])
+                    .into_iter()
+                    .flatten(),
+            )
             .arg("--submission-listen")
             .arg(format!("127.0.0.1:{submission}"))
             .args(extra);
@@ -340,7 +345,13 @@ impl Gateway {
             proc,
             grpc_url: format!("http://127.0.0.1:{grpc}"),
             http_port: http,
-            imap_port: imap,
+            imap_port: extra
+                .iter()
+                .position(|a| *a == "--imap-listen")
+                .and_then(|i| extra.get(i + 1))
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(imap),
             submission_port: submission,
         };
         // With --tls-cert the HTTP port speaks HTTPS; readiness is probed without

@@ -986,3 +986,104 @@ async fn the_rest_of_the_commands_answer_as_the_rfc_says() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_made_while_the_connector_is_away_reach_dovecot_when_it_returns() -> Result<()> {
+    let Scenario {
+        d, dc, mut imap, ..
+    } = Scenario::start("imap-endpoint-offline").await?;
+    for n in 1..=2 {
+        imap.append("INBOX", &Flags::default(), None, &message(n))
+            .await?;
+    }
+    let mut conn = connector(&d, &dc)?;
+    imported(&d, "/INBOX", 2).await?;
+    conn.proc.kill9();
+    let pw = password(&d)?;
+    let r = imaplib::run(
+        d.gateway.imap_port,
+        json!([
+            login(&pw),
+            {"call": "select", "args": ["INBOX"]},
+            {"call": "store", "args": ["1", "+FLAGS", "(\\Flagged)"]},
+            {"append": ["INBOX", "(\\Seen)", String::from_utf8(message(5))?]},
+        ]),
+    )
+    .await?;
+    assert_eq!(
+        r[2]["typ"], "OK",
+        "accepted while the connector is away: {r:?}"
+    );
+    assert_eq!(r[3]["typ"], "OK", "{r:?}");
+    let before = dovecot_flags(dc.port, "INBOX").await?;
+    assert_eq!(before.len(), 2, "nothing reached Dovecot yet: {before:?}");
+
+    let _again = postern_e2e::mail::connector(&d, &dc)?;
+    wait_until(
+        "the changes on Dovecot",
+        Duration::from_secs(60),
+        || async {
+            let flags = dovecot_flags(dc.port, "INBOX").await?;
+            let of = |n: u32| {
+                flags
+                    .iter()
+                    .find(|(id, _)| id.contains(&format!("<note-{n}@")))
+                    .map(|(_, f)| f.clone())
+            };
+            let done = flags.len() == 3
+                && of(1).is_some_and(|f| f.contains("\\Flagged"))
+                && of(5).is_some_and(|f| f.contains("\\Seen"));
+            Ok(done.then_some(()))
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// This machine's address on its network (not loopback): where a client from
+/// elsewhere would come from. No packet is sent to find it.
+fn network_address() -> Result<std::net::IpAddr> {
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0")?;
+    probe.connect("192.0.2.1:9")?;
+    let ip = probe.local_addr()?.ip();
+    anyhow::ensure!(!ip.is_loopback(), "this machine has no network address");
+    Ok(ip)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plain_text_logins_from_the_network_need_tls_unless_the_operator_allows_them() -> Result<()>
+{
+    let ip = network_address()?;
+    let port = postern_e2e::free_port();
+    let listen = format!("0.0.0.0:{port}");
+    let d =
+        postern_e2e::Deployment::start("imap-plain-network", &["--imap-listen", &listen]).await?;
+    let pw = password(&d)?;
+    let host = ip.to_string();
+    let r = imaplib::run_at(
+        &host,
+        port,
+        json!([{"capabilities": true}, {"raw": format!("LOGIN alice@acme {pw}")}]),
+    )
+    .await?;
+    let caps: Vec<String> = serde_json::from_value(r[0]["data"].clone())?;
+    assert!(caps.iter().any(|c| c == "LOGINDISABLED"), "{caps:?}");
+    assert!(
+        lines(&r[1]).last().is_some_and(|l| l.contains(" NO ")),
+        "no plain-text login from the network: {:?}",
+        r[1]
+    );
+    drop(d);
+
+    let port = postern_e2e::free_port();
+    let listen = format!("0.0.0.0:{port}");
+    let d = postern_e2e::Deployment::start(
+        "imap-plain-network-allowed",
+        &["--imap-listen", &listen, "--allow-plain-login"],
+    )
+    .await?;
+    let pw = password(&d)?;
+    let r = imaplib::run_at(&host, port, json!([login(&pw)])).await?;
+    assert_eq!(r[0]["typ"], "OK", "the operator allowed it: {r:?}");
+    Ok(())
+}
