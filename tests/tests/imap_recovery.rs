@@ -133,14 +133,14 @@ async fn a_mailbox_the_server_renumbered_is_rekeyed_without_duplicates_or_deleti
     Ok(())
 }
 
-/// What a mail client keeps of Projects through the gateway: UIDVALIDITY,
-/// HIGHESTMODSEQ, and each UID's Message-ID. With `since`, it resynchronises from
-/// that state with QRESYNC and checks that nothing vanished or changed.
-async fn client_view(
-    port: u16,
-    pw: &str,
-    since: Option<&(String, String, Vec<(String, Vec<u8>)>)>,
-) -> Result<(String, String, Vec<(String, Vec<u8>)>)> {
+/// What a mail client keeps of a mailbox: UIDVALIDITY, HIGHESTMODSEQ, and each
+/// UID's Message-ID.
+type ClientCache = (String, String, Vec<(String, Vec<u8>)>);
+
+/// What a mail client keeps of Projects through the gateway. With `since`, it
+/// resynchronises from that state with QRESYNC and checks that nothing vanished or
+/// changed.
+async fn client_view(port: u16, pw: &str, since: Option<&ClientCache>) -> Result<ClientCache> {
     use postern_e2e::imaplib::{lines, run};
     use serde_json::json;
     let select = match since {
