@@ -182,7 +182,7 @@ async fn client_view(port: u16, pw: &str, since: Option<&ClientCache>) -> Result
             let uid = l.split("UID ").nth(1)?.split(' ').next()?.to_string();
             let start = l.rfind('<')?;
             let end = l[start..].find('>')? + start + 1;
-            Some((uid, l[start..end].as_bytes().to_vec()))
+            Some((uid, l.as_bytes()[start..end].to_vec()))
         })
         .collect();
     anyhow::ensure!(messages.len() == 3, "{:?}", r[4]);
