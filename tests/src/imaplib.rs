@@ -148,3 +148,36 @@ pub fn lines(result: &Value) -> Vec<String> {
         .filter(|l| l != ")")
         .collect()
 }
+
+/// Alice's app password (a new one).
+pub fn app_password(d: &crate::Deployment) -> Result<String> {
+    Ok(crate::last_line(&crate::admin(
+        &d.db,
+        &["user", "rotate", "--tenant", "acme", "alice"],
+    )?))
+}
+
+/// The step that logs in as alice with `pw`.
+pub fn login(pw: &str) -> Value {
+    serde_json::json!({"login": ["alice@acme", pw]})
+}
+
+/// Dovecot's flags of each message of `mailbox`, by the Message-ID they carry.
+pub async fn dovecot_flags(port: u16, mailbox: &str) -> Result<Vec<(String, String)>> {
+    let r = run(
+        port,
+        serde_json::json!([
+            {"login": ["alice", "alicepw"]},
+            {"call": "select", "args": [mailbox]},
+            {"uid": ["FETCH", "1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"]},
+        ]),
+    )
+    .await?;
+    let headers = lines(&r[2]);
+    let bodies = literals(&r[2]);
+    Ok(headers
+        .iter()
+        .zip(bodies)
+        .map(|(h, b)| (String::from_utf8_lossy(&b).trim().to_string(), h.clone()))
+        .collect())
+}

@@ -24,12 +24,13 @@
 //! Files: [`session`] (the connection's loop, login, commands outside a mailbox),
 //! [`selected`] (a selected mailbox: SELECT, FETCH, STORE, SEARCH, EXPUNGE, IDLE's
 //! updates), [`starttls`] (the plain port's STARTTLS), [`copymove`] (COPY, MOVE), [`mailboxes`] (CREATE, DELETE, RENAME),
-//! [`qresync`] (VANISHED), [`fetch`] (message sections), [`mime`] (ENVELOPE,
+//! [`qresync`] (VANISHED), [`fetching`] (FETCH), [`fetch`] (message sections), [`mime`] (ENVELOPE,
 //! BODYSTRUCTURE), [`search`]
 //! (search keys), [`names`] (mailbox names and LIST patterns).
 
 pub mod copymove;
 pub mod fetch;
+pub mod fetching;
 pub mod mailboxes;
 pub mod mime;
 pub mod names;

@@ -1,4 +1,4 @@
-//! A selected mailbox: SELECT and EXAMINE, FETCH, STORE, SEARCH, EXPUNGE, CLOSE,
+//! A selected mailbox: SELECT and EXAMINE, STORE, SEARCH, EXPUNGE, CLOSE,
 //! APPEND, and the updates a client is told about.
 //!
 //! The session keeps a snapshot of the mailbox's messages in UID order; a message's
@@ -14,11 +14,9 @@ use std::num::{NonZeroU32, NonZeroU64};
 use imap_next::imap_types::IntoStatic;
 use imap_next::imap_types::command::StoreModifier;
 use imap_next::imap_types::command::{CommandBody, SelectParameter};
-use imap_next::imap_types::core::{Literal, NString, Tag, Vec1};
+use imap_next::imap_types::core::{Tag, Vec1};
 use imap_next::imap_types::datetime::DateTime;
-use imap_next::imap_types::fetch::{
-    Macro, MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName,
-};
+use imap_next::imap_types::fetch::MessageDataItem;
 use imap_next::imap_types::flag::{Flag, FlagFetch, FlagPerm, StoreResponse, StoreType};
 use imap_next::imap_types::mailbox::Mailbox;
 use imap_next::imap_types::response::{Code, Data};
@@ -28,7 +26,7 @@ use imap_next::server::Server;
 use uuid::Uuid;
 
 use super::session::{Flow, Session, bad, no, ok, ok_code};
-use super::{fetch, mime, names, qresync, search};
+use super::{names, qresync, search};
 use crate::store::imap::MessageRow;
 use crate::store::{Result, Store};
 
@@ -135,15 +133,15 @@ impl Selected {
     }
 }
 
-fn nz(n: u32) -> NonZeroU32 {
+pub(super) fn nz(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
 }
 
-fn nz64(n: i64) -> NonZeroU64 {
+pub(super) fn nz64(n: i64) -> NonZeroU64 {
     NonZeroU64::new(n.max(1) as u64).unwrap_or(NonZeroU64::MIN)
 }
 
-fn flags_item(m: &MessageRow) -> MessageDataItem<'static> {
+pub(super) fn flags_item(m: &MessageRow) -> MessageDataItem<'static> {
     MessageDataItem::Flags(
         m.flags
             .iter()
@@ -264,7 +262,7 @@ pub(super) async fn command(
                     }
                     let condstore = s.condstore;
                     let sel = s.selected.as_mut().expect("checked above");
-                    let status = fetch_messages(
+                    let status = super::fetching::fetch_messages(
                         &s.state.store,
                         tenant,
                         sel,
@@ -526,206 +524,6 @@ async fn select(
         (Code::ReadWrite, "SELECT done")
     };
     server.enqueue_status(ok_code(tag, code, text));
-}
-
-/// The item names a FETCH asks for, macros expanded.
-fn item_names(m: MacroOrMessageDataItemNames<'static>) -> Vec<MessageDataItemName<'static>> {
-    match m {
-        MacroOrMessageDataItemNames::Macro(Macro::Fast) => vec![
-            MessageDataItemName::Flags,
-            MessageDataItemName::InternalDate,
-            MessageDataItemName::Rfc822Size,
-        ],
-        MacroOrMessageDataItemNames::Macro(Macro::All) => vec![
-            MessageDataItemName::Flags,
-            MessageDataItemName::InternalDate,
-            MessageDataItemName::Rfc822Size,
-            MessageDataItemName::Envelope,
-        ],
-        MacroOrMessageDataItemNames::Macro(Macro::Full) => vec![
-            MessageDataItemName::Flags,
-            MessageDataItemName::InternalDate,
-            MessageDataItemName::Rfc822Size,
-            MessageDataItemName::Envelope,
-            MessageDataItemName::Body,
-        ],
-        MacroOrMessageDataItemNames::MessageDataItemNames(names) => names,
-        MacroOrMessageDataItemNames::Macro(_) => vec![
-            MessageDataItemName::Flags,
-            MessageDataItemName::InternalDate,
-            MessageDataItemName::Rfc822Size,
-        ],
-    }
-}
-
-fn nstring(bytes: Vec<u8>) -> NString<'static> {
-    // A body with a NUL byte cannot be a literal; such a message is served as it is
-    // stored anyway (clients read the bytes they asked for).
-    let literal = Literal::try_from(bytes.clone()).unwrap_or_else(|_| Literal::unvalidated(bytes));
-    NString(Some(literal.into()))
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn fetch_messages(
-    store: &Store,
-    tenant: Uuid,
-    sel: &mut Selected,
-    server: &mut Server,
-    set: &SequenceSet,
-    uid: bool,
-    names: MacroOrMessageDataItemNames<'static>,
-    changed_since: Option<u64>,
-    condstore: bool,
-) -> std::result::Result<(), String> {
-    let mut names = item_names(names);
-    if uid && !names.contains(&MessageDataItemName::Uid) {
-        names.insert(0, MessageDataItemName::Uid);
-    }
-    if (changed_since.is_some() || condstore)
-        && !names.contains(&MessageDataItemName::ModSeq)
-        && changed_since.is_some()
-    {
-        names.push(MessageDataItemName::ModSeq);
-    }
-    if let Some(n) = names.iter().find(|n| {
-        matches!(
-            n,
-            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
-        )
-    }) {
-        return Err(format!("{n:?} is not served (BINARY is not offered)"));
-    }
-    let sets_seen = |n: &MessageDataItemName<'_>| {
-        matches!(
-            n,
-            MessageDataItemName::BodyExt { peek: false, .. }
-                | MessageDataItemName::Rfc822
-                | MessageDataItemName::Rfc822Text
-        )
-    };
-    let mark_seen = !sel.read_only && names.iter().any(sets_seen);
-    // A partial fetch of the whole message (`BODY[]<o.n>`, how clients read large
-    // messages in pieces) reads only that range from the store.
-    let ranged = |n: &MessageDataItemName<'_>| {
-        matches!(
-            n,
-            MessageDataItemName::BodyExt {
-                section: None,
-                partial: Some(_),
-                ..
-            }
-        )
-    };
-    let needs_bytes = names.iter().filter(|n| !ranged(n)).any(|n| {
-        matches!(
-            n,
-            MessageDataItemName::BodyExt { .. }
-                | MessageDataItemName::Rfc822
-                | MessageDataItemName::Rfc822Header
-                | MessageDataItemName::Rfc822Text
-                | MessageDataItemName::Envelope
-                | MessageDataItemName::Body
-                | MessageDataItemName::BodyStructure
-        )
-    });
-    for i in sel.pick(set, uid) {
-        if changed_since.is_some_and(|c| sel.messages[i].modseq as u64 <= c) {
-            continue;
-        }
-        if mark_seen && !sel.messages[i].flags.iter().any(|f| f == "\\Seen") {
-            let mut flags = sel.messages[i].flags.clone();
-            flags.push("\\Seen".into());
-            store
-                .set_message_flags(tenant, sel.id, sel.messages[i].id, &flags)
-                .await
-                .map_err(|e| format!("cannot set \\Seen: {e}"))?;
-            sel.messages[i].flags = flags;
-            if !names.contains(&MessageDataItemName::Flags) {
-                names.push(MessageDataItemName::Flags);
-            }
-        }
-        let m = &sel.messages[i];
-        let bytes = if needs_bytes {
-            store
-                .body_range(tenant, &m.sha, 0, u64::from(m.size))
-                .await
-                .map_err(|e| format!("cannot read the message: {e}"))?
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        let mut items = Vec::with_capacity(names.len());
-        for n in &names {
-            items.push(match n {
-                MessageDataItemName::Uid => MessageDataItem::Uid(nz(m.uid)),
-                MessageDataItemName::Flags => flags_item(m),
-                MessageDataItemName::InternalDate => {
-                    // IMAP dates have whole seconds; stored ones may not (an append's now()).
-                    let date =
-                        chrono::Timelike::with_nanosecond(&m.internal_date.unwrap_or_default(), 0)
-                            .unwrap_or_default()
-                            .fixed_offset();
-                    MessageDataItem::InternalDate(
-                        DateTime::try_from(date).map_err(|e| format!("internal date: {e}"))?,
-                    )
-                }
-                MessageDataItemName::Rfc822Size => MessageDataItem::Rfc822Size(m.size),
-                MessageDataItemName::ModSeq => MessageDataItem::ModSeq(nz64(m.modseq)),
-                MessageDataItemName::Envelope => MessageDataItem::Envelope(mime::envelope(&bytes)),
-                MessageDataItemName::Body => {
-                    MessageDataItem::Body(mime::structure(&bytes, false, false))
-                }
-                MessageDataItemName::BodyStructure => {
-                    MessageDataItem::BodyStructure(mime::structure(&bytes, true, false))
-                }
-                MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(nstring(bytes.clone())),
-                MessageDataItemName::Rfc822Header => {
-                    MessageDataItem::Rfc822Header(nstring(fetch::split(&bytes).0.to_vec()))
-                }
-                MessageDataItemName::Rfc822Text => {
-                    MessageDataItem::Rfc822Text(nstring(fetch::split(&bytes).1.to_vec()))
-                }
-                MessageDataItemName::BodyExt {
-                    section: None,
-                    partial: Some((origin, len)),
-                    ..
-                } if !needs_bytes => {
-                    let data = store
-                        .body_range(tenant, &m.sha, u64::from(*origin), u64::from(len.get()))
-                        .await
-                        .map_err(|e| format!("cannot read the message: {e}"))?
-                        .unwrap_or_default();
-                    MessageDataItem::BodyExt {
-                        section: None,
-                        origin: Some(*origin),
-                        data: nstring(data),
-                    }
-                }
-                MessageDataItemName::BodyExt {
-                    section, partial, ..
-                } => {
-                    let data = fetch::section(&bytes, section).map_err(|e| e.0.to_string())?;
-                    let (data, origin) = match partial {
-                        Some((origin, len)) => {
-                            (fetch::partial(data, *origin, len.get()), Some(*origin))
-                        }
-                        None => (data, None),
-                    };
-                    MessageDataItem::BodyExt {
-                        section: section.clone(),
-                        origin,
-                        data: nstring(data),
-                    }
-                }
-                other => return Err(format!("{other:?} is not served yet")),
-            });
-        }
-        server.enqueue_data(Data::Fetch {
-            seq: nz(i as u32 + 1),
-            items: Vec1::try_from(items).map_err(|_| "nothing to fetch".to_string())?,
-        });
-    }
-    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
