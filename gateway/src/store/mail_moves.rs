@@ -66,36 +66,10 @@ impl Store {
             return Err(StoreError::NotFound(format!("message {item}")));
         };
         journal(&tx, tenant, from, seq_from, item, "delete", "gateway", None).await?;
-        let uid = Store::take_gateway_uids(&tx, tenant, to, 1).await?;
-        let id = Uuid::new_v4();
         // Where it is on the back end now (none for an append still on its way).
         let href: Option<String> = old.get(6);
         let mailbox: Option<String> = href.as_ref().and(old.get(7));
-        let mid: Option<String> = old.get(3);
-        tx.execute(
-            "INSERT INTO items (tenant_id, collection_id, id, uid, name, content_type, etag, flags,
-                                body_sha256, size, message_id, internal_date, gateway_uid,
-                                pending_seq, last_seq, moved_from_collection, moved_from_href)
-             VALUES ($1, $2, $3, COALESCE($4, ''), $5, 'message/rfc822', $6, $7, $8, $9, $4, $10,
-                     $11, $12, $12, $13, $14)",
-            &[
-                &tenant,
-                &to,
-                &id,
-                &mid,
-                &format!("{uid}.eml"),
-                &old.get::<_, String>(5),
-                &old.get::<_, Vec<String>>(0),
-                &old.get::<_, Vec<u8>>(1),
-                &old.get::<_, Option<i64>>(2),
-                &old.get::<_, Option<chrono::DateTime<chrono::Utc>>>(4),
-                &i64::from(uid),
-                &seq_to,
-                &mailbox,
-                &href,
-            ],
-        )
-        .await?;
+        let (id, uid) = insert_copy(&tx, (tenant, to), seq_to, &old, (mailbox, href)).await?;
         journal(&tx, tenant, to, seq_to, id, "upsert", "gateway", None).await?;
         notify(&tx, tenant, from).await?;
         notify(&tx, tenant, to).await?;
@@ -128,34 +102,51 @@ impl Store {
         else {
             return Err(StoreError::NotFound(format!("message {item}")));
         };
-        let uid = Store::take_gateway_uids(&tx, tenant, to, 1).await?;
-        let id = Uuid::new_v4();
-        let mid: Option<String> = old.get(3);
-        tx.execute(
-            "INSERT INTO items (tenant_id, collection_id, id, uid, name, content_type, etag, flags,
-                                body_sha256, size, message_id, internal_date, gateway_uid,
-                                pending_seq, last_seq)
-             VALUES ($1, $2, $3, COALESCE($4, ''), $5, 'message/rfc822', $6, $7, $8, $9, $4, $10,
-                     $11, $12, $12)",
-            &[
-                &tenant,
-                &to,
-                &id,
-                &mid,
-                &format!("{uid}.eml"),
-                &old.get::<_, String>(5),
-                &old.get::<_, Vec<String>>(0),
-                &old.get::<_, Vec<u8>>(1),
-                &old.get::<_, Option<i64>>(2),
-                &old.get::<_, Option<chrono::DateTime<chrono::Utc>>>(4),
-                &i64::from(uid),
-                &seq,
-            ],
-        )
-        .await?;
+        let (id, uid) = insert_copy(&tx, (tenant, to), seq, &old, (None, None)).await?;
         journal(&tx, tenant, to, seq, id, "upsert", "gateway", None).await?;
         notify(&tx, tenant, to).await?;
         tx.commit().await?;
         Ok((id, uid))
     }
+}
+
+/// Writes a new message of mailbox `to` holding what `old` holds (its columns in
+/// order: flags, body_sha256, size, message_id, internal_date, etag), under journal
+/// sequence `seq`, with a new gateway UID; a move also says where it came from on
+/// the back end. Returns its id and gateway UID.
+async fn insert_copy(
+    tx: &tokio_postgres::Transaction<'_>,
+    (tenant, to): (Uuid, Uuid),
+    seq: i64,
+    old: &tokio_postgres::Row,
+    (moved_from_collection, moved_from_href): (Option<String>, Option<String>),
+) -> Result<(Uuid, u32)> {
+    let uid = Store::take_gateway_uids(tx, tenant, to, 1).await?;
+    let id = Uuid::new_v4();
+    let mid: Option<String> = old.get(3);
+    tx.execute(
+        "INSERT INTO items (tenant_id, collection_id, id, uid, name, content_type, etag, flags,
+                            body_sha256, size, message_id, internal_date, gateway_uid,
+                            pending_seq, last_seq, moved_from_collection, moved_from_href)
+         VALUES ($1, $2, $3, COALESCE($4, ''), $5, 'message/rfc822', $6, $7, $8, $9, $4, $10,
+                 $11, $12, $12, $13, $14)",
+        &[
+            &tenant,
+            &to,
+            &id,
+            &mid,
+            &format!("{uid}.eml"),
+            &old.get::<_, String>(5),
+            &old.get::<_, Vec<String>>(0),
+            &old.get::<_, Vec<u8>>(1),
+            &old.get::<_, Option<i64>>(2),
+            &old.get::<_, Option<chrono::DateTime<chrono::Utc>>>(4),
+            &i64::from(uid),
+            &seq,
+            &moved_from_collection,
+            &moved_from_href,
+        ],
+    )
+    .await?;
+    Ok((id, uid))
 }
