@@ -270,6 +270,11 @@ async fn submitted_mail_leaves_through_the_connector_and_a_refusal_bounces() -> 
         status.contains("outbox\talice@acme\tqueued 2 (oldest"),
         "{status}"
     );
+    // The connector stays away for a minute, as the issue asks (an outage, not a
+    // wait for anything): the messages wait in the outbox meanwhile.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(sink.received()?.is_empty());
+    assert_eq!(outbox(&d).await?.len(), 2);
     let _conn = Connector::start(&d.dir, "hq-again", &config)?;
 
     let got = wait_until(
