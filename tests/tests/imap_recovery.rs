@@ -408,6 +408,15 @@ async fn an_append_whose_acknowledgement_was_lost_is_found_not_repeated() -> Res
     let url = Url::parse(&dc.url())?;
     let conn = connector(&d, &dc)?;
     let drafts = d.collection("/Drafts").await?;
+    wait_until("drafts synced", Duration::from_secs(30), || async {
+        let rows = d
+            .query(&format!(
+                "SELECT backend_state FROM collections WHERE id = '{drafts}'"
+            ))
+            .await?;
+        Ok((!rows[0].get::<_, String>(0).is_empty()).then_some(()))
+    })
+    .await?;
     drop(conn);
 
     // What the crash leaves: the draft pending on the gateway and already on the server.

@@ -155,6 +155,25 @@ async fn a_lease_is_exclusive_and_an_old_fencing_token_cannot_write() -> Result<
     Ok(())
 }
 
+/// A connector killed while its lease request is on the way: the stream's end
+/// releases what the instance holds, and a grant written after that gives itself
+/// back, so the next connector leases at once instead of waiting out the TTL.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lease_granted_after_the_stream_ended_is_given_back() -> Result<()> {
+    let g = InProc::start().await?;
+    let mut one = g.session(LinkSettings::default());
+    let mut two = g.session(LinkSettings::default());
+    let coll = one.setup("one", "alice").await?;
+    two.setup("two", "alice").await?;
+
+    one.session.close().await;
+    let late = one.acquire(&coll).await?;
+    assert!(late.is_err(), "no grant on an ended stream: {late:?}");
+    let next = two.acquire(&coll).await?;
+    assert!(next.is_ok(), "the next connector leases at once: {next:?}");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn imports_reach_the_index_and_client_changes_wait_until_settled() -> Result<()> {
     let (g, mut link, coll, token, a) = with_item("backend-wins").await?;

@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 mod body_part;
@@ -89,6 +90,9 @@ pub struct Session {
     held: Arc<RwLock<HashSet<Uuid>>>,
     /// The gateway is shutting down: no new leases.
     draining: Arc<std::sync::atomic::AtomicBool>,
+    /// The stream has ended: a lease request still in flight must not leave a lease
+    /// behind (see [`Session::close`]).
+    closed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Session {
@@ -261,6 +265,7 @@ impl Session {
             metrics,
             held: Arc::default(),
             draining: Arc::default(),
+            closed: Arc::default(),
         }
     }
 
@@ -288,8 +293,7 @@ impl Session {
 
     /// Stops handing out leases: the gateway is shutting down.
     pub fn start_draining(&self) {
-        self.draining
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.draining.store(true, SeqCst);
     }
 
     /// True when no round of this stream holds a lease.
@@ -553,7 +557,7 @@ impl Session {
         };
         let outcome = match pb::lease_request::Action::try_from(l.action) {
             Ok(pb::lease_request::Action::Acquire) => {
-                if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
+                if self.draining.load(SeqCst) {
                     return Ok(vec![deny(pb::DenyReason::Draining, Duration::from_secs(1))]);
                 }
                 if !self
@@ -590,6 +594,15 @@ impl Session {
             }
         };
         Ok(vec![match outcome {
+            LeaseOutcome::Granted(token, _) if self.closed.load(SeqCst) => {
+                // The stream ended while this grant was being written, after (or
+                // while) `close` released the instance's leases: nobody would renew
+                // or release it, and the collection would wait out its TTL.
+                self.store
+                    .release_lease(tenant, coll, &holder, token)
+                    .await?;
+                deny(pb::DenyReason::Draining, Duration::from_secs(1))
+            }
             LeaseOutcome::Granted(token, state) => {
                 self.held.write().await.insert(coll);
                 grant(token, ttl, state)
@@ -866,7 +879,12 @@ impl Session {
     /// another connector can take over at once. If the database does not answer (the
     /// stream may have ended *because* of an outage), the release is retried in the
     /// background until it does, or until the leases would have expired anyway.
+    ///
+    /// Handlers run concurrently with the stream, so a lease request can still be
+    /// on its way into the database when the stream ends. `closed` is set before the
+    /// release; a grant that commits afterwards sees it and gives its lease back.
     pub async fn close(&self) {
+        self.closed.store(true, SeqCst);
         let holder = self.instance().await;
         if holder.is_empty() {
             return;
