@@ -74,12 +74,13 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Link {
     /// Connects and opens the stream. Returns the link and the channel of nudges
-    /// (collection ids with gateway-side changes).
+    /// (a collection with gateway-side changes, or an `smtp` source with mail to
+    /// relay).
     pub async fn connect(
         gateway: &str,
         token: &str,
         tls: &crate::config::TlsConfig,
-    ) -> Result<(Link, mpsc::UnboundedReceiver<String>), LinkError> {
+    ) -> Result<(Link, mpsc::UnboundedReceiver<pb::Nudge>), LinkError> {
         let mut endpoint = tonic::transport::Endpoint::from_shared(gateway.to_string())
             .map_err(|e| LinkError::Down(e.to_string()))?;
         if gateway.starts_with("https://") {
@@ -140,7 +141,7 @@ impl Link {
                         if m.request_id == 0 {
                             match &m.body {
                                 Some(Ans::Nudge(n)) => {
-                                    let _ = nudge_tx.send(n.collection_id.clone());
+                                    let _ = nudge_tx.send(n.clone());
                                 }
                                 Some(Ans::Failure(f)) => {
                                     warn!(message = %f.message, "gateway reported a problem")

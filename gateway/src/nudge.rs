@@ -6,6 +6,9 @@
 //! Changes a connector brought from the back end are announced too, marked as such
 //! (`tenant:collection:backend`): they wake the IMAP sessions idling on that mailbox,
 //! on every replica, and never a connector (which made them).
+//!
+//! Mail a user submitted is announced as `tenant:user:outbox`: it wakes the
+//! connectors with an `smtp` source of that user, which relay it at once.
 
 use std::time::Duration;
 
@@ -15,15 +18,15 @@ use tokio_postgres::AsyncMessage;
 use tracing::{debug, warn};
 use uuid::Uuid;
 
-use crate::link::Nudge;
+use crate::link::{Nudge, Wake};
 use crate::store::CHANGES_CHANNEL;
 
 /// Listens forever (reconnecting with backoff) and sends every gateway-side change
-/// heard to `tx` (the connector streams), and every change of either side to
-/// `changes` (the IMAP sessions).
+/// and submitted message heard to `tx` (the connector streams), and every change of
+/// either side to `changes` (the IMAP sessions).
 pub async fn listen(
     database_url: String,
-    tx: broadcast::Sender<Nudge>,
+    tx: broadcast::Sender<Wake>,
     changes: broadcast::Sender<Nudge>,
 ) {
     let mut backoff = Duration::from_millis(200);
@@ -41,7 +44,7 @@ pub async fn listen(
 
 async fn listen_once(
     url: &str,
-    tx: &broadcast::Sender<Nudge>,
+    tx: &broadcast::Sender<Wake>,
     changes: &broadcast::Sender<Nudge>,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
@@ -67,16 +70,26 @@ async fn listen_once(
         if let AsyncMessage::Notification(n) = m
             && let Some((t, rest)) = n.payload().split_once(':')
         {
+            let Ok(t) = Uuid::parse_str(t) else {
+                continue;
+            };
+            if let Some(user) = rest.strip_suffix(":outbox") {
+                if let Ok(user) = Uuid::parse_str(user) {
+                    debug!(%user, "submitted mail heard");
+                    let _ = tx.send(Wake::Outbox(t, user));
+                }
+                continue;
+            }
             let (c, from_backend) = match rest.strip_suffix(":backend") {
                 Some(c) => (c, true),
                 None => (rest, false),
             };
-            let (Ok(t), Ok(c)) = (Uuid::parse_str(t), Uuid::parse_str(c)) else {
+            let Ok(c) = Uuid::parse_str(c) else {
                 continue;
             };
             debug!(collection = %c, from_backend, "change heard");
             if !from_backend {
-                let _ = tx.send((t, c));
+                let _ = tx.send(Wake::Collection(t, c));
             }
             let _ = changes.send((t, c));
         }

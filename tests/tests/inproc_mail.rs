@@ -680,3 +680,56 @@ async fn packets_in_flight_both_commit_and_a_refused_one_leaves_only_collectable
     assert_eq!(c.query_one(orphan, &[&g.tenant]).await?.get::<_, i64>(0), 0);
     Ok(())
 }
+
+/// A user's submitted mail goes only to an `smtp` source of that user: another kind
+/// of source of the same user can neither take it nor is told about it.
+#[tokio::test(flavor = "multi_thread")]
+async fn only_an_smtp_source_of_its_user_takes_the_outbox() -> Result<()> {
+    let g = InProc::start().await?;
+    let alice = g.store.user_id(g.tenant, "alice").await?;
+    g.store
+        .queue_submission(
+            g.tenant,
+            alice,
+            "alice@corp.example",
+            &["bob@example.org".into()],
+            &mail(1),
+        )
+        .await?;
+    let pull = |source: &str| {
+        Req::OutboxPull(pb::OutboxPull {
+            source: source.into(),
+            max: 16,
+        })
+    };
+
+    let mut mailboxes = g.session(LinkSettings::default());
+    mailboxes.setup_mailbox("one", "alice").await?;
+    let ans = mailboxes.ask(pull("cal")).await?;
+    assert!(matches!(ans, Ans::Failure(_)), "an imap source: {ans:?}");
+    assert!(mailboxes.session.outbox_sources(alice).await.is_empty());
+
+    let mut relay = g.session(LinkSettings::default());
+    let hello = pb::Hello {
+        version: "test".into(),
+        capabilities: vec!["smtp".into()],
+        instance_id: "two".into(),
+        sources: vec![pb::SourceInfo {
+            name: "out".into(),
+            kind: pb::SourceKind::from_word("smtp") as i32,
+            user: "alice".into(),
+            mode: pb::SyncMode::TwoWay as i32,
+            conflict: pb::ConflictPolicy::BackendWins as i32,
+        }],
+    };
+    let Ans::Welcome(_) = relay.ask(Req::Hello(hello)).await? else {
+        anyhow::bail!("no welcome")
+    };
+    assert_eq!(relay.session.outbox_sources(alice).await, ["out"]);
+    let Ans::OutboxBatch(batch) = relay.ask(pull("out")).await? else {
+        anyhow::bail!("no batch")
+    };
+    assert_eq!(batch.items.len(), 1);
+    assert_eq!(batch.items[0].body, mail(1));
+    Ok(())
+}

@@ -386,6 +386,82 @@ async fn submitted_mail_leaves_through_the_connector_and_a_refusal_bounces() -> 
     Ok(())
 }
 
+/// The relay does not wait for its source's interval: the gateway tells the
+/// connector when its user submitted mail (a database notification, so from any
+/// replica), and the message leaves at once. The interval here is an hour.
+#[tokio::test(flavor = "multi_thread")]
+async fn submitted_mail_leaves_at_once_whatever_the_relay_interval() -> Result<()> {
+    use postern_e2e::{Connector, SourceSpec, connector_config, wait_until};
+    use std::time::Duration;
+
+    let d = Deployment::start("submission-nudge", &[]).await?;
+    let sink = Sink::start(&d).await?;
+    admin(
+        &d.db,
+        &[
+            "user",
+            "address",
+            "add",
+            "--tenant",
+            "acme",
+            "alice",
+            "alice@corp.example",
+        ],
+    )?;
+    let pw = last_line(&admin(
+        &d.db,
+        &["user", "rotate", "--tenant", "acme", "alice"],
+    )?);
+    let relay = SourceSpec::alice(
+        "out",
+        "smtp",
+        &format!("smtp://127.0.0.1:{}", sink.port),
+        "1h",
+    );
+    let conn = Connector::start(
+        &d.dir,
+        "hq",
+        &connector_config(&d.gateway.grpc_url, &d.token, &[relay]),
+    )?;
+    // The relay has looked once, found nothing, and waits for its next hour.
+    wait_until(
+        "the relay's first look",
+        Duration::from_secs(30),
+        || async {
+            Ok(conn
+                .proc
+                .output()
+                .contains("nothing in the outbox to relay now")
+                .then_some(()))
+        },
+    )
+    .await?;
+
+    let me = "alice@corp.example";
+    let message = mail(me, "prompt", "Sent at once.\r\n");
+    let r = smtp(
+        d.gateway.submission_port,
+        json!([
+            {"ehlo": "client.example"},
+            {"login": ["alice@acme", pw]},
+            {"send": [me, ["bob@example.org"], message]},
+        ]),
+    )
+    .await?;
+    assert_eq!(code(&r[2]), 250, "{r:?}");
+    let got = wait_until(
+        "the message at the corporate server",
+        Duration::from_secs(30),
+        || async {
+            let got = sink.received()?;
+            Ok((!got.is_empty()).then_some(got))
+        },
+    )
+    .await?;
+    assert_eq!(got[0].2, message.as_bytes());
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn with_a_certificate_the_submission_port_offers_starttls() -> Result<()> {
     let dir = postern_e2e::Scratch::new("submission-tls-pki");

@@ -152,15 +152,20 @@ async fn session(
     let (route_tx, mut route_rx) =
         mpsc::unbounded_channel::<(String, mpsc::UnboundedSender<NudgeOrRoute>)>();
     let mut source_inboxes: Vec<mpsc::UnboundedSender<NudgeOrRoute>> = Vec::new();
+    // The relay loop of each `smtp` source, woken when its user submits mail.
+    let mut outboxes: HashMap<String, std::sync::Arc<tokio::sync::Notify>> = HashMap::new();
     for source in &config.sources {
         if source.kind == crate::config::SourceKind::Smtp {
             match crate::backends::smtp::SmtpRelay::new(source) {
                 Ok(relay) => {
+                    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+                    outboxes.insert(source.name.clone(), wake.clone());
                     tasks.spawn(outbox::outbox_loop(
                         link.clone(),
                         source.clone(),
                         relay,
                         max_message,
+                        wake,
                     ));
                 }
                 Err(e) => return Err(LinkError::Failure(e)),
@@ -215,7 +220,14 @@ async fn session(
         tokio::select! {
             _ = link.closed() => break,
             Some((coll, tx)) = route_rx.recv() => { routes.insert(coll, tx); }
-            Some(coll) = nudges.recv() => {
+            Some(nudge) = nudges.recv() => {
+                if !nudge.outbox_source.is_empty() {
+                    if let Some(wake) = outboxes.get(&nudge.outbox_source) {
+                        wake.notify_one();
+                    }
+                    continue;
+                }
+                let coll = nudge.collection_id;
                 match routes.get(&coll) {
                     Some(tx) => { let _ = tx.send(NudgeOrRoute::Nudge(coll)); }
                     // A collection this connector does not know yet (a client made it):

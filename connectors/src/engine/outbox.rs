@@ -2,8 +2,9 @@
 //! through the gateway's submission endpoint go to the corporate SMTP server from
 //! inside the firewall, each reported back (sent, try later, refused for good).
 //!
-//! The loop asks for what waits every interval, and again at once after a message
-//! left the outbox, so a queue drains without waiting intervals. A message is
+//! The loop asks for what waits when the gateway says the user submitted mail, and
+//! every interval (a message to retry); again at once after a message left the
+//! outbox, so a queue drains without waiting intervals. A message is
 //! reported after the server answered; if the connector dies between the two, the
 //! gateway hands it out again and it is sent twice, never lost (RFC 5321 §6.1
 //! prefers a duplicate to a loss).
@@ -11,7 +12,7 @@
 use pb::connector_message::Body as Req;
 use pb::gateway_message::Body as Ans;
 use postern_proto as pb;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::backends::smtp::{Relayed, SmtpRelay};
 use crate::config::Source;
@@ -20,19 +21,31 @@ use crate::link::{Link, LinkError};
 /// Messages asked for at once.
 const BATCH: u32 = 16;
 
-/// Relays the outbox of `source` until the link ends.
-pub(super) async fn outbox_loop(link: Link, source: Source, relay: SmtpRelay, max_message: usize) {
+/// Relays the outbox of `source` until the link ends; `wake` is notified when the
+/// gateway says mail was submitted.
+pub(super) async fn outbox_loop(
+    link: Link,
+    source: Source,
+    relay: SmtpRelay,
+    max_message: usize,
+    wake: std::sync::Arc<tokio::sync::Notify>,
+) {
     loop {
         match relay_batch(&link, &source, &relay, max_message).await {
             // Something left the outbox: more may wait.
             Ok(true) => continue,
-            Ok(false) => {}
+            Ok(false) => {
+                debug!(source = %source.name, next_look_in = ?source.interval, "nothing in the outbox to relay now")
+            }
             Err(LinkError::Down(_)) => return,
             Err(e) => {
                 warn!(source = %source.name, error = %e, "relaying the outbox failed; next interval")
             }
         }
-        tokio::time::sleep(source.interval).await;
+        tokio::select! {
+            _ = tokio::time::sleep(source.interval) => {}
+            _ = wake.notified() => {}
+        }
     }
 }
 

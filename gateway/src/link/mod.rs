@@ -34,13 +34,23 @@ use session::{LinkSettings, Session};
 /// A gateway-side change in a collection: (tenant, collection).
 pub type Nudge = (Uuid, Uuid);
 
+/// What wakes a connector: a gateway-side change in a collection, or mail a user
+/// submitted, waiting in the outbox: (tenant, user).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// (tenant, collection).
+    Collection(Uuid, Uuid),
+    /// (tenant, user).
+    Outbox(Uuid, Uuid),
+}
+
 /// The `ConnectorLink` service.
 #[derive(Clone)]
 pub struct LinkService {
     store: Store,
     keys: TokenKeys,
     settings: LinkSettings,
-    nudges: broadcast::Sender<Nudge>,
+    nudges: broadcast::Sender<Wake>,
     metrics: Arc<crate::metrics::Metrics>,
     /// Becomes true when the gateway is shutting down: sessions stop handing out
     /// leases, let the rounds in flight finish, release, and close.
@@ -88,7 +98,7 @@ impl LinkService {
         store: Store,
         keys: TokenKeys,
         settings: LinkSettings,
-        nudges: broadcast::Sender<Nudge>,
+        nudges: broadcast::Sender<Wake>,
         metrics: Arc<crate::metrics::Metrics>,
         drain: watch::Receiver<bool>,
     ) -> Self {
@@ -260,12 +270,15 @@ impl pb::connector_link_server::ConnectorLink for LinkService {
                         }
                     }
                     nudge = nudges.recv() => match nudge {
-                        Ok((tenant, coll)) if tenant == session.claims.tid && session.concerns(coll).await => {
-                            let m = pb::GatewayMessage {
-                                request_id: 0,
-                                body: Some(pb::gateway_message::Body::Nudge(pb::Nudge { collection_id: coll.to_string() })),
-                            };
-                            if tx.send(Ok(m)).await.is_err() { break; }
+                        Ok(Wake::Collection(tenant, coll)) if tenant == session.claims.tid && session.concerns(coll).await => {
+                            let n = pb::Nudge { collection_id: coll.to_string(), ..Default::default() };
+                            if tx.send(Ok(nudge_message(n))).await.is_err() { break; }
+                        }
+                        Ok(Wake::Outbox(tenant, user)) if tenant == session.claims.tid => {
+                            for source in session.outbox_sources(user).await {
+                                let n = pb::Nudge { outbox_source: source, ..Default::default() };
+                                if tx.send(Ok(nudge_message(n))).await.is_err() { break; }
+                            }
                         }
                         Ok(_) => {}
                         Err(broadcast::error::RecvError::Lagged(_)) => {}
@@ -281,5 +294,13 @@ impl pb::connector_link_server::ConnectorLink for LinkService {
 
         let out: Outbound = Box::pin(ReceiverStream::new(rx));
         Ok(Response::new(out))
+    }
+}
+
+/// An unsolicited nudge on the stream.
+fn nudge_message(n: pb::Nudge) -> pb::GatewayMessage {
+    pb::GatewayMessage {
+        request_id: 0,
+        body: Some(pb::gateway_message::Body::Nudge(n)),
     }
 }

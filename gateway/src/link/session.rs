@@ -67,6 +67,10 @@ impl Default for LinkSettings {
 #[derive(Debug, Clone)]
 struct SourceRef {
     id: Uuid,
+    /// The user whose data it carries.
+    user: Uuid,
+    /// An `smtp` source: it relays that user's outbox.
+    smtp: bool,
 }
 
 /// The state of one stream. Cheap to clone: requests are served concurrently.
@@ -466,7 +470,14 @@ impl Session {
                 )
             };
             self.store.set_source_problem(tenant, id, &problem).await?;
-            sources.insert(s.name.clone(), SourceRef { id });
+            sources.insert(
+                s.name.clone(),
+                SourceRef {
+                    id,
+                    user: user_id,
+                    smtp: kind == "smtp",
+                },
+            );
         }
         info!(connector = %self.claims.name, tenant = %self.tenant_name, version = %h.version, sources = sources.len(), "connector said hello");
         out.insert(

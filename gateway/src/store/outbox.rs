@@ -132,7 +132,7 @@ impl Store {
         .await?;
         tx.execute(
             "SELECT pg_notify($1, $2)",
-            &[&super::CHANGES_CHANNEL, &format!("{tenant}:{id}:outbox")],
+            &[&super::CHANGES_CHANNEL, &format!("{tenant}:{user}:outbox")],
         )
         .await?;
         // The copy in Sent, made once: unless the client filed these very bytes there

@@ -19,7 +19,23 @@ const MAX_BATCH: u32 = 64;
 impl Session {
     /// The id of `smtp` source `name` of this connector, if it announced one.
     async fn smtp_source(&self, name: &str) -> Option<Uuid> {
-        self.sources.read().await.get(name).map(|s| s.id)
+        self.sources
+            .read()
+            .await
+            .get(name)
+            .filter(|s| s.smtp)
+            .map(|s| s.id)
+    }
+
+    /// The names of this connector's `smtp` sources relaying `user`'s outbox.
+    pub async fn outbox_sources(&self, user: Uuid) -> Vec<String> {
+        self.sources
+            .read()
+            .await
+            .iter()
+            .filter(|(_, s)| s.smtp && s.user == user)
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     pub(super) async fn outbox_pull(
