@@ -69,15 +69,17 @@ python3 -m radicale --config "$run/radicale/config" >"$run/radicale.log" 2>&1 &
 pids+=($!)
 echo "==> Radicale (the corporate server) at http://127.0.0.1:$rport/ (alice / alicepw)"
 
-# Dovecot with demo mail, appended over IMAP as any mail client would.
-dport=$(free_port)
+# Dovecot with demo mail, appended over IMAP as any mail client would; it takes mail
+# for corp.example from the corporate SMTP server below over LMTP.
+dport=$(free_port); lport=$(free_port)
 dc=$run/dovecot
 drun=$(mktemp -d /tmp/postern-demo-dc.XXXXXX)   # its sockets need a short path
 mkdir -p "$dc/mail" "$dc/state"
 echo "alice:{PLAIN}alicepw" >"$dc/users"
 cat >"$dc/dovecot.conf" <<CONF
-protocols = imap
+protocols = imap lmtp
 listen = 127.0.0.1
+auth_username_format = %Ln
 base_dir = $drun
 state_dir = $dc/state
 log_path = $dc/dovecot.log
@@ -121,6 +123,12 @@ service imap-login {
     port = 0
   }
 }
+service lmtp {
+  inet_listener lmtp {
+    address = 127.0.0.1
+    port = $lport
+  }
+}
 service anvil {
   chroot =
 }
@@ -146,6 +154,14 @@ for i in range(n):
 m.logout()
 PY
 echo "==> Dovecot (the corporate IMAP server) at imap://127.0.0.1:$dport (alice / alicepw)"
+
+# The corporate SMTP server: delivers mail for @corp.example into Dovecot; refuses
+# every other address (the demo has no way out), which bounces.
+mport=$(free_port)
+python3 scripts/demo_smtp.py "$mport" "$lport" >"$run/smtp.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do python3 -c "import socket; socket.create_connection(('127.0.0.1', $mport))" 2>/dev/null && break; sleep 0.1; done
+echo "==> corporate SMTP server at smtp://127.0.0.1:$mport (delivers @corp.example to Dovecot)"
 
 gw=target/release/postern-gateway
 gport=$(free_port); hport=${POSTERN_DEMO_HTTP_PORT:-8080}
@@ -191,6 +207,15 @@ password = "alicepw"
 user = "alice@acme"
 conflict = "merge"
 interval = "10s"
+
+[[source]]
+name = "corp-smtp"
+kind = "smtp"
+url = "smtp://127.0.0.1:$mport"
+username = "alice"
+password = "alicepw"
+user = "alice@acme"
+interval = "1m"
 CONF
 target/release/postern-connector run --config "$run/connector.toml" >"$run/connector.log" 2>&1 &
 pids+=($!)
@@ -216,8 +241,12 @@ Postern is running.
   try it             : python3 tests/clients/caldav_client.py http://127.0.0.1:$hport/ alice@acme $password list Work
   IMAP (mail clients): 127.0.0.1:$iport, same login and password, no TLS (loopback)
   try it             : python3 tests/clients/imap_client.py 127.0.0.1 $iport '[{"login": ["alice@acme", "$password"]}, {"call": "list"}]'
-  SMTP submission    : 127.0.0.1:$sport, same login; sends as alice@corp.example (queued in the outbox)
-  corporate servers  : http://127.0.0.1:$rport/ (CalDAV/CardDAV), imap://127.0.0.1:$dport (IMAP); alice / alicepw
+  SMTP submission    : 127.0.0.1:$sport, same login; sends as alice@corp.example through the corporate
+                       SMTP server (it delivers @corp.example; other addresses bounce)
+  try it             : python3 tests/clients/smtp_client.py 127.0.0.1 $sport '[{"ehlo": "me"}, {"login": ["alice@acme", "$password"]}, {"send": ["alice@corp.example", ["alice@corp.example"], "From: alice@corp.example\r\nTo: alice@corp.example\r\nSubject: hello from the demo\r\n\r\nIt went round.\r\n"]}]'
+                       (it reaches alice's INBOX on Dovecot, then on the gateway)
+  corporate servers  : http://127.0.0.1:$rport/ (CalDAV/CardDAV), imap://127.0.0.1:$dport (IMAP),
+                       smtp://127.0.0.1:$mport (SMTP); alice / alicepw
   mail on the gateway: psql "$db" -c "SELECT c.display_name, count(*) FROM items i JOIN collections c ON c.id = i.collection_id WHERE c.kind = 'mailbox' AND NOT i.deleted GROUP BY 1"
   admin              : POSTERN_DATABASE_URL=$db $gw admin status
   logs               : $run/*.log

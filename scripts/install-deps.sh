@@ -16,6 +16,7 @@ command -v podman >/dev/null || need_apt+=(podman)
 command -v runc >/dev/null || need_apt+=(runc)
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 [ -x /usr/sbin/dovecot ] || need_apt+=(dovecot-imapd dovecot-core)
+[ -x /usr/lib/dovecot/lmtp ] || need_apt+=(dovecot-lmtpd)   # the demo delivers mail over LMTP
 # mbsync, the peer the mail import benchmark is compared with.
 command -v mbsync >/dev/null || need_apt+=(isync)
 command -v offlineimap >/dev/null || need_apt+=(offlineimap3)
