@@ -177,6 +177,34 @@ impl Sink {
         })
     }
 
+    /// A sink, with alice allowed to send as alice@corp.example; her new app password.
+    async fn for_alice(d: &Deployment) -> Result<(Sink, String)> {
+        let sink = Sink::start(d).await?;
+        let add = [
+            "address",
+            "add",
+            "--tenant",
+            "acme",
+            "alice",
+            "alice@corp.example",
+        ];
+        admin(&d.db, &[&["user"][..], &add].concat())?;
+        let pw = last_line(&admin(
+            &d.db,
+            &["user", "rotate", "--tenant", "acme", "alice"],
+        )?);
+        Ok((sink, pw))
+    }
+
+    /// Waits up to `limit` for the first message(s) to arrive; what arrived.
+    async fn first_messages(&self, limit: std::time::Duration) -> Result<Vec<Received>> {
+        postern_e2e::wait_until("the message at the corporate server", limit, || async {
+            let got = self.received()?;
+            Ok((!got.is_empty()).then_some(got))
+        })
+        .await
+    }
+
     /// The messages accepted: (sender, recipients, bytes).
     fn received(&self) -> Result<Vec<Received>> {
         use base64::Engine as _;
@@ -215,23 +243,7 @@ async fn submitted_mail_leaves_through_the_connector_and_a_refusal_bounces() -> 
     use std::time::Duration;
 
     let Scenario { d, dc, .. } = Scenario::start("submission-relay").await?;
-    let sink = Sink::start(&d).await?;
-    admin(
-        &d.db,
-        &[
-            "user",
-            "address",
-            "add",
-            "--tenant",
-            "acme",
-            "alice",
-            "alice@corp.example",
-        ],
-    )?;
-    let pw = last_line(&admin(
-        &d.db,
-        &["user", "rotate", "--tenant", "acme", "alice"],
-    )?);
+    let (sink, pw) = Sink::for_alice(&d).await?;
     let me = "alice@corp.example";
     let sources = [
         SourceSpec::alice("mail", "imap", &dc.url(), "1s"),
@@ -277,15 +289,7 @@ async fn submitted_mail_leaves_through_the_connector_and_a_refusal_bounces() -> 
     assert_eq!(outbox(&d).await?.len(), 2);
     let _conn = Connector::start(&d.dir, "hq-again", &config)?;
 
-    let got = wait_until(
-        "the message at the corporate server",
-        Duration::from_secs(60),
-        || async {
-            let got = sink.received()?;
-            Ok((!got.is_empty()).then_some(got))
-        },
-    )
-    .await?;
+    let got = sink.first_messages(Duration::from_secs(60)).await?;
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].0, me);
     assert_eq!(got[0].1, vec!["bob@example.org"]);
@@ -395,23 +399,7 @@ async fn submitted_mail_leaves_at_once_whatever_the_relay_interval() -> Result<(
     use std::time::Duration;
 
     let d = Deployment::start("submission-nudge", &[]).await?;
-    let sink = Sink::start(&d).await?;
-    admin(
-        &d.db,
-        &[
-            "user",
-            "address",
-            "add",
-            "--tenant",
-            "acme",
-            "alice",
-            "alice@corp.example",
-        ],
-    )?;
-    let pw = last_line(&admin(
-        &d.db,
-        &["user", "rotate", "--tenant", "acme", "alice"],
-    )?);
+    let (sink, pw) = Sink::for_alice(&d).await?;
     let relay = SourceSpec::alice(
         "out",
         "smtp",
@@ -449,15 +437,7 @@ async fn submitted_mail_leaves_at_once_whatever_the_relay_interval() -> Result<(
     )
     .await?;
     assert_eq!(code(&r[2]), 250, "{r:?}");
-    let got = wait_until(
-        "the message at the corporate server",
-        Duration::from_secs(30),
-        || async {
-            let got = sink.received()?;
-            Ok((!got.is_empty()).then_some(got))
-        },
-    )
-    .await?;
+    let got = sink.first_messages(Duration::from_secs(30)).await?;
     assert_eq!(got[0].2, message.as_bytes());
     Ok(())
 }
