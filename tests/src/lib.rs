@@ -576,6 +576,7 @@ pub mod imaplib;
 pub mod inproc;
 pub mod link;
 pub mod mail;
+pub mod mailbench;
 pub mod oracle;
 pub mod otlp;
 pub mod pki;

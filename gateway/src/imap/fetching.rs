@@ -12,9 +12,13 @@ use imap_next::imap_types::sequence::SequenceSet;
 use imap_next::server::Server;
 use uuid::Uuid;
 
+use std::collections::HashMap;
+
+use super::fetch;
 use super::selected::{Selected, flags_item, nz, nz64};
-use super::{fetch, mime};
+use super::structure::{self, Structure};
 use crate::store::Store;
+use crate::store::imap::MessageRow;
 
 /// The item names a FETCH asks for, macros expanded.
 fn item_names(m: MacroOrMessageDataItemNames<'static>) -> Vec<MessageDataItemName<'static>> {
@@ -111,107 +115,159 @@ pub(super) async fn fetch_messages(
                 | MessageDataItemName::Rfc822
                 | MessageDataItemName::Rfc822Header
                 | MessageDataItemName::Rfc822Text
-                | MessageDataItemName::Envelope
+        )
+    });
+    let needs_structure = names.iter().any(|n| {
+        matches!(
+            n,
+            MessageDataItemName::Envelope
                 | MessageDataItemName::Body
                 | MessageDataItemName::BodyStructure
         )
     });
-    for i in sel.pick(set, uid) {
-        if changed_since.is_some_and(|c| sel.messages[i].modseq as u64 <= c) {
-            continue;
-        }
-        if mark_seen && !sel.messages[i].flags.iter().any(|f| f == "\\Seen") {
-            let mut flags = sel.messages[i].flags.clone();
-            flags.push("\\Seen".into());
-            store
-                .set_message_flags(tenant, sel.id, sel.messages[i].id, &flags)
-                .await
-                .map_err(|e| format!("cannot set \\Seen: {e}"))?;
-            sel.messages[i].flags = flags;
-            if !names.contains(&MessageDataItemName::Flags) {
-                names.push(MessageDataItemName::Flags);
-            }
-        }
-        let m = &sel.messages[i];
-        let bytes = if needs_bytes {
-            store
-                .body_range(tenant, &m.sha, 0, u64::from(m.size))
-                .await
-                .map_err(|e| format!("cannot read the message: {e}"))?
-                .unwrap_or_default()
+    let picked: Vec<usize> = sel
+        .pick(set, uid)
+        .into_iter()
+        .filter(|&i| changed_since.is_none_or(|c| sel.messages[i].modseq as u64 > c))
+        .collect();
+    for batch in picked.chunks(structure::BATCH) {
+        // Without the bytes, structures come kept (or are computed and kept) a
+        // batch at a time; with them, from the bytes at hand.
+        let kept = if needs_structure && !needs_bytes {
+            let rows: Vec<&MessageRow> = batch.iter().map(|&i| &sel.messages[i]).collect();
+            structure::load(store, tenant, &rows).await?
         } else {
-            Vec::new()
+            HashMap::new()
         };
-        let mut items = Vec::with_capacity(names.len());
-        for n in &names {
-            items.push(match n {
-                MessageDataItemName::Uid => MessageDataItem::Uid(nz(m.uid)),
-                MessageDataItemName::Flags => flags_item(m),
-                MessageDataItemName::InternalDate => {
-                    // IMAP dates have whole seconds; stored ones may not (an append's now()).
-                    let date =
-                        chrono::Timelike::with_nanosecond(&m.internal_date.unwrap_or_default(), 0)
-                            .unwrap_or_default()
-                            .fixed_offset();
-                    MessageDataItem::InternalDate(
-                        DateTime::try_from(date).map_err(|e| format!("internal date: {e}"))?,
-                    )
-                }
-                MessageDataItemName::Rfc822Size => MessageDataItem::Rfc822Size(m.size),
-                MessageDataItemName::ModSeq => MessageDataItem::ModSeq(nz64(m.modseq)),
-                MessageDataItemName::Envelope => MessageDataItem::Envelope(mime::envelope(&bytes)),
-                MessageDataItemName::Body => {
-                    MessageDataItem::Body(mime::structure(&bytes, false, false))
-                }
-                MessageDataItemName::BodyStructure => {
-                    MessageDataItem::BodyStructure(mime::structure(&bytes, true, false))
-                }
-                MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(nstring(bytes.clone())),
-                MessageDataItemName::Rfc822Header => {
-                    MessageDataItem::Rfc822Header(nstring(fetch::split(&bytes).0.to_vec()))
-                }
-                MessageDataItemName::Rfc822Text => {
-                    MessageDataItem::Rfc822Text(nstring(fetch::split(&bytes).1.to_vec()))
-                }
-                MessageDataItemName::BodyExt {
-                    section: None,
-                    partial: Some((origin, len)),
-                    ..
-                } if !needs_bytes => {
-                    let data = store
-                        .body_range(tenant, &m.sha, u64::from(*origin), u64::from(len.get()))
-                        .await
-                        .map_err(|e| format!("cannot read the message: {e}"))?
-                        .unwrap_or_default();
-                    MessageDataItem::BodyExt {
-                        section: None,
-                        origin: Some(*origin),
-                        data: nstring(data),
-                    }
-                }
-                MessageDataItemName::BodyExt {
-                    section, partial, ..
-                } => {
-                    let data = fetch::section(&bytes, section).map_err(|e| e.0.to_string())?;
-                    let (data, origin) = match partial {
-                        Some((origin, len)) => {
-                            (fetch::partial(data, *origin, len.get()), Some(*origin))
-                        }
-                        None => (data, None),
-                    };
-                    MessageDataItem::BodyExt {
-                        section: section.clone(),
-                        origin,
-                        data: nstring(data),
-                    }
-                }
-                other => return Err(format!("{other:?} is not served yet")),
-            });
+        for &i in batch {
+            fetch_one(
+                store,
+                tenant,
+                sel,
+                server,
+                i,
+                &mut names,
+                (mark_seen, needs_bytes, needs_structure),
+                &kept,
+            )
+            .await?;
         }
-        server.enqueue_data(Data::Fetch {
-            seq: nz(i as u32 + 1),
-            items: Vec1::try_from(items).map_err(|_| "nothing to fetch".to_string())?,
+    }
+    Ok(())
+}
+
+/// The FETCH answer of message `i`.
+#[allow(clippy::too_many_arguments)]
+async fn fetch_one(
+    store: &Store,
+    tenant: Uuid,
+    sel: &mut Selected,
+    server: &mut Server,
+    i: usize,
+    names: &mut Vec<MessageDataItemName<'static>>,
+    (mark_seen, needs_bytes, needs_structure): (bool, bool, bool),
+    kept: &HashMap<[u8; 32], Structure>,
+) -> std::result::Result<(), String> {
+    if mark_seen && !sel.messages[i].flags.iter().any(|f| f == "\\Seen") {
+        let mut flags = sel.messages[i].flags.clone();
+        flags.push("\\Seen".into());
+        store
+            .set_message_flags(tenant, sel.id, sel.messages[i].id, &flags)
+            .await
+            .map_err(|e| format!("cannot set \\Seen: {e}"))?;
+        sel.messages[i].flags = flags;
+        if !names.contains(&MessageDataItemName::Flags) {
+            names.push(MessageDataItemName::Flags);
+        }
+    }
+    let m = &sel.messages[i];
+    let bytes = if needs_bytes {
+        store
+            .body_range(tenant, &m.sha, 0, u64::from(m.size))
+            .await
+            .map_err(|e| format!("cannot read the message: {e}"))?
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let computed;
+    let shape = match kept.get(&m.sha) {
+        Some(s) => Some(s),
+        // With the bytes at hand (a FETCH of sections too), computed from them.
+        None if needs_bytes && needs_structure => {
+            computed = Structure::of(&bytes);
+            Some(&computed)
+        }
+        None => None,
+    };
+    let shape = || shape.ok_or_else(|| "the message's structure is missing".to_string());
+    let mut items = Vec::with_capacity(names.len());
+    for n in names.iter() {
+        items.push(match n {
+            MessageDataItemName::Uid => MessageDataItem::Uid(nz(m.uid)),
+            MessageDataItemName::Flags => flags_item(m),
+            MessageDataItemName::InternalDate => {
+                // IMAP dates have whole seconds; stored ones may not (an append's now()).
+                let date =
+                    chrono::Timelike::with_nanosecond(&m.internal_date.unwrap_or_default(), 0)
+                        .unwrap_or_default()
+                        .fixed_offset();
+                MessageDataItem::InternalDate(
+                    DateTime::try_from(date).map_err(|e| format!("internal date: {e}"))?,
+                )
+            }
+            MessageDataItemName::Rfc822Size => MessageDataItem::Rfc822Size(m.size),
+            MessageDataItemName::ModSeq => MessageDataItem::ModSeq(nz64(m.modseq)),
+            MessageDataItemName::Envelope => MessageDataItem::Envelope(shape()?.envelope.clone()),
+            MessageDataItemName::Body => MessageDataItem::Body(shape()?.body.clone()),
+            MessageDataItemName::BodyStructure => {
+                MessageDataItem::BodyStructure(shape()?.structure.clone())
+            }
+            MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(nstring(bytes.clone())),
+            MessageDataItemName::Rfc822Header => {
+                MessageDataItem::Rfc822Header(nstring(fetch::split(&bytes).0.to_vec()))
+            }
+            MessageDataItemName::Rfc822Text => {
+                MessageDataItem::Rfc822Text(nstring(fetch::split(&bytes).1.to_vec()))
+            }
+            MessageDataItemName::BodyExt {
+                section: None,
+                partial: Some((origin, len)),
+                ..
+            } if !needs_bytes => {
+                let data = store
+                    .body_range(tenant, &m.sha, u64::from(*origin), u64::from(len.get()))
+                    .await
+                    .map_err(|e| format!("cannot read the message: {e}"))?
+                    .unwrap_or_default();
+                MessageDataItem::BodyExt {
+                    section: None,
+                    origin: Some(*origin),
+                    data: nstring(data),
+                }
+            }
+            MessageDataItemName::BodyExt {
+                section, partial, ..
+            } => {
+                let data = fetch::section(&bytes, section).map_err(|e| e.0.to_string())?;
+                let (data, origin) = match partial {
+                    Some((origin, len)) => {
+                        (fetch::partial(data, *origin, len.get()), Some(*origin))
+                    }
+                    None => (data, None),
+                };
+                MessageDataItem::BodyExt {
+                    section: section.clone(),
+                    origin,
+                    data: nstring(data),
+                }
+            }
+            other => return Err(format!("{other:?} is not served yet")),
         });
     }
+    server.enqueue_data(Data::Fetch {
+        seq: nz(i as u32 + 1),
+        items: Vec1::try_from(items).map_err(|_| "nothing to fetch".to_string())?,
+    });
     Ok(())
 }

@@ -39,6 +39,7 @@ pub mod search;
 pub mod selected;
 pub mod session;
 pub mod starttls;
+pub mod structure;
 
 use std::sync::Arc;
 use std::time::Duration;

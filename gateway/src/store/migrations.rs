@@ -31,6 +31,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (13, include_str!("../../migrations/0013_mailbox_rename.sql")),
     (14, include_str!("../../migrations/0014_body_gc.sql")),
     (15, include_str!("../../migrations/0015_submission.sql")),
+    (
+        16,
+        include_str!("../../migrations/0016_message_structure.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming the migration lock.

@@ -29,6 +29,7 @@ pub mod migrations;
 pub mod moves;
 pub mod outbox;
 pub mod packet;
+pub mod structure;
 pub mod tenants;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};

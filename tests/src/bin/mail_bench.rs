@@ -15,136 +15,15 @@
 //! `scripts/bench-mail.sh`; `POSTERN_BENCH_MESSAGES` changes the size (10,000).
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use postern_e2e::backends::Dovecot;
-use postern_e2e::mail::{body_bytes, multipart};
+use postern_e2e::mail::body_bytes;
+use postern_e2e::mailbench::{Raw, fill_maildir, median, message};
 use postern_e2e::{
     Connector, Deployment, SourceSpec, connector_config, peak_kib, run_measured, wait_until,
 };
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-
-/// Message `i`: one in twenty carries a 400 KB attachment, three in twenty 40 KB,
-/// the rest are about 4 KB of text.
-fn message(i: usize) -> Vec<u8> {
-    match i % 20 {
-        0 => multipart(&format!("scan {i}"), 400_000, i as u64 + 1),
-        1..=3 => multipart(&format!("report {i}"), 40_000, i as u64 + 1),
-        _ => {
-            let mut m = format!(
-                "From: Bob <bob@corp.example>\r\nTo: alice@corp.example\r\nSubject: note {i}\r\nMessage-ID: <bench-{i}@corp.example>\r\nDate: Mon, 5 Jan 2026 10:00:00 +0000\r\n\r\n"
-            );
-            while m.len() < 4_000 {
-                m.push_str("The quarterly numbers are in; please review them before Friday.\r\n");
-            }
-            m.into_bytes()
-        }
-    }
-}
-
-/// Writes `n` messages straight into alice's Maildir (half of them read), so that
-/// Dovecot numbers them on first access. Returns their total size.
-fn fill_maildir(dc: &Dovecot, n: usize) -> Result<u64> {
-    let root = dc.dir.join("mail/alice/Maildir");
-    for d in ["cur", "new", "tmp"] {
-        std::fs::create_dir_all(root.join(d))?;
-    }
-    let mut total = 0;
-    for i in 0..n {
-        let m = message(i);
-        total += m.len() as u64;
-        let flags = if i % 2 == 0 { "S" } else { "" };
-        // Names as Dovecot makes them (time, microseconds, process, host, size):
-        // names that differ only in a counter make its filename hash collide.
-        let name = format!(
-            "{}.M{}P{}.mx{},S={}:2,{flags}",
-            1_767_600_000 + i * 7,
-            (i * 7919) % 1_000_000,
-            1000 + i % 30_000,
-            i % 97,
-            m.len()
-        );
-        std::fs::write(root.join("cur").join(name), m)?;
-    }
-    // A Maildir written this very second is rescanned by Dovecot on every command
-    // (its directories' times are too recent to trust); a real one is older.
-    let ok = Command::new("touch")
-        .args(["-d", "1 hour ago"])
-        .args(["cur", "new", "tmp"].map(|d| root.join(d)))
-        .status()?
-        .success();
-    anyhow::ensure!(ok, "touch of the Maildir failed");
-    let ok = Command::new("chown")
-        .args(["-R", "dovecot:dovecot"])
-        .arg(dc.dir.join("mail"))
-        .status()?
-        .success();
-    anyhow::ensure!(ok, "chown of the Maildir failed");
-    Ok(total)
-}
-
-/// A plain IMAP session for the floor and for server-side changes.
-struct Raw {
-    r: BufReader<TcpStream>,
-    tag: u32,
-}
-
-impl Raw {
-    async fn login(port: u16) -> Result<Raw> {
-        let mut raw = Raw {
-            r: BufReader::new(TcpStream::connect(("127.0.0.1", port)).await?),
-            tag: 0,
-        };
-        let mut greeting = String::new();
-        raw.r.read_line(&mut greeting).await?;
-        raw.run("LOGIN alice alicepw").await?;
-        raw.run("SELECT INBOX").await?;
-        Ok(raw)
-    }
-
-    /// Sends a command and reads to its tagged answer; returns the bytes read.
-    async fn run(&mut self, cmd: &str) -> Result<u64> {
-        self.tag += 1;
-        let tag = format!("b{}", self.tag);
-        self.r
-            .get_mut()
-            .write_all(format!("{tag} {cmd}\r\n").as_bytes())
-            .await?;
-        let done = format!("\r\n{tag} ");
-        let mut tail: Vec<u8> = b"\r\n".to_vec();
-        let mut buf = vec![0u8; 256 << 10];
-        let mut read = 0u64;
-        loop {
-            let n = self.r.read(&mut buf).await?;
-            if n == 0 {
-                bail!("{cmd}: connection closed");
-            }
-            read += n as u64;
-            tail.extend_from_slice(&buf[..n]);
-            if let Some(at) = find(&tail, done.as_bytes()) {
-                let line = String::from_utf8_lossy(&tail[at + 2..]).to_string();
-                if !line.starts_with(&format!("{tag} OK")) {
-                    bail!("{cmd}: {line}");
-                }
-                // Read the rest of the tagged line.
-                if !line.contains('\n') {
-                    let mut rest = String::new();
-                    self.r.read_line(&mut rest).await?;
-                }
-                return Ok(read);
-            }
-            let keep = tail.len().saturating_sub(done.len() + 8);
-            tail.drain(..keep);
-        }
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
 
 async fn floor(port: u16) -> Result<(Duration, u64)> {
     let mut raw = Raw::login(port).await?;
@@ -276,11 +155,6 @@ fn cpu_of(name: &str) -> f64 {
             .sum::<u64>();
     }
     ticks as f64 / 100.0
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 #[tokio::main]
