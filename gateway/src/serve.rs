@@ -197,6 +197,8 @@ pub async fn run(
         changes: changes_tx.clone(),
         tls: mail_tls.clone(),
         sessions: Arc::default(),
+        snapshots: Arc::default(),
+        structures: Arc::default(),
     };
     let imap_limits = PortLimits {
         max_connections: limits.imap_max_connections,

@@ -13,6 +13,7 @@ use imap_next::server::Server;
 use uuid::Uuid;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::fetch;
 use super::selected::{Selected, flags_item, nz, nz64};
@@ -59,7 +60,7 @@ fn nstring(bytes: Vec<u8>) -> NString<'static> {
 
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn fetch_messages(
-    store: &Store,
+    (store, cache): (&Store, &structure::Cache),
     tenant: Uuid,
     sel: &mut Selected,
     server: &mut Server,
@@ -135,7 +136,7 @@ pub(super) async fn fetch_messages(
         // batch at a time; with them, from the bytes at hand.
         let kept = if needs_structure && !needs_bytes {
             let rows: Vec<&MessageRow> = batch.iter().map(|&i| &sel.messages[i]).collect();
-            structure::load(store, tenant, &rows).await?
+            structure::load(store, cache, tenant, &rows).await?
         } else {
             HashMap::new()
         };
@@ -166,7 +167,7 @@ async fn fetch_one(
     i: usize,
     names: &mut Vec<MessageDataItemName<'static>>,
     (mark_seen, needs_bytes, needs_structure): (bool, bool, bool),
-    kept: &HashMap<[u8; 32], Structure>,
+    kept: &HashMap<[u8; 32], Arc<Structure>>,
 ) -> std::result::Result<(), String> {
     if mark_seen && !sel.messages[i].flags.iter().any(|f| f == "\\Seen") {
         let mut flags = sel.messages[i].flags.clone();
@@ -192,7 +193,7 @@ async fn fetch_one(
     };
     let computed;
     let shape = match kept.get(&m.sha) {
-        Some(s) => Some(s),
+        Some(s) => Some(s.as_ref()),
         // With the bytes at hand (a FETCH of sections too), computed from them.
         None if needs_bytes && needs_structure => {
             computed = Structure::of(&bytes);

@@ -38,6 +38,7 @@ pub mod qresync;
 pub mod search;
 pub mod selected;
 pub mod session;
+pub mod snapshots;
 pub mod starttls;
 pub mod structure;
 
@@ -71,6 +72,10 @@ pub struct ImapState {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// Logged-in sessions per user on this process.
     pub sessions: Arc<std::sync::Mutex<std::collections::HashMap<uuid::Uuid, usize>>>,
+    /// Mailbox snapshots, for SELECTs of unchanged mailboxes.
+    pub snapshots: Arc<snapshots::Snapshots>,
+    /// Message structures last fetched.
+    pub structures: Arc<structure::Cache>,
 }
 
 /// One user's place among the logged-in sessions; given back on drop.

@@ -263,7 +263,7 @@ pub(super) async fn command(
                     let condstore = s.condstore;
                     let sel = s.selected.as_mut().expect("checked above");
                     let status = super::fetching::fetch_messages(
-                        &s.state.store,
+                        (&s.state.store, &s.state.structures),
                         tenant,
                         sel,
                         server,
@@ -453,7 +453,12 @@ async fn select(
         server.enqueue_status(no(tag, "the mailbox holds no messages (\\Noselect)"));
         return;
     }
-    let messages = match s.state.store.mailbox_messages(user.tenant, row.id).await {
+    let messages = match s
+        .state
+        .snapshots
+        .messages(&s.state.store, user.tenant, row.id, row.head)
+        .await
+    {
         Ok(m) => m,
         Err(e) => {
             server.enqueue_status(no(tag, format!("cannot read the mailbox: {e}")));

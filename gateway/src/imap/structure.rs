@@ -2,9 +2,12 @@
 //! body's structure is computed once from its bytes (`mime`), kept in the store as
 //! JSON of the imap-types values, and read back a batch of messages at a time. A
 //! client filling its cache (`FETCH 1:* (UID FLAGS ENVELOPE BODYSTRUCTURE)`) then
-//! costs one query per batch instead of one whole message per message.
+//! costs one query per batch instead of one whole message per message. The
+//! structures last used also stay in memory ([`Cache`], bounded), so a mailbox
+//! fetched again is answered without the database or JSON.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use imap_next::imap_types::body::BodyStructure;
 use imap_next::imap_types::envelope::Envelope;
@@ -57,22 +60,82 @@ impl Structure {
     }
 }
 
-/// The structures of `messages` (a batch), by body hash: those kept are read in
-/// one query, the others computed from their bytes and kept for the next time.
+/// Structures held in memory across sessions, at most (a few KB each).
+pub const CACHE_ENTRIES: usize = 50_000;
+
+/// The structures last used, by tenant and body hash; when full, the older half
+/// goes.
+#[derive(Default)]
+pub struct Cache {
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    entries: HashMap<(Uuid, [u8; 32]), (Arc<Structure>, u64)>,
+    clock: u64,
+}
+
+impl Cache {
+    fn get(&self, tenant: Uuid, sha: &[u8; 32]) -> Option<Arc<Structure>> {
+        let mut inner = self.inner.lock().ok()?;
+        inner.clock += 1;
+        let now = inner.clock;
+        let (s, used) = inner.entries.get_mut(&(tenant, *sha))?;
+        *used = now;
+        Some(s.clone())
+    }
+
+    fn put(&self, tenant: Uuid, sha: [u8; 32], s: Arc<Structure>) {
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
+        if inner.entries.len() >= CACHE_ENTRIES {
+            let mut ages: Vec<u64> = inner.entries.values().map(|(_, u)| *u).collect();
+            let middle = ages.len() / 2;
+            let (_, cut, _) = ages.select_nth_unstable(middle);
+            let cut = *cut;
+            inner.entries.retain(|_, (_, used)| *used > cut);
+        }
+        inner.clock += 1;
+        let now = inner.clock;
+        inner.entries.insert((tenant, sha), (s, now));
+    }
+}
+
+/// The structures of `messages` (a batch), by body hash: from memory, else those
+/// kept in the store (one query), else computed from their bytes and kept.
 pub async fn load(
     store: &Store,
+    cache: &Cache,
     tenant: Uuid,
     messages: &[&MessageRow],
-) -> Result<HashMap<[u8; 32], Structure>, String> {
-    let shas: Vec<[u8; 32]> = messages.iter().map(|m| m.sha).collect();
+) -> Result<HashMap<[u8; 32], Arc<Structure>>, String> {
+    let mut out: HashMap<[u8; 32], Arc<Structure>> = HashMap::with_capacity(messages.len());
+    for m in messages {
+        if let Some(s) = cache.get(tenant, &m.sha) {
+            out.insert(m.sha, s);
+        }
+    }
+    let shas: Vec<[u8; 32]> = messages
+        .iter()
+        .filter(|m| !out.contains_key(&m.sha))
+        .map(|m| m.sha)
+        .collect();
+    if shas.is_empty() {
+        return Ok(out);
+    }
     let kept = store
         .structures(tenant, VERSION, &shas)
         .await
         .map_err(|e| format!("cannot read message structures: {e}"))?;
-    let mut out: HashMap<[u8; 32], Structure> = kept
-        .iter()
-        .filter_map(|(sha, row)| Some((*sha, Structure::from_row(row)?)))
-        .collect();
+    for (sha, row) in &kept {
+        if let Some(s) = Structure::from_row(row) {
+            let s = Arc::new(s);
+            cache.put(tenant, *sha, s.clone());
+            out.insert(*sha, s);
+        }
+    }
     let mut new_rows = Vec::new();
     for m in messages {
         if out.contains_key(&m.sha) {
@@ -83,10 +146,11 @@ pub async fn load(
             .await
             .map_err(|e| format!("cannot read the message: {e}"))?
             .unwrap_or_default();
-        let s = Structure::of(&bytes);
+        let s = Arc::new(Structure::of(&bytes));
         if let Ok(row) = s.to_row() {
             new_rows.push((m.sha, row));
         }
+        cache.put(tenant, m.sha, s.clone());
         out.insert(m.sha, s);
     }
     // Keeping is a saving for later, never a reason to fail this FETCH.
