@@ -21,8 +21,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, Wr
 const READ_CHUNK: usize = 256 << 10;
 
 /// A socket an IMAP session runs over.
-pub trait Socket: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Socket for T {}
+pub trait Socket: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Socket for T {}
 
 /// One connection's socket, with what is waiting to be written.
 pub struct Connection {
@@ -79,6 +79,36 @@ impl Connection {
         self.write.write_all(&self.out).await?;
         self.out.clear();
         self.write.flush().await
+    }
+
+    /// Writes what `state` has queued until `sent` says an event marks the end of
+    /// it, reading nothing: a server answering a long command in parts sends each
+    /// part before it makes the next, so the answer is never held whole. Stops early
+    /// when nothing is left to send.
+    pub async fn send_until<F: State>(
+        &mut self,
+        mut state: F,
+        sent: impl Fn(&F::Event) -> bool,
+    ) -> Result<(), ConnectionError<F::Error>> {
+        loop {
+            match state.next() {
+                Ok(event) if sent(&event) => break,
+                // Only the answers queued before ours can come first.
+                Ok(_) => {}
+                Err(Interrupt::Error(e)) => return Err(ConnectionError::State(e)),
+                Err(Interrupt::Io(Io::Output(_))) if self.skip_first_output => {
+                    self.skip_first_output = false;
+                }
+                Err(Interrupt::Io(Io::Output(bytes))) => {
+                    self.out.extend_from_slice(&bytes);
+                    self.write.write_all(&self.out).await?;
+                    self.out.clear();
+                }
+                Err(Interrupt::Io(Io::NeedMoreInput)) => break,
+            }
+        }
+        self.flush().await?;
+        Ok(())
     }
 
     /// Drives `state` until its next event, reading and writing as it asks.

@@ -359,3 +359,51 @@ async fn offlineimap_syncs_two_way_through_the_gateway_and_a_second_run_moves_no
     );
     Ok(())
 }
+
+/// A FETCH larger than one batch of answers (500 messages) is written out a batch
+/// at a time; every message is answered once, in order, with the same structures
+/// as Dovecot gives for the same mailbox.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fetch_of_many_messages_answers_each_once_in_order() -> Result<()> {
+    let Scenario { d, dc, .. } = Scenario::start("imap-endpoint-large-fetch").await?;
+    let n = 1_234;
+    postern_e2e::mailbench::fill_maildir(&dc, n)?;
+    let _conn = connector(&d, &dc)?;
+    imported(&d, "/INBOX", n).await?;
+    let pw = password(&d)?;
+    let steps = |login: Value| {
+        json!([
+            login,
+            {"call": "select", "args": ["INBOX", true]},
+            {"call": "fetch", "args": ["1:*", "(UID ENVELOPE BODYSTRUCTURE)"]},
+        ])
+    };
+    let ours = answers(&imaplib::run(d.gateway.imap_port, steps(login(&pw))).await?[2]);
+    let theirs =
+        answers(&imaplib::run(dc.port, steps(json!({"login": ["alice", "alicepw"]}))).await?[2]);
+    assert_eq!(ours.len(), n, "one answer per message");
+    let seqs: Vec<usize> = ours
+        .iter()
+        .filter_map(|a| a.split_once(' ')?.0.parse().ok())
+        .collect();
+    assert_eq!(seqs, (1..=n).collect::<Vec<_>>(), "in order, each once");
+    // The gateway numbers messages its own way (UIDs, and the order of import);
+    // the answers after the UID are the same set as Dovecot's.
+    let after_uid = |all: &[String]| {
+        let mut v: Vec<String> = all
+            .iter()
+            .map(|a| {
+                a.split_once("ENVELOPE")
+                    .map(|(_, rest)| rest.replace("(\"TEXT\" ", "(\"text\" "))
+                    .unwrap_or_default()
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert!(
+        after_uid(&ours) == after_uid(&theirs),
+        "the same answers as Dovecot"
+    );
+    Ok(())
+}

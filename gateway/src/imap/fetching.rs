@@ -9,7 +9,8 @@ use imap_next::imap_types::fetch::{
 };
 use imap_next::imap_types::response::Data;
 use imap_next::imap_types::sequence::SequenceSet;
-use imap_next::server::Server;
+use imap_next::server::{Event, ResponseHandle, Server};
+use postern_imap::io::Connection;
 use uuid::Uuid;
 
 use std::collections::HashMap;
@@ -63,7 +64,7 @@ pub(super) async fn fetch_messages(
     (store, cache): (&Store, &structure::Cache),
     tenant: Uuid,
     sel: &mut Selected,
-    server: &mut Server,
+    (server, io): (&mut Server, &mut Connection),
     set: &SequenceSet,
     uid: bool,
     names: MacroOrMessageDataItemNames<'static>,
@@ -131,6 +132,7 @@ pub(super) async fn fetch_messages(
         .into_iter()
         .filter(|&i| changed_since.is_none_or(|c| sel.messages[i].modseq as u64 > c))
         .collect();
+    let mut last: Option<ResponseHandle> = None;
     for batch in picked.chunks(structure::BATCH) {
         // Without the bytes, structures come kept (or are computed and kept) a
         // batch at a time; with them, from the bytes at hand.
@@ -140,8 +142,19 @@ pub(super) async fn fetch_messages(
         } else {
             HashMap::new()
         };
+        if last.is_some() {
+            // The batch before is written out before this one is made: a large
+            // FETCH holds one batch of answers, not the whole mailbox's.
+            let until = last.take();
+            io.send_until(
+                &mut *server,
+                |e| matches!(e, Event::ResponseSent { handle, .. } if Some(*handle) == until),
+            )
+            .await
+            .map_err(|e| format!("cannot send the answer: {e}"))?;
+        }
         for &i in batch {
-            fetch_one(
+            last = fetch_one(
                 store,
                 tenant,
                 sel,
@@ -168,7 +181,7 @@ async fn fetch_one(
     names: &mut Vec<MessageDataItemName<'static>>,
     (mark_seen, needs_bytes, needs_structure): (bool, bool, bool),
     kept: &HashMap<[u8; 32], Arc<Structure>>,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<Option<ResponseHandle>, String> {
     if mark_seen && !sel.messages[i].flags.iter().any(|f| f == "\\Seen") {
         let mut flags = sel.messages[i].flags.clone();
         flags.push("\\Seen".into());
@@ -266,9 +279,8 @@ async fn fetch_one(
             other => return Err(format!("{other:?} is not served yet")),
         });
     }
-    server.enqueue_data(Data::Fetch {
+    Ok(Some(server.enqueue_data(Data::Fetch {
         seq: nz(i as u32 + 1),
         items: Vec1::try_from(items).map_err(|_| "nothing to fetch".to_string())?,
-    });
-    Ok(())
+    })))
 }

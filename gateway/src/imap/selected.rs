@@ -266,7 +266,7 @@ pub(super) async fn command(
                         (&s.state.store, &s.state.structures),
                         tenant,
                         sel,
-                        server,
+                        (server, &mut s.io),
                         &sequence_set,
                         uid,
                         macro_or_item_names,

@@ -61,6 +61,8 @@ pub(super) struct Session {
     pub pending_auth: Option<imap_next::imap_types::core::Tag<'static>>,
     /// This session's place among its user's sessions.
     pub slot: Option<super::SessionSlot>,
+    /// The connection.
+    pub io: Connection,
 }
 
 /// Serves one connection until the client logs out, goes silent or breaks the
@@ -116,6 +118,7 @@ async fn serve(
         idle: None,
         pending_auth: None,
         slot: None,
+        io,
     };
     loop {
         let (wait, limit) = match s.user {
@@ -123,7 +126,7 @@ async fn serve(
             Some(_) => (s.state.limits.imap_idle_timeout, max + (64 << 10)),
         };
         let event = tokio::select! {
-            e = io.next_within(&mut server, limit) => e,
+            e = s.io.next_within(&mut server, limit) => e,
             nudge = changes.recv(), if s.idle.is_some() => {
                 let ours = match (&nudge, &s.selected, &s.user) {
                     (Ok((t, c)), Some(sel), Some(u)) => *t == u.tenant && *c == sel.id,
@@ -138,7 +141,7 @@ async fn serve(
             }
             _ = tokio::time::sleep(wait) => {
                 bye(&mut server, "autologout: idle too long");
-                let _ = io.next(&mut server).await;
+                let _ = s.io.next(&mut server).await;
                 return;
             }
         };
@@ -197,7 +200,7 @@ async fn serve(
         if flow == Flow::Close {
             // Write what is queued (the BYE and the tagged OK), then close.
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-                while let Ok(event) = io.next(&mut server).await {
+                while let Ok(event) = s.io.next(&mut server).await {
                     if let Event::ResponseSent { response, .. } = event
                         && matches!(
                             response,
@@ -209,7 +212,7 @@ async fn serve(
                 }
             })
             .await;
-            let _ = io.flush().await;
+            let _ = s.io.flush().await;
             return;
         }
     }
