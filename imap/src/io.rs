@@ -82,14 +82,18 @@ impl Connection {
     }
 
     /// Writes what `state` has queued until `sent` says an event marks the end of
-    /// it, reading nothing: a server answering a long command in parts sends each
-    /// part before it makes the next, so the answer is never held whole. Stops early
-    /// when nothing is left to send.
+    /// it: a server answering a long command in parts sends each part before it
+    /// makes the next, so the answer is never held whole. Stops early when nothing
+    /// is left to send. What the peer sends meanwhile is read and handed to `state`
+    /// for later (so a peer that writes before it reads cannot deadlock the two), at
+    /// most `limit` bytes.
     pub async fn send_until<F: State>(
         &mut self,
         mut state: F,
         sent: impl Fn(&F::Event) -> bool,
+        limit: usize,
     ) -> Result<(), ConnectionError<F::Error>> {
+        let mut read = 0usize;
         loop {
             match state.next() {
                 Ok(event) if sent(&event) => break,
@@ -101,8 +105,28 @@ impl Connection {
                 }
                 Err(Interrupt::Io(Io::Output(bytes))) => {
                     self.out.extend_from_slice(&bytes);
-                    self.write.write_all(&self.out).await?;
-                    self.out.clear();
+                    while !self.out.is_empty() {
+                        tokio::select! {
+                            n = self.write.write(&self.out) => {
+                                let n = n?;
+                                if n == 0 {
+                                    return Err(ConnectionError::Closed);
+                                }
+                                self.out.drain(..n);
+                            }
+                            n = self.read.read(&mut self.buf) => {
+                                let n = n?;
+                                if n == 0 {
+                                    return Err(ConnectionError::Closed);
+                                }
+                                read += n;
+                                if read > limit {
+                                    return Err(ConnectionError::TooLarge);
+                                }
+                                state.enqueue_input(&self.buf[..n]);
+                            }
+                        }
+                    }
                 }
                 Err(Interrupt::Io(Io::NeedMoreInput)) => break,
             }

@@ -405,5 +405,33 @@ async fn a_fetch_of_many_messages_answers_each_once_in_order() -> Result<()> {
         after_uid(&ours) == after_uid(&theirs),
         "the same answers as Dovecot"
     );
+
+    // A client that sends its next command (a 20 MB APPEND) before it reads the
+    // answer of a FETCH larger than the sockets' buffers: the gateway reads while it
+    // writes, so neither side waits for the other forever.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", d.gateway.imap_port)).await?;
+    let literal = postern_e2e::mail::multipart("pipelined", 20_000_000, 7);
+    let mut out = format!(
+        "a LOGIN \"alice@acme\" \"{pw}\"\r\nb SELECT INBOX\r\nc FETCH 1:* (BODY.PEEK[])\r\nd APPEND INBOX {{{}+}}\r\n",
+        literal.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(&literal);
+    out.extend_from_slice(b"\r\ne LOGOUT\r\n");
+    let exchange = async {
+        sock.write_all(&out).await?;
+        let mut answer = Vec::new();
+        sock.read_to_end(&mut answer).await?;
+        Ok::<Vec<u8>, anyhow::Error>(answer)
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(120), exchange)
+        .await
+        .map_err(|_| anyhow::anyhow!("the pipelined FETCH and APPEND never finished"))??;
+    let text = String::from_utf8_lossy(&answer);
+    for done in ["\r\nc OK", "\r\nd OK", "\r\ne OK"] {
+        let end = &text[text.len().saturating_sub(400)..];
+        assert!(text.contains(done), "{done:?} missing; the end: {end:?}");
+    }
     Ok(())
 }

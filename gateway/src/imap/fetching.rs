@@ -64,7 +64,7 @@ pub(super) async fn fetch_messages(
     (store, cache): (&Store, &structure::Cache),
     tenant: Uuid,
     sel: &mut Selected,
-    (server, io): (&mut Server, &mut Connection),
+    (server, io, limit): (&mut Server, &mut Connection, usize),
     set: &SequenceSet,
     uid: bool,
     names: MacroOrMessageDataItemNames<'static>,
@@ -149,6 +149,7 @@ pub(super) async fn fetch_messages(
             io.send_until(
                 &mut *server,
                 |e| matches!(e, Event::ResponseSent { handle, .. } if Some(*handle) == until),
+                limit,
             )
             .await
             .map_err(|e| format!("cannot send the answer: {e}"))?;

@@ -266,7 +266,11 @@ pub(super) async fn command(
                         (&s.state.store, &s.state.structures),
                         tenant,
                         sel,
-                        (server, &mut s.io),
+                        (
+                            server,
+                            &mut s.io,
+                            s.state.limits.imap_max_message_bytes + (64 << 10),
+                        ),
                         &sequence_set,
                         uid,
                         macro_or_item_names,

@@ -144,8 +144,12 @@ pub async fn load(
         let bytes = store
             .body_range(tenant, &m.sha, 0, u64::from(m.size))
             .await
-            .map_err(|e| format!("cannot read the message: {e}"))?
-            .unwrap_or_default();
+            .map_err(|e| format!("cannot read the message: {e}"))?;
+        let Some(bytes) = bytes else {
+            // No body (yet): answered as an empty message, and nothing is kept.
+            out.insert(m.sha, Arc::new(Structure::of(b"")));
+            continue;
+        };
         let s = Arc::new(Structure::of(&bytes));
         if let Ok(row) = s.to_row() {
             new_rows.push((m.sha, row));
