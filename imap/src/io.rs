@@ -115,15 +115,7 @@ impl Connection {
                                 self.out.drain(..n);
                             }
                             n = self.read.read(&mut self.buf) => {
-                                let n = n?;
-                                if n == 0 {
-                                    return Err(ConnectionError::Closed);
-                                }
-                                read += n;
-                                if read > limit {
-                                    return Err(ConnectionError::TooLarge);
-                                }
-                                state.enqueue_input(&self.buf[..n]);
+                                self.took(&mut state, n, &mut read, limit)?;
                             }
                         }
                     }
@@ -132,6 +124,27 @@ impl Connection {
             }
         }
         self.flush().await?;
+        Ok(())
+    }
+
+    /// Hands the `n` bytes just read into the buffer to `state`, counted against
+    /// `limit` (the bytes read so far are `read`).
+    fn took<F: State>(
+        &self,
+        state: &mut F,
+        n: std::io::Result<usize>,
+        read: &mut usize,
+        limit: usize,
+    ) -> Result<(), ConnectionError<F::Error>> {
+        let n = n?;
+        if n == 0 {
+            return Err(ConnectionError::Closed);
+        }
+        *read += n;
+        if *read > limit {
+            return Err(ConnectionError::TooLarge);
+        }
+        state.enqueue_input(&self.buf[..n]);
         Ok(())
     }
 
@@ -163,27 +176,12 @@ impl Connection {
                 Err(Interrupt::Io(Io::NeedMoreInput)) => {}
             }
             if self.out.is_empty() {
-                let n = self.read.read(&mut self.buf).await?;
-                if n == 0 {
-                    return Err(ConnectionError::Closed);
-                }
-                read += n;
-                if read > limit {
-                    return Err(ConnectionError::TooLarge);
-                }
-                state.enqueue_input(&self.buf[..n]);
+                let n = self.read.read(&mut self.buf).await;
+                self.took(&mut state, n, &mut read, limit)?;
             } else {
                 tokio::select! {
                     n = self.read.read(&mut self.buf) => {
-                        let n = n?;
-                        if n == 0 {
-                            return Err(ConnectionError::Closed);
-                        }
-                        read += n;
-                        if read > limit {
-                            return Err(ConnectionError::TooLarge);
-                        }
-                        state.enqueue_input(&self.buf[..n]);
+                        self.took(&mut state, n, &mut read, limit)?;
                     }
                     n = self.write.write(&self.out) => {
                         let n = n?;
