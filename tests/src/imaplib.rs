@@ -162,6 +162,17 @@ pub fn login(pw: &str) -> Value {
     serde_json::json!({"login": ["alice@acme", pw]})
 }
 
+/// The flags of every copy of test message `n` (`<note-n@…>`, see
+/// [`crate::mail::message`]) among [`dovecot_flags`]' answer.
+pub fn note_flags(flags: &[(String, String)], n: u32) -> Vec<String> {
+    let id = format!("<note-{n}@");
+    flags
+        .iter()
+        .filter(|(m, _)| m.contains(&id))
+        .map(|(_, f)| f.clone())
+        .collect()
+}
+
 /// Dovecot's flags of each message of `mailbox`, by the Message-ID they carry.
 pub async fn dovecot_flags(port: u16, mailbox: &str) -> Result<Vec<(String, String)>> {
     let r = run(

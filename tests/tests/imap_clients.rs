@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 use postern_core::mail::Flags;
-use postern_e2e::imaplib::{self, app_password as password, dovecot_flags, lines, literals, login};
+use postern_e2e::imaplib::{
+    self, app_password as password, dovecot_flags, lines, literals, login, note_flags,
+};
 use postern_e2e::mail::{Scenario, connector, imported, message};
 use postern_e2e::wait_until;
 use serde_json::{Value, json};
@@ -139,13 +141,7 @@ async fn mbsync_syncs_two_way_through_the_gateway_and_a_second_run_moves_nothing
         Duration::from_secs(30),
         || async {
             let flags = dovecot_flags(dc.port, "INBOX").await?;
-            let of = |n: u32| {
-                flags
-                    .iter()
-                    .filter(|(id, _)| id.contains(&format!("<note-{n}@")))
-                    .map(|(_, f)| f.clone())
-                    .collect::<Vec<_>>()
-            };
+            let of = |n: u32| note_flags(&flags, n);
             let done = of(1).len() == 1 && of(1)[0].contains("\\Seen") && of(8).len() == 1;
             Ok(done.then_some(()))
         },

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Result;
 use postern_core::mail::Flags;
 use postern_e2e::imaplib::{
-    self, Idling, app_password as password, dovecot_flags, lines, literals, login,
+    self, Idling, app_password as password, dovecot_flags, lines, literals, login, note_flags,
 };
 use postern_e2e::mail::{Scenario, connector, imported, message};
 use postern_e2e::wait_until;
@@ -118,12 +118,7 @@ async fn a_mail_client_reads_what_was_imported_and_its_changes_reach_dovecot() -
         Duration::from_secs(30),
         || async {
             let flags = dovecot_flags(dc.port, "INBOX").await?;
-            let of = |n: u32| {
-                flags
-                    .iter()
-                    .find(|(id, _)| id.contains(&format!("<note-{n}@")))
-                    .map(|(_, f)| f.clone())
-            };
+            let of = |n: u32| note_flags(&flags, n).into_iter().next();
             // Keywords are case-insensitive (the connector keeps them in lower case).
             let done = of(2)
                 .is_some_and(|f| f.contains("\\Flagged") && f.to_lowercase().contains("$work"))
@@ -662,12 +657,7 @@ async fn changes_made_while_the_connector_is_away_reach_dovecot_when_it_returns(
         Duration::from_secs(60),
         || async {
             let flags = dovecot_flags(dc.port, "INBOX").await?;
-            let of = |n: u32| {
-                flags
-                    .iter()
-                    .find(|(id, _)| id.contains(&format!("<note-{n}@")))
-                    .map(|(_, f)| f.clone())
-            };
+            let of = |n: u32| note_flags(&flags, n).into_iter().next();
             let done = flags.len() == 3
                 && of(1).is_some_and(|f| f.contains("\\Flagged"))
                 && of(5).is_some_and(|f| f.contains("\\Seen"));
